@@ -1,0 +1,113 @@
+//! The one domain error enum. Meanings only: no HTTP status, no cloud error code. Each dialect
+//! maps every variant (exhaustively, no `_`) to its own wire error in its `error.rs`.
+
+use thiserror::Error;
+
+/// What kind of thing an error is about; dialects use it to pick messages and extra fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Certificate,
+    CaCertificate,
+    Transfer,
+    Thing,
+    Policy,
+    Attachment,
+    RegistrationCode,
+    Account,
+    AccessKey,
+    Issuer,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Certificate => "certificate",
+            Resource::CaCertificate => "CA certificate",
+            Resource::Transfer => "transfer",
+            Resource::Thing => "thing",
+            Resource::Policy => "policy",
+            Resource::Attachment => "attachment",
+            Resource::RegistrationCode => "registration code",
+            Resource::Account => "account",
+            Resource::AccessKey => "access key",
+            Resource::Issuer => "issuing CA",
+        }
+    }
+}
+
+/// How a finished transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferOutcome {
+    Accepted,
+    Rejected,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum DomainError {
+    #[error("the {} {id} does not exist", .resource.name())]
+    NotFound { resource: Resource, id: String },
+    #[error("the {} {id} already exists", .resource.name())]
+    AlreadyExists { resource: Resource, id: String },
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The entity is in a state that forbids the action (AWS: CertificateStateException).
+    #[error("{message}")]
+    WrongState { current: String, message: String },
+    /// Accept, reject or cancel on a transfer that has already ended.
+    #[error("the transfer has already been {}", outcome_word(*.outcome))]
+    TransferFinished { outcome: TransferOutcome },
+    /// The caller is a party to the resource but not the one allowed to do this.
+    #[error("{0}")]
+    NotPermitted(String),
+    /// Still attached to a thing or a policy.
+    #[error("{0}")]
+    StillAttached(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
+    QuotaExhausted(String),
+    /// The certificate itself is unacceptable (bad signature, unknown issuer, expired...).
+    #[error("{0}")]
+    BadCertificate(String),
+    /// The proof of possession does not carry the expected registration code.
+    #[error("{0}")]
+    RegistrationCodeMismatch(String),
+    /// More than one registered CA could have signed the certificate.
+    #[error("{0}")]
+    AmbiguousIssuer(String),
+    /// A compare-and-set lost a race; services re-read and re-decide.
+    #[error("the record changed underneath this request")]
+    Stale,
+    #[error("{0} is not implemented by certplane")]
+    NotImplemented(String),
+    #[error("the service is temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn outcome_word(o: TransferOutcome) -> &'static str {
+    match o {
+        TransferOutcome::Accepted => "accepted",
+        TransferOutcome::Rejected => "rejected",
+        TransferOutcome::Cancelled => "cancelled",
+    }
+}
+
+impl DomainError {
+    pub fn not_found(resource: Resource, id: impl Into<String>) -> Self {
+        DomainError::NotFound {
+            resource,
+            id: id.into(),
+        }
+    }
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        DomainError::InvalidInput(msg.into())
+    }
+    pub fn internal(ctx: impl std::fmt::Display) -> Self {
+        DomainError::Internal(ctx.to_string())
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

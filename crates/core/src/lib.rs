@@ -1,0 +1,22 @@
+//! certplane's domain core: entities and their state machines, the one domain error enum,
+//! the clock, and the `Store` trait. No sockets, no SQL, no wire formats live here.
+
+pub mod accounts;
+pub mod authz;
+pub mod ca_certificates;
+pub mod certificates;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod paging;
+pub mod policies;
+pub mod registry;
+pub mod service;
+pub mod store;
+pub mod things;
+pub mod transfers;
+
+pub use clock::Clock;
+pub use error::DomainError;
+pub use ids::{CertificateId, Scope};
+pub use service::Core;

@@ -1,0 +1,248 @@
+//! The storage seam. Entities are kept as documents: a kind, a unique key, a few indexed columns
+//! (account, region, two secondary keys) and a JSON body. Every engine implements this one trait;
+//! the typed helpers at the bottom convert entities to and from documents.
+//!
+//! Every state change goes through [`Store::apply`]: all its writes commit in one durable
+//! transaction or none do, and each `Update`/`Delete` is a compare-and-set on the version read
+//! earlier, so of two racing calls only one can win.
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{DomainError, DomainResult};
+
+/// The kinds of document certplane keeps. The string is the stored name: never change one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Certificate,
+    Transfer,
+    CaCertificate,
+    RegistrationCode,
+    Thing,
+    Policy,
+    ThingPrincipal,
+    PolicyTarget,
+    Account,
+    AccessKey,
+    Issuer,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Certificate,
+        Kind::Transfer,
+        Kind::CaCertificate,
+        Kind::RegistrationCode,
+        Kind::Thing,
+        Kind::Policy,
+        Kind::ThingPrincipal,
+        Kind::PolicyTarget,
+        Kind::Account,
+        Kind::AccessKey,
+        Kind::Issuer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Certificate => "certificate",
+            Kind::Transfer => "transfer",
+            Kind::CaCertificate => "ca_certificate",
+            Kind::RegistrationCode => "registration_code",
+            Kind::Thing => "thing",
+            Kind::Policy => "policy",
+            Kind::ThingPrincipal => "thing_principal",
+            Kind::PolicyTarget => "policy_target",
+            Kind::Account => "account",
+            Kind::AccessKey => "access_key",
+            Kind::Issuer => "issuer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Kinds that `reset` (dev mode) keeps: the issuing CA and the credentials.
+    pub fn survives_reset(self) -> bool {
+        matches!(self, Kind::Issuer | Kind::Account | Kind::AccessKey)
+    }
+}
+
+/// One stored document as the engines see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub kind: Kind,
+    pub key: String,
+    pub account: String,
+    pub region: String,
+    pub idx1: Option<String>,
+    pub idx2: Option<String>,
+    /// JSON text of the entity.
+    pub body: String,
+}
+
+/// A document read back, with its compare-and-set version and its insertion sequence number
+/// (the stable creation order that list pages follow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDoc {
+    pub doc: Doc,
+    pub version: i64,
+    pub seq: i64,
+}
+
+/// One write inside an [`Store::apply`] batch.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Fails the batch with `AlreadyExists` when (kind, key) is taken.
+    Insert(Doc),
+    /// Inserts unless (kind, key) is taken; never fails for that reason.
+    InsertIfAbsent(Doc),
+    /// Replaces the document if its version is still `expected_version`; else the batch is
+    /// `Stale`. The stored version becomes `expected_version + 1`.
+    Update { doc: Doc, expected_version: i64 },
+    /// Deletes the document if its version is still `expected_version`; else `Stale`.
+    Delete {
+        kind: Kind,
+        key: String,
+        expected_version: i64,
+    },
+}
+
+/// Which documents of one kind a query wants. `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub idx1: Option<String>,
+    pub idx2: Option<String>,
+    /// Matches documents whose account **or** idx2 equals this (owner or transfer target).
+    pub account_or_idx2: Option<String>,
+    /// Only documents that have an idx2.
+    pub has_idx2: bool,
+}
+
+/// A page request in creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Continue after (ascending) or before (descending) this sequence number.
+    pub after_seq: Option<i64>,
+    pub limit: usize,
+    pub ascending: bool,
+}
+
+impl PageQuery {
+    pub fn all() -> Self {
+        PageQuery {
+            after_seq: None,
+            limit: usize::MAX,
+            ascending: true,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>>;
+    async fn query(&self, kind: Kind, filter: &Filter, page: PageQuery)
+        -> DomainResult<Vec<StoredDoc>>;
+    async fn count(&self, kind: Kind, filter: &Filter) -> DomainResult<u64>;
+    /// Commits every write or none, durably, before returning.
+    async fn apply(&self, writes: Vec<Write>) -> DomainResult<()>;
+    /// Dev mode: deletes every document whose kind does not survive a reset.
+    async fn reset(&self) -> DomainResult<()>;
+}
+
+/// An entity kept as a document.
+pub trait Document: Serialize + DeserializeOwned + Send + Sync {
+    const KIND: Kind;
+    fn key(&self) -> String;
+    fn account(&self) -> String;
+    fn region(&self) -> String;
+    fn idx1(&self) -> Option<String> {
+        None
+    }
+    fn idx2(&self) -> Option<String> {
+        None
+    }
+
+    fn to_doc(&self) -> DomainResult<Doc> {
+        Ok(Doc {
+            kind: Self::KIND,
+            key: self.key(),
+            account: self.account(),
+            region: self.region(),
+            idx1: self.idx1(),
+            idx2: self.idx2(),
+            body: serde_json::to_string(self).map_err(|e| {
+                DomainError::internal(format!("encoding {}: {e}", Self::KIND.as_str()))
+            })?,
+        })
+    }
+}
+
+/// A typed entity read back with its version and sequence number.
+#[derive(Debug, Clone)]
+pub struct Stored<T> {
+    pub value: T,
+    pub version: i64,
+    pub seq: i64,
+}
+
+impl<T: Document> Stored<T> {
+    pub fn decode(d: StoredDoc) -> DomainResult<Self> {
+        let value = serde_json::from_str(&d.doc.body).map_err(|e| {
+            DomainError::internal(format!(
+                "decoding {} {}: {e}",
+                d.doc.kind.as_str(),
+                d.doc.key
+            ))
+        })?;
+        Ok(Stored {
+            value,
+            version: d.version,
+            seq: d.seq,
+        })
+    }
+
+    /// The compare-and-set update of this entity to `new`.
+    pub fn update_to(&self, new: &T) -> DomainResult<Write> {
+        Ok(Write::Update {
+            doc: new.to_doc()?,
+            expected_version: self.version,
+        })
+    }
+
+    pub fn delete(&self) -> Write {
+        Write::Delete {
+            kind: T::KIND,
+            key: self.value.key(),
+            expected_version: self.version,
+        }
+    }
+}
+
+pub fn insert<T: Document>(v: &T) -> DomainResult<Write> {
+    Ok(Write::Insert(v.to_doc()?))
+}
+
+/// Typed reads over any `Store`.
+pub async fn get<T: Document>(store: &dyn Store, key: &str) -> DomainResult<Option<Stored<T>>> {
+    match store.get(T::KIND, key).await? {
+        Some(d) => Ok(Some(Stored::decode(d)?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn query<T: Document>(
+    store: &dyn Store,
+    filter: &Filter,
+    page: PageQuery,
+) -> DomainResult<Vec<Stored<T>>> {
+    store
+        .query(T::KIND, filter, page)
+        .await?
+        .into_iter()
+        .map(Stored::decode)
+        .collect()
+}

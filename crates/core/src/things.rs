@@ -1,0 +1,383 @@
+//! Things and the principals (certificates) attached to them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::certificates::principal_key;
+use crate::clock::Millis;
+use crate::error::{DomainError, DomainResult, Resource};
+use crate::ids::{new_uuid, CertificateId, Scope};
+use crate::paging::Page;
+use crate::service::Core;
+use crate::store::{self, Document, Filter, Kind, PageQuery, Stored};
+
+/// A principal as an attachment names it: a certificate of the registry, or any other principal
+/// string the cloud accepts (Cognito identities, thing groups), kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalRef {
+    Certificate(CertificateId),
+    Other(String),
+}
+
+impl PrincipalRef {
+    pub fn key(&self) -> String {
+        match self {
+            PrincipalRef::Certificate(id) => principal_key(id),
+            PrincipalRef::Other(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thing {
+    pub name: String,
+    pub id: String,
+    pub account: String,
+    pub region: String,
+    pub type_name: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+    /// The thing's own version (AWS `version`), starting at 1.
+    pub version: i64,
+    pub billing_group: Option<String>,
+    pub created_at: Millis,
+}
+
+fn scoped_key(scope: &Scope, name: &str) -> String {
+    format!("{}:{}:{}", scope.account, scope.region, name)
+}
+
+impl Document for Thing {
+    const KIND: Kind = Kind::Thing;
+    fn key(&self) -> String {
+        scoped_key(&Scope::new(&self.account, &self.region), &self.name)
+    }
+    fn account(&self) -> String {
+        self.account.clone()
+    }
+    fn region(&self) -> String {
+        self.region.clone()
+    }
+    fn idx1(&self) -> Option<String> {
+        self.type_name.clone()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThingPrincipal {
+    pub account: String,
+    pub region: String,
+    pub thing_name: String,
+    /// The principal exactly as the client gave it (an ARN, usually).
+    pub principal: String,
+    pub principal_key: String,
+    pub exclusive: bool,
+    pub created_at: Millis,
+}
+
+impl Document for ThingPrincipal {
+    const KIND: Kind = Kind::ThingPrincipal;
+    fn key(&self) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.account, self.region, self.thing_name, self.principal_key
+        )
+    }
+    fn account(&self) -> String {
+        self.account.clone()
+    }
+    fn region(&self) -> String {
+        self.region.clone()
+    }
+    fn idx1(&self) -> Option<String> {
+        Some(self.thing_name.clone())
+    }
+    fn idx2(&self) -> Option<String> {
+        Some(self.principal_key.clone())
+    }
+}
+
+/// ListThings filters.
+#[derive(Debug, Clone, Default)]
+pub struct ThingQuery {
+    pub attribute_name: Option<String>,
+    pub attribute_value: Option<String>,
+    pub use_prefix_attribute_value: bool,
+    pub type_name: Option<String>,
+}
+
+impl ThingQuery {
+    fn matches(&self, t: &Thing) -> bool {
+        if let Some(ty) = &self.type_name {
+            if t.type_name.as_ref() != Some(ty) {
+                return false;
+            }
+        }
+        match (&self.attribute_name, &self.attribute_value) {
+            (Some(n), v) => match t.attributes.get(n) {
+                None => false,
+                Some(actual) => match v {
+                    None => true,
+                    Some(v) if self.use_prefix_attribute_value => actual.starts_with(v.as_str()),
+                    Some(v) => actual == v,
+                },
+            },
+            (None, Some(v)) => t.attributes.values().any(|a| {
+                if self.use_prefix_attribute_value {
+                    a.starts_with(v.as_str())
+                } else {
+                    a == v
+                }
+            }),
+            (None, None) => true,
+        }
+    }
+}
+
+/// Pages a filtered list: scans in creation order from the token and keeps `size + 1` matches.
+pub(crate) fn page_filtered<T: Clone>(
+    rows: Vec<Stored<T>>,
+    page: &Page,
+    keep: impl Fn(&T) -> bool,
+) -> (Vec<T>, Option<String>) {
+    let mut rows = rows;
+    rows.sort_by_key(|r| if page.query.ascending { r.seq } else { -r.seq });
+    let picked: Vec<Stored<T>> = rows
+        .into_iter()
+        .filter(|r| match page.query.after_seq {
+            Some(after) if page.query.ascending => r.seq > after,
+            Some(after) => r.seq < after,
+            None => true,
+        })
+        .filter(|r| keep(&r.value))
+        .take(page.query.limit)
+        .collect();
+    let (rows, next) = page.finish(picked, |r| r.seq);
+    (rows.into_iter().map(|r| r.value).collect(), next)
+}
+
+impl Core {
+    async fn load_thing(&self, scope: &Scope, name: &str) -> DomainResult<Stored<Thing>> {
+        store::get::<Thing>(self.store(), &scoped_key(scope, name))
+            .await?
+            .ok_or_else(|| DomainError::not_found(Resource::Thing, name))
+    }
+
+    /// CreateThing. Creating a thing that exists with the same type and attributes succeeds
+    /// and returns it; with different ones it is AlreadyExists.
+    pub async fn create_thing(
+        &self,
+        scope: &Scope,
+        name: &str,
+        type_name: Option<String>,
+        attributes: BTreeMap<String, String>,
+        billing_group: Option<String>,
+    ) -> DomainResult<Thing> {
+        let thing = Thing {
+            name: name.to_string(),
+            id: new_uuid(),
+            account: scope.account.clone(),
+            region: scope.region.clone(),
+            type_name,
+            attributes,
+            version: 1,
+            billing_group,
+            created_at: self.now(),
+        };
+        match self.store().apply(vec![store::insert(&thing)?]).await {
+            Ok(()) => Ok(thing),
+            Err(DomainError::AlreadyExists { .. }) => {
+                let existing = self.load_thing(scope, name).await?.value;
+                if existing.type_name == thing.type_name && existing.attributes == thing.attributes
+                {
+                    Ok(existing)
+                } else {
+                    Err(DomainError::AlreadyExists {
+                        resource: Resource::Thing,
+                        id: name.to_string(),
+                    })
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn describe_thing(&self, scope: &Scope, name: &str) -> DomainResult<Thing> {
+        Ok(self.load_thing(scope, name).await?.value)
+    }
+
+    /// DeleteThing: deleting a thing that does not exist succeeds (as in AWS IoT).
+    pub async fn delete_thing(
+        &self,
+        scope: &Scope,
+        name: &str,
+        expected_version: Option<i64>,
+    ) -> DomainResult<()> {
+        self.with_retry(|| async {
+            let Some(cur) = store::get::<Thing>(self.store(), &scoped_key(scope, name)).await?
+            else {
+                return Ok(());
+            };
+            if let Some(v) = expected_version {
+                if v != cur.value.version {
+                    return Err(DomainError::WrongState {
+                        current: cur.value.version.to_string(),
+                        message: format!(
+                            "the thing {name} is at version {}, not {v}",
+                            cur.value.version
+                        ),
+                    });
+                }
+            }
+            if !self.principals_of_thing(scope, name).await?.is_empty() {
+                return Err(DomainError::StillAttached(format!(
+                    "Cannot delete. Thing {name} is still attached to one or more principals"
+                )));
+            }
+            self.store().apply(vec![cur.delete()]).await
+        })
+        .await
+    }
+
+    pub async fn list_things(
+        &self,
+        scope: &Scope,
+        query: &ThingQuery,
+        page: &Page,
+    ) -> DomainResult<(Vec<Thing>, Option<String>)> {
+        let filter = Filter {
+            account: Some(scope.account.clone()),
+            region: Some(scope.region.clone()),
+            ..Filter::default()
+        };
+        let all_q = PageQuery {
+            ascending: page.query.ascending,
+            ..PageQuery::all()
+        };
+        let rows = store::query::<Thing>(self.store(), &filter, all_q).await?;
+        Ok(page_filtered(rows, page, |t| query.matches(t)))
+    }
+
+    pub(crate) async fn principals_of_thing(
+        &self,
+        scope: &Scope,
+        thing: &str,
+    ) -> DomainResult<Vec<Stored<ThingPrincipal>>> {
+        let filter = Filter {
+            account: Some(scope.account.clone()),
+            region: Some(scope.region.clone()),
+            idx1: Some(thing.to_string()),
+            ..Filter::default()
+        };
+        store::query::<ThingPrincipal>(self.store(), &filter, PageQuery::all()).await
+    }
+
+    pub(crate) async fn things_of_principal(
+        &self,
+        scope: &Scope,
+        principal_key: &str,
+    ) -> DomainResult<Vec<Stored<ThingPrincipal>>> {
+        let filter = Filter {
+            account: Some(scope.account.clone()),
+            region: Some(scope.region.clone()),
+            idx2: Some(principal_key.to_string()),
+            ..Filter::default()
+        };
+        store::query::<ThingPrincipal>(self.store(), &filter, PageQuery::all()).await
+    }
+
+    /// A principal that must exist in the caller's scope (certificates are checked).
+    pub(crate) async fn check_principal(
+        &self,
+        scope: &Scope,
+        principal: &PrincipalRef,
+    ) -> DomainResult<()> {
+        if let PrincipalRef::Certificate(id) = principal {
+            self.load_owned_certificate(scope, id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn attach_thing_principal(
+        &self,
+        scope: &Scope,
+        thing: &str,
+        principal_text: &str,
+        principal: &PrincipalRef,
+        exclusive: bool,
+    ) -> DomainResult<()> {
+        self.load_thing(scope, thing).await?;
+        self.check_principal(scope, principal).await?;
+        let key = principal.key();
+        let others = self.things_of_principal(scope, &key).await?;
+        let elsewhere: Vec<_> = others
+            .iter()
+            .filter(|o| o.value.thing_name != thing)
+            .collect();
+        if !elsewhere.is_empty() && (exclusive || elsewhere.iter().any(|o| o.value.exclusive)) {
+            return Err(DomainError::invalid(format!(
+                "the principal {principal_text} is attached exclusively, or cannot be attached \
+                 exclusively because it is attached to another thing"
+            )));
+        }
+        let link = ThingPrincipal {
+            account: scope.account.clone(),
+            region: scope.region.clone(),
+            thing_name: thing.to_string(),
+            principal: principal_text.to_string(),
+            principal_key: key,
+            exclusive,
+            created_at: self.now(),
+        };
+        self.store()
+            .apply(vec![store::Write::InsertIfAbsent(link.to_doc()?)])
+            .await
+    }
+
+    pub async fn detach_thing_principal(
+        &self,
+        scope: &Scope,
+        thing: &str,
+        principal: &PrincipalRef,
+    ) -> DomainResult<()> {
+        self.with_retry(|| async {
+            self.load_thing(scope, thing).await?;
+            let key = format!(
+                "{}:{}:{}:{}",
+                scope.account,
+                scope.region,
+                thing,
+                principal.key()
+            );
+            let link = store::get::<ThingPrincipal>(self.store(), &key)
+                .await?
+                .ok_or_else(|| DomainError::not_found(Resource::Attachment, principal.key()))?;
+            self.store().apply(vec![link.delete()]).await
+        })
+        .await
+    }
+
+    pub async fn list_thing_principals(
+        &self,
+        scope: &Scope,
+        thing: &str,
+        page: &Page,
+    ) -> DomainResult<(Vec<String>, Option<String>)> {
+        self.load_thing(scope, thing).await?;
+        let rows = self.principals_of_thing(scope, thing).await?;
+        let (rows, next) = page_filtered(rows, page, |_| true);
+        Ok((rows.into_iter().map(|r| r.principal).collect(), next))
+    }
+
+    pub async fn list_principal_things(
+        &self,
+        scope: &Scope,
+        principal: &PrincipalRef,
+        page: &Page,
+    ) -> DomainResult<(Vec<String>, Option<String>)> {
+        self.check_principal(scope, principal).await?;
+        let rows = self.things_of_principal(scope, &principal.key()).await?;
+        let (rows, next) = page_filtered(rows, page, |_| true);
+        Ok((rows.into_iter().map(|r| r.thing_name).collect(), next))
+    }
+}

@@ -1,0 +1,236 @@
+//! certplane's issuing CA: the key that signs every certificate certplane makes.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, PublicKeyData, RsaKeySize, SerialNumber, SubjectPublicKeyInfo,
+};
+use time::OffsetDateTime;
+use x509_parser::der_parser::ber::BerObjectContent;
+use x509_parser::prelude::{FromDer, X509Name};
+use zeroize::Zeroizing;
+
+use crate::{Millis, PkiError};
+
+/// A fresh key pair returned once to the caller of CreateKeysAndCertificate.
+pub struct IssuedKeyPair {
+    /// SubjectPublicKeyInfo, `-----BEGIN PUBLIC KEY-----`.
+    pub public_key_pem: String,
+    /// PKCS#1, `-----BEGIN RSA PRIVATE KEY-----`, as AWS IoT returns it.
+    pub private_key_pem: Zeroizing<String>,
+}
+
+pub struct IssuingCa {
+    cert_pem: String,
+    cert_der: Vec<u8>,
+    key_pem: Zeroizing<String>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// Device certificates made by certplane are valid until the end of 2049, as AWS IoT's are.
+pub const ISSUED_NOT_AFTER_MS: Millis = 2_524_607_999_000; // 2049-12-31T23:59:59Z
+
+fn to_time(ms: Millis) -> Result<OffsetDateTime, PkiError> {
+    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map_err(|e| PkiError::Signing(format!("time out of range: {e}")))
+}
+
+fn random_serial() -> Result<SerialNumber, PkiError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| PkiError::Signing("no randomness for a serial number".into()))?;
+    // Positive and exactly 16 bytes long in DER.
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn sign_err(e: rcgen::Error) -> PkiError {
+    PkiError::Signing(e.to_string())
+}
+
+/// Copies a DER-encoded X.509 name into rcgen's form, attribute by attribute.
+fn name_from_der(der: &[u8]) -> Result<DistinguishedName, PkiError> {
+    let (_, name) = X509Name::from_der(der)
+        .map_err(|e| PkiError::Malformed(format!("the subject name is not valid: {e}")))?;
+    let mut dn = DistinguishedName::new();
+    for rdn in name.iter() {
+        for attr in rdn.iter() {
+            let oid: Vec<u64> = match attr.attr_type().iter() {
+                Some(arcs) => arcs.collect(),
+                None => continue,
+            };
+            if let Ok(value) = attr.as_str() {
+                dn.push(DnType::from_oid(&oid), DnValue::Utf8String(value.to_string()));
+            }
+        }
+    }
+    Ok(dn)
+}
+
+/// PKCS#8 `PrivateKeyInfo` → the PKCS#1 `RSAPrivateKey` it wraps.
+fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let bad = || PkiError::Signing("unexpected PKCS#8 layout".into());
+    let (_, obj) = x509_parser::der_parser::parse_der(pkcs8).map_err(|_| bad())?;
+    match &obj.content {
+        BerObjectContent::Sequence(items) if items.len() >= 3 => {
+            items[2].as_slice().map(<[u8]>::to_vec).map_err(|_| bad())
+        }
+        _ => Err(bad()),
+    }
+}
+
+impl IssuingCa {
+    /// Makes a new self-signed ECDSA P-256 CA.
+    pub fn generate(common_name: &str, now: Millis) -> Result<Self, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(sign_err)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "certplane");
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = to_time(now - 3_600_000)?;
+        params.not_after = to_time(ISSUED_NOT_AFTER_MS + 86_400_000)?;
+        params.serial_number = Some(random_serial()?);
+        let cert = params.self_signed(&key).map_err(sign_err)?;
+        let key_pem = Zeroizing::new(key.serialize_pem());
+        Ok(IssuingCa {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key_pem,
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Loads a CA saved earlier with [`IssuingCa::cert_pem`] and [`IssuingCa::key_pem`].
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(|e| PkiError::Malformed(format!("issuing CA key: {e}")))?;
+        let cert_der = pem::parse(cert_pem.as_bytes())
+            .map_err(|e| PkiError::Malformed(format!("issuing CA certificate: {e}")))?
+            .into_contents();
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+            .map_err(|e| PkiError::Malformed(format!("issuing CA certificate: {e}")))?;
+        let key_pem = Zeroizing::new(key_pem.to_string());
+        Ok(IssuingCa {
+            cert_pem: cert_pem.to_string(),
+            cert_der,
+            key_pem,
+            issuer,
+        })
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The private key in PKCS#8 PEM, for storing the CA; never log it.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// Signs a certificate for `spki_der` with the given subject (DER name; `None` = default CN).
+    pub fn issue(
+        &self,
+        subject_der: Option<&[u8]>,
+        spki_der: &[u8],
+        not_before: Millis,
+        not_after: Millis,
+    ) -> Result<(String, Vec<u8>), PkiError> {
+        let public = SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|e| PkiError::Rejected(format!("unsupported public key: {e}")))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = match subject_der {
+            Some(der) => name_from_der(der)?,
+            None => {
+                let mut dn = DistinguishedName::new();
+                dn.push(DnType::CommonName, "certplane device certificate");
+                dn
+            }
+        };
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = to_time(not_before)?;
+        params.not_after = to_time(not_after)?;
+        params.serial_number = Some(random_serial()?);
+        let cert = params
+            .signed_by(&public, &self.issuer)
+            .map_err(sign_err)?;
+        Ok((cert.pem(), cert.der().to_vec()))
+    }
+
+    /// CreateKeysAndCertificate: a new RSA-2048 key pair and a certificate for it.
+    pub fn create_keys_and_certificate(
+        &self,
+        now: Millis,
+    ) -> Result<(String, Vec<u8>, IssuedKeyPair), PkiError> {
+        let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
+            .map_err(sign_err)?;
+        let spki = key.subject_public_key_info();
+        let (pem_text, der) = self.issue(None, &spki, now, ISSUED_NOT_AFTER_MS)?;
+        let pkcs1 = Zeroizing::new(pkcs8_to_pkcs1(key.serialized_der())?);
+        let private_key_pem = Zeroizing::new(pem::encode(&pem::Pem::new(
+            "RSA PRIVATE KEY",
+            pkcs1.to_vec(),
+        )));
+        Ok((
+            pem_text,
+            der,
+            IssuedKeyPair {
+                public_key_pem: key.public_key_pem(),
+                private_key_pem,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_certificate_pem, parse_csr, verify_signed_by};
+
+    #[test]
+    fn issued_certificates_chain_to_the_ca() -> Result<(), PkiError> {
+        let ca = IssuingCa::generate("test CA", 1_700_000_000_000)?;
+        let (pem_text, der, keys) = ca.create_keys_and_certificate(1_700_000_000_000)?;
+        assert!(keys.private_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        assert!(keys.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        let parsed = parse_certificate_pem(&pem_text)?;
+        assert_eq!(parsed.der, der);
+        assert!(verify_signed_by(&der, ca.cert_der()));
+        let reloaded = IssuingCa::from_pem(ca.cert_pem(), ca.key_pem())?;
+        let other = IssuingCa::generate("other", 1_700_000_000_000)?;
+        let (_, der2, _) = reloaded.create_keys_and_certificate(1_700_000_000_000)?;
+        assert!(verify_signed_by(&der2, ca.cert_der()));
+        assert!(!verify_signed_by(&der2, other.cert_der()));
+        Ok(())
+    }
+
+    #[test]
+    fn csr_subject_and_key_are_certified() -> Result<(), PkiError> {
+        let ca = IssuingCa::generate("test CA", 1_700_000_000_000)?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(sign_err)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, "device-7");
+        let csr = params.serialize_request(&key).map_err(sign_err)?;
+        let info = parse_csr(&csr.pem().map_err(sign_err)?)?;
+        let (pem_text, der) = ca.issue(Some(&info.subject_der), &info.spki_der, 0, ISSUED_NOT_AFTER_MS)?;
+        let parsed = parse_certificate_pem(&pem_text)?;
+        assert_eq!(parsed.subject_cn.as_deref(), Some("device-7"));
+        assert!(verify_signed_by(&der, ca.cert_der()));
+        assert!(parse_csr("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").is_err());
+        Ok(())
+    }
+}

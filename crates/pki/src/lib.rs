@@ -1,0 +1,34 @@
+//! PKI for certplane: parsing and checking X.509 certificates and CSRs, and the issuing CA that
+//! signs certificates. Pure functions over bytes; no storage, no clock of its own (callers pass
+//! "now").
+
+mod csr;
+mod issuer;
+mod parse;
+
+pub use csr::{parse_csr, CsrInfo};
+pub use issuer::{IssuedKeyPair, IssuingCa, ISSUED_NOT_AFTER_MS};
+
+/// The notAfter of every certificate certplane issues.
+pub fn issuer_not_after() -> Millis {
+    ISSUED_NOT_AFTER_MS
+}
+pub use parse::{parse_certificate_pem, verify_signed_by, ParsedCertificate};
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PkiError {
+    /// The input is not a well-formed PEM/DER object of the expected type.
+    #[error("{0}")]
+    Malformed(String),
+    /// Well-formed but unacceptable: bad signature, weak key, wrong type.
+    #[error("{0}")]
+    Rejected(String),
+    /// Our own key material or signer failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// Milliseconds since the Unix epoch, the unit the domain uses.
+pub type Millis = i64;

@@ -1,0 +1,80 @@
+//! Reading certificates that clients send us.
+
+use x509_parser::prelude::*;
+
+use crate::{Millis, PkiError};
+
+/// The facts certplane keeps about a certificate it parsed.
+#[derive(Debug, Clone)]
+pub struct ParsedCertificate {
+    pub der: Vec<u8>,
+    pub not_before: Millis,
+    pub not_after: Millis,
+    /// DER of the subject and issuer names, for matching a certificate to its issuer.
+    pub subject_der: Vec<u8>,
+    pub issuer_der: Vec<u8>,
+    pub subject_cn: Option<String>,
+    pub is_ca: bool,
+    pub self_issued: bool,
+}
+
+const MAX_PEM: usize = 65536;
+
+/// Parses exactly one PEM `CERTIFICATE` (the first one when a chain is given).
+pub fn parse_certificate_pem(pem_text: &str) -> Result<ParsedCertificate, PkiError> {
+    if pem_text.len() > MAX_PEM {
+        return Err(PkiError::Malformed(
+            "the certificate PEM is longer than 65536 characters".into(),
+        ));
+    }
+    let blocks = ::pem::parse_many(pem_text.as_bytes())
+        .map_err(|e| PkiError::Malformed(format!("the certificate is not valid PEM: {e}")))?;
+    let first = blocks
+        .into_iter()
+        .find(|b| b.tag() == "CERTIFICATE")
+        .ok_or_else(|| PkiError::Malformed("no PEM CERTIFICATE block was found".into()))?;
+    parse_certificate_der(first.contents())
+}
+
+pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate, PkiError> {
+    let (rest, cert) = X509Certificate::from_der(der)
+        .map_err(|e| PkiError::Malformed(format!("the certificate is not valid X.509: {e}")))?;
+    if !rest.is_empty() {
+        return Err(PkiError::Malformed(
+            "trailing bytes after the certificate".into(),
+        ));
+    }
+    let subject_cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
+    let is_ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .map(|bc| bc.value.ca)
+        .unwrap_or(false);
+    Ok(ParsedCertificate {
+        der: der[..der.len() - rest.len()].to_vec(),
+        not_before: cert.validity().not_before.timestamp().saturating_mul(1000),
+        not_after: cert.validity().not_after.timestamp().saturating_mul(1000),
+        subject_der: cert.subject().as_raw().to_vec(),
+        issuer_der: cert.issuer().as_raw().to_vec(),
+        subject_cn,
+        is_ca,
+        self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
+    })
+}
+
+/// True when `cert_der` carries a valid signature made by the key of `issuer_der`'s subject.
+pub fn verify_signed_by(cert_der: &[u8], issuer_der: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, issuer))) = (
+        X509Certificate::from_der(cert_der),
+        X509Certificate::from_der(issuer_der),
+    ) else {
+        return false;
+    };
+    cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
