@@ -98,7 +98,9 @@ impl Core {
     }
 
     pub async fn get_account(&self, id: &str) -> DomainResult<Option<Account>> {
-        Ok(store::get::<Account>(self.store(), id).await?.map(|s| s.value))
+        Ok(store::get::<Account>(self.store(), id)
+            .await?
+            .map(|s| s.value))
     }
 
     /// Makes an access key for an existing account. AWS-style ids are `AKIA` + 16 characters

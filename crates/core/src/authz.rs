@@ -13,6 +13,10 @@ pub struct Principal {
     pub access_key_id: Option<String>,
 }
 
-pub fn authorize(_principal: &Principal, _action: &str, _resource: &str) -> Result<(), DomainError> {
+pub fn authorize(
+    _principal: &Principal,
+    _action: &str,
+    _resource: &str,
+) -> Result<(), DomainError> {
     Ok(())
 }

@@ -346,11 +346,12 @@ impl Core {
             .into_iter()
             .map(|r| r.value)
             .filter(|c| match template_name {
-                Some(t) => c
-                    .registration_config
-                    .as_ref()
-                    .and_then(|r| r.template_name.as_deref())
-                    == Some(t),
+                Some(t) => {
+                    c.registration_config
+                        .as_ref()
+                        .and_then(|r| r.template_name.as_deref())
+                        == Some(t)
+                }
                 None => true,
             })
             .collect();
@@ -390,7 +391,11 @@ impl Core {
         .await
     }
 
-    pub async fn delete_ca_certificate(&self, scope: &Scope, id: &CertificateId) -> DomainResult<()> {
+    pub async fn delete_ca_certificate(
+        &self,
+        scope: &Scope,
+        id: &CertificateId,
+    ) -> DomainResult<()> {
         self.with_retry(|| async {
             let cur = self.load_ca(scope, id).await?;
             if cur.value.status == CaStatus::Active {

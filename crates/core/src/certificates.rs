@@ -205,7 +205,9 @@ impl Certificate {
                     new.as_str()
                 )))
             }
-            CertificateStatus::Active | CertificateStatus::Inactive | CertificateStatus::Revoked => {}
+            CertificateStatus::Active
+            | CertificateStatus::Inactive
+            | CertificateStatus::Revoked => {}
         }
         if self.status == new {
             return Ok(None);
@@ -389,55 +391,54 @@ impl Core {
     ) -> DomainResult<Certificate> {
         let status = registrable_status(status)?;
         let parsed = parse_certificate_pem(pem).map_err(pki_error)?;
-        let ca = match ca_pem {
-            Some(ca_pem) => {
-                let ca_parsed = parse_certificate_pem(ca_pem).map_err(pki_error)?;
-                let ca_id = CertificateId::of_der(&ca_parsed.der);
-                let ca = store::get::<CaCertificate>(
-                    self.store(),
-                    &CaCertificate::key_for(scope, &ca_id),
-                )
-                .await?
-                .ok_or_else(|| {
-                    DomainError::BadCertificate(format!(
+        let ca =
+            match ca_pem {
+                Some(ca_pem) => {
+                    let ca_parsed = parse_certificate_pem(ca_pem).map_err(pki_error)?;
+                    let ca_id = CertificateId::of_der(&ca_parsed.der);
+                    let ca = store::get::<CaCertificate>(
+                        self.store(),
+                        &CaCertificate::key_for(scope, &ca_id),
+                    )
+                    .await?
+                    .ok_or_else(|| {
+                        DomainError::BadCertificate(format!(
                         "the CA certificate {ca_id} is not registered in this account and region"
                     ))
-                })?;
-                if !verify_signed_by(&parsed.der, &ca_parsed.der) {
-                    return Err(DomainError::BadCertificate(
-                        "the certificate is not signed by the given CA certificate".into(),
-                    ));
-                }
-                ca.value
-            }
-            None => {
-                let candidates = self.cas_with_subject(scope, &parsed.issuer_der).await?;
-                let mut signers: Vec<CaCertificate> = candidates
-                    .into_iter()
-                    .filter(|ca| {
-                        parse_certificate_pem(&ca.pem)
-                            .map(|c| verify_signed_by(&parsed.der, &c.der))
-                            .unwrap_or(false)
-                    })
-                    .collect();
-                match signers.len() {
-                    0 => {
+                    })?;
+                    if !verify_signed_by(&parsed.der, &ca_parsed.der) {
                         return Err(DomainError::BadCertificate(
+                            "the certificate is not signed by the given CA certificate".into(),
+                        ));
+                    }
+                    ca.value
+                }
+                None => {
+                    let candidates = self.cas_with_subject(scope, &parsed.issuer_der).await?;
+                    let mut signers: Vec<CaCertificate> = candidates
+                        .into_iter()
+                        .filter(|ca| {
+                            parse_certificate_pem(&ca.pem)
+                                .map(|c| verify_signed_by(&parsed.der, &c.der))
+                                .unwrap_or(false)
+                        })
+                        .collect();
+                    match signers.len() {
+                        0 => return Err(DomainError::BadCertificate(
                             "the certificate is not signed by any CA certificate registered in \
                              this account and region"
                                 .into(),
-                        ))
-                    }
-                    1 => signers.remove(0),
-                    n => {
-                        return Err(DomainError::AmbiguousIssuer(format!(
+                        )),
+                        1 => signers.remove(0),
+                        n => {
+                            return Err(DomainError::AmbiguousIssuer(format!(
                             "{n} registered CA certificates could have signed this certificate; \
                              pass caCertificatePem to choose one"
                         )))
+                        }
                     }
                 }
-            }
-        };
+            };
         // A CA's status gates authentication, not registration (COMPATIBILITY.md).
         let now = self.now();
         let mut cert = Certificate::new(

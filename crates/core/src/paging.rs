@@ -60,7 +60,11 @@ impl Page {
     }
 
     /// Cuts the fetched rows to the page and makes the next token when more remain.
-    pub fn finish<T>(&self, mut rows: Vec<T>, seq_of: impl Fn(&T) -> i64) -> (Vec<T>, Option<String>) {
+    pub fn finish<T>(
+        &self,
+        mut rows: Vec<T>,
+        seq_of: impl Fn(&T) -> i64,
+    ) -> (Vec<T>, Option<String>) {
         if rows.len() > self.size {
             rows.truncate(self.size);
             let next = rows.last().map(|r| encode_token(self.list, seq_of(r)));

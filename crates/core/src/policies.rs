@@ -250,7 +250,9 @@ impl Core {
         page: &Page,
     ) -> DomainResult<(Vec<String>, Option<String>)> {
         self.check_principal(scope, target).await?;
-        let rows = self.policy_attachments_of_target(scope, &target.key()).await?;
+        let rows = self
+            .policy_attachments_of_target(scope, &target.key())
+            .await?;
         let (rows, next) = page_filtered(rows, page, |_| true);
         Ok((rows.into_iter().map(|r| r.policy_name).collect(), next))
     }

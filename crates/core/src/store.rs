@@ -63,6 +63,23 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// The resource a document of this kind is, for errors raised by the store itself.
+    pub fn resource(self) -> crate::error::Resource {
+        use crate::error::Resource;
+        match self {
+            Kind::Certificate => Resource::Certificate,
+            Kind::Transfer => Resource::Transfer,
+            Kind::CaCertificate => Resource::CaCertificate,
+            Kind::RegistrationCode => Resource::RegistrationCode,
+            Kind::Thing => Resource::Thing,
+            Kind::Policy => Resource::Policy,
+            Kind::ThingPrincipal | Kind::PolicyTarget => Resource::Attachment,
+            Kind::Account => Resource::Account,
+            Kind::AccessKey => Resource::AccessKey,
+            Kind::Issuer => Resource::Issuer,
+        }
+    }
+
     /// Kinds that `reset` (dev mode) keeps: the issuing CA and the credentials.
     pub fn survives_reset(self) -> bool {
         matches!(self, Kind::Issuer | Kind::Account | Kind::AccessKey)
@@ -144,8 +161,12 @@ impl PageQuery {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>>;
-    async fn query(&self, kind: Kind, filter: &Filter, page: PageQuery)
-        -> DomainResult<Vec<StoredDoc>>;
+    async fn query(
+        &self,
+        kind: Kind,
+        filter: &Filter,
+        page: PageQuery,
+    ) -> DomainResult<Vec<StoredDoc>>;
     async fn count(&self, kind: Kind, filter: &Filter) -> DomainResult<u64>;
     /// Commits every write or none, durably, before returning.
     async fn apply(&self, writes: Vec<Write>) -> DomainResult<()>;

@@ -211,7 +211,11 @@ impl Core {
                     "Certificate {id} has policies attached; detach them before transferring it"
                 )));
             }
-            if !self.things_of_principal(scope, &principal).await?.is_empty() {
+            if !self
+                .things_of_principal(scope, &principal)
+                .await?
+                .is_empty()
+            {
                 return Err(DomainError::StillAttached(format!(
                     "Certificate {id} is attached to things; detach them before transferring it"
                 )));
@@ -291,10 +295,13 @@ impl Core {
             let cert = store::get::<Certificate>(self.store(), id.as_str())
                 .await?
                 .ok_or_else(|| DomainError::not_found(Resource::Certificate, id.as_str()))?;
-            let (c, t) =
-                transfer
-                    .value
-                    .decide(&cert.value, &scope.account, action, reject_reason, self.now())?;
+            let (c, t) = transfer.value.decide(
+                &cert.value,
+                &scope.account,
+                action,
+                reject_reason,
+                self.now(),
+            )?;
             self.store()
                 .apply(vec![cert.update_to(&c)?, transfer.update_to(&t)?])
                 .await?;
@@ -418,7 +425,11 @@ mod tests {
                     t.status = status;
                     let got = t.decide(&cert, caller, action, Some("why"), 5);
                     match (status, action, caller) {
-                        (TransferStatus::Pending, TransferAction::Accept { set_as_active }, DST) => {
+                        (
+                            TransferStatus::Pending,
+                            TransferAction::Accept { set_as_active },
+                            DST,
+                        ) => {
                             let (c, t) = got.expect("accept by target");
                             assert_eq!(c.owner, DST);
                             assert_eq!(c.previous_owner.as_deref(), Some(SRC));

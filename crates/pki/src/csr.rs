@@ -27,7 +27,9 @@ pub fn parse_csr(pem_text: &str) -> Result<CsrInfo, PkiError> {
         ));
     }
     let block = ::pem::parse(pem_text.as_bytes()).map_err(|e| {
-        PkiError::Malformed(format!("the certificate signing request is not valid PEM: {e}"))
+        PkiError::Malformed(format!(
+            "the certificate signing request is not valid PEM: {e}"
+        ))
     })?;
     if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
         return Err(PkiError::Malformed(format!(
@@ -53,7 +55,11 @@ pub fn parse_csr(pem_text: &str) -> Result<CsrInfo, PkiError> {
                     rsa.key_size()
                 )))
             }
-            _ => return Err(PkiError::Malformed("the RSA public key is not valid".into())),
+            _ => {
+                return Err(PkiError::Malformed(
+                    "the RSA public key is not valid".into(),
+                ))
+            }
         }
     } else if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
         let curve = spki

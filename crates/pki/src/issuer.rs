@@ -1,8 +1,8 @@
 //! certplane's issuing CA: the key that signs every certificate certplane makes.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, PublicKeyData, RsaKeySize, SerialNumber, SubjectPublicKeyInfo,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData, RsaKeySize, SerialNumber, SubjectPublicKeyInfo,
 };
 use time::OffsetDateTime;
 use x509_parser::der_parser::ber::BerObjectContent;
@@ -59,7 +59,10 @@ fn name_from_der(der: &[u8]) -> Result<DistinguishedName, PkiError> {
                 None => continue,
             };
             if let Ok(value) = attr.as_str() {
-                dn.push(DnType::from_oid(&oid), DnValue::Utf8String(value.to_string()));
+                dn.push(
+                    DnType::from_oid(&oid),
+                    DnValue::Utf8String(value.to_string()),
+                );
             }
         }
     }
@@ -165,9 +168,7 @@ impl IssuingCa {
         params.not_before = to_time(not_before)?;
         params.not_after = to_time(not_after)?;
         params.serial_number = Some(random_serial()?);
-        let cert = params
-            .signed_by(&public, &self.issuer)
-            .map_err(sign_err)?;
+        let cert = params.signed_by(&public, &self.issuer).map_err(sign_err)?;
         Ok((cert.pem(), cert.der().to_vec()))
     }
 
@@ -205,8 +206,12 @@ mod tests {
     fn issued_certificates_chain_to_the_ca() -> Result<(), PkiError> {
         let ca = IssuingCa::generate("test CA", 1_700_000_000_000)?;
         let (pem_text, der, keys) = ca.create_keys_and_certificate(1_700_000_000_000)?;
-        assert!(keys.private_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-        assert!(keys.public_key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(keys
+            .private_key_pem
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        assert!(keys
+            .public_key_pem
+            .starts_with("-----BEGIN PUBLIC KEY-----"));
         let parsed = parse_certificate_pem(&pem_text)?;
         assert_eq!(parsed.der, der);
         assert!(verify_signed_by(&der, ca.cert_der()));
@@ -223,14 +228,24 @@ mod tests {
         let ca = IssuingCa::generate("test CA", 1_700_000_000_000)?;
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(sign_err)?;
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, "device-7");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "device-7");
         let csr = params.serialize_request(&key).map_err(sign_err)?;
         let info = parse_csr(&csr.pem().map_err(sign_err)?)?;
-        let (pem_text, der) = ca.issue(Some(&info.subject_der), &info.spki_der, 0, ISSUED_NOT_AFTER_MS)?;
+        let (pem_text, der) = ca.issue(
+            Some(&info.subject_der),
+            &info.spki_der,
+            0,
+            ISSUED_NOT_AFTER_MS,
+        )?;
         let parsed = parse_certificate_pem(&pem_text)?;
         assert_eq!(parsed.subject_cn.as_deref(), Some("device-7"));
         assert!(verify_signed_by(&der, ca.cert_der()));
-        assert!(parse_csr("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").is_err());
+        assert!(parse_csr(
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+        )
+        .is_err());
         Ok(())
     }
 }

@@ -1,0 +1,82 @@
+//! The `certplane` binary: `serve` and the `admin` commands.
+
+mod admin;
+mod bootstrap;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "certplane",
+    version,
+    about = "A self-hosted certificate control plane"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the SQLite database and the issuing CA live.
+        #[arg(long, default_value = "./certplane-data", env = "CERTPLANE_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Emulator mode for tests: signatures are not checked, /moto-api/reset and the
+        /// settable /dev/clock are enabled.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Operator commands on a data dir (they work while the server runs).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CERTPLANE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("certplane: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                listen,
+                data_dir,
+                dev,
+            } => server::serve(listen, &data_dir, dev).await,
+            Command::Admin { command } => admin::run(command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("certplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

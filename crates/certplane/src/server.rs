@@ -1,0 +1,139 @@
+//! The HTTP listener: health, the dev-mode endpoints, and the dialects.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::Router;
+use certplane_core::clock::{rfc3339, Clock, OffsetClock};
+use certplane_dialects::aws_iot::error::WireError;
+use certplane_dialects::aws_iot::AwsIot;
+use certplane_dialects::wire::{self, MAX_BODY_BYTES};
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::bootstrap;
+
+struct App {
+    aws: AwsIot,
+    clock: Arc<OffsetClock>,
+    dev: bool,
+}
+
+pub async fn serve(listen: SocketAddr, data_dir: &Path, dev: bool) -> Result<(), String> {
+    let opened = bootstrap::open(data_dir).await?;
+    let app = Arc::new(App {
+        aws: AwsIot::new(opened.core, dev),
+        clock: opened.clock,
+        dev,
+    });
+    let router = Router::new().fallback(handle).with_state(app);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("reading the listen address: {e}"))?;
+    println!(
+        "certplane listening on http://{addr}{}",
+        if dev { " (dev mode)" } else { "" }
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn to_http(r: wire::Response) -> http::Response<Body> {
+    let mut b = http::Response::builder().status(r.status);
+    for (k, v) in r.headers {
+        b = b.header(k, v);
+    }
+    b.body(Body::from(r.body)).unwrap_or_else(|_| {
+        let mut resp = http::Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        resp
+    })
+}
+
+fn json_response(status: u16, v: serde_json::Value) -> http::Response<Body> {
+    to_http(wire::Response::json(status, &v))
+}
+
+async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::Response<Body> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    match (&parts.method, path.as_str()) {
+        (&Method::GET, "/healthz") => return json_response(200, json!({ "status": "ok" })),
+        (&Method::GET, "/") if app.dev => {
+            return json_response(200, json!({ "service": "certplane", "mode": "dev" }))
+        }
+        (&Method::POST, "/moto-api/reset") if app.dev => {
+            app.clock.reset();
+            return match app.aws.core.store().reset().await {
+                Ok(()) => json_response(200, json!({ "status": "ok" })),
+                Err(e) => json_response(503, json!({ "message": e.to_string() })),
+            };
+        }
+        (&Method::GET, "/dev/clock") if app.dev => {
+            return json_response(200, json!({ "now": rfc3339(app.clock.now()) }))
+        }
+        (&Method::POST, "/dev/clock") if app.dev => {
+            let bytes = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+            let secs = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("advanceSeconds").and_then(|s| s.as_i64()));
+            return match secs {
+                Some(s) if s >= 0 => {
+                    json_response(200, json!({ "now": rfc3339(app.clock.advance(s)) }))
+                }
+                _ => json_response(
+                    400,
+                    json!({ "message": "body must be {\"advanceSeconds\": N} with N >= 0" }),
+                ),
+            };
+        }
+        _ => {}
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return to_http(
+                WireError::new(
+                    413,
+                    "RequestEntityTooLargeException",
+                    format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+                .render("-"),
+            )
+        }
+    };
+    let request = wire::Request {
+        method: parts.method,
+        raw_path: path,
+        raw_query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts.headers,
+        body,
+    };
+    to_http(app.aws.handle(request).await)
+}

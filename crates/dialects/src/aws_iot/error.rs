@@ -1,0 +1,278 @@
+//! The one place domain errors become AWS IoT wire errors: status, `x-amzn-ErrorType` code,
+//! `message`, and the modeled extra members. The match is exhaustive on purpose: a new
+//! `DomainError` variant must be mapped here before anything compiles.
+
+use certplane_core::error::{DomainError, Resource};
+use certplane_core::Scope;
+use serde_json::{json, Value};
+
+use super::router::Endpoint;
+use super::shapes;
+use crate::wire::Response;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub extra: Option<Value>,
+}
+
+impl WireError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        WireError {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        WireError::new(400, "InvalidRequestException", message)
+    }
+
+    pub fn render(&self, request_id: &str) -> Response {
+        let mut body = json!({ "message": self.message });
+        if let (Some(Value::Object(extra)), Some(obj)) = (&self.extra, body.as_object_mut()) {
+            for (k, v) in extra {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+        Response::json(self.status, &body)
+            .with_header("x-amzn-errortype", self.code)
+            .with_header("x-amzn-requestid", request_id)
+    }
+}
+
+/// The ARN AWS would name in ResourceAlreadyExistsException's `resourceArn`.
+fn arn_of(resource: Resource, id: &str, scope: &Scope) -> Option<String> {
+    match resource {
+        Resource::Certificate => Some(shapes::cert_arn(&scope.region, &scope.account, id)),
+        Resource::CaCertificate => Some(shapes::ca_arn(&scope.region, &scope.account, id)),
+        Resource::Thing => Some(shapes::thing_arn(&scope.region, &scope.account, id)),
+        Resource::Policy => Some(shapes::policy_arn(&scope.region, &scope.account, id)),
+        _ => None,
+    }
+}
+
+pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
+    use Endpoint as E;
+    let msg = e.to_string();
+    match e {
+        DomainError::NotFound { .. } => WireError::new(404, "ResourceNotFoundException", msg),
+        DomainError::AlreadyExists { resource, id } => {
+            // The modeled extras carry the id the resource is known by on the wire.
+            let (rid, message) = match resource {
+                Resource::Certificate | Resource::CaCertificate => (
+                    id.rsplit(':').next().unwrap_or(id).to_string(),
+                    "The certificate is already provisioned or registered".to_string(),
+                ),
+                _ => (id.rsplit(':').next().unwrap_or(id).to_string(), msg),
+            };
+            let mut w = WireError::new(409, "ResourceAlreadyExistsException", message);
+            let arn = arn_of(*resource, &rid, scope);
+            w.extra = Some(json!({ "resourceId": rid, "resourceArn": arn }));
+            w
+        }
+        DomainError::InvalidInput(_) => match ep {
+            E::CreatePolicy => WireError::new(400, "MalformedPolicyException", msg),
+            _ => WireError::invalid(msg),
+        },
+        DomainError::WrongState { .. } => match ep {
+            E::DeleteThing => WireError::new(409, "VersionConflictException", msg),
+            _ => WireError::new(406, "CertificateStateException", msg),
+        },
+        DomainError::TransferFinished { .. } => {
+            WireError::new(410, "TransferAlreadyCompletedException", msg)
+        }
+        // Which party may act is not documented; a wrong party gets InvalidRequest
+        // (COMPATIBILITY.md).
+        DomainError::NotPermitted(_) => WireError::invalid(msg),
+        DomainError::StillAttached(_) => match ep {
+            E::TransferCertificate => WireError::new(409, "TransferConflictException", msg),
+            E::DeleteThing => WireError::invalid(msg),
+            _ => WireError::new(409, "DeleteConflictException", msg),
+        },
+        DomainError::LimitExceeded(_) | DomainError::QuotaExhausted(_) => {
+            WireError::new(410, "LimitExceededException", msg)
+        }
+        DomainError::BadCertificate(_) => match ep {
+            E::RegisterCertificate | E::RegisterCertificateWithoutCA | E::RegisterCACertificate => {
+                WireError::new(400, "CertificateValidationException", msg)
+            }
+            _ => WireError::invalid(msg),
+        },
+        DomainError::RegistrationCodeMismatch(_) => {
+            WireError::new(400, "RegistrationCodeValidationException", msg)
+        }
+        DomainError::AmbiguousIssuer(_) => WireError::new(409, "CertificateConflictException", msg),
+        DomainError::NotImplemented(_) => WireError::new(400, "NotImplementedException", msg),
+        DomainError::Stale | DomainError::Unavailable(_) => {
+            WireError::new(503, "ServiceUnavailableException", msg)
+        }
+        DomainError::Internal(_) => {
+            tracing::warn!(error = %msg, operation = ep.name(), "internal failure");
+            WireError::new(
+                500,
+                "InternalFailureException",
+                "An unexpected error has occurred",
+            )
+        }
+    }
+}
+
+/// The error codes the botocore model lists for each operation (plus the authentication codes
+/// every AWS endpoint can answer); `from_domain` must only ever emit codes from this list.
+pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
+    use Endpoint as E;
+    match ep {
+        E::CreateKeysAndCertificate
+        | E::CreateCertificateFromCsr
+        | E::ListCertificates
+        | E::ListCACertificates
+        | E::ListOutgoingCertificates
+        | E::ListCertificatesByCA
+        | E::GetRegistrationCode
+        | E::ListThings
+        | E::ListPolicies => &[
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+            "ResourceNotFoundException",
+        ],
+        E::RegisterCertificate => &[
+            "ResourceAlreadyExistsException",
+            "InvalidRequestException",
+            "CertificateValidationException",
+            "CertificateStateException",
+            "CertificateConflictException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::RegisterCertificateWithoutCA => &[
+            "ResourceAlreadyExistsException",
+            "InvalidRequestException",
+            "CertificateStateException",
+            "CertificateValidationException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::RegisterCACertificate => &[
+            "ResourceNotFoundException",
+            "ResourceAlreadyExistsException",
+            "RegistrationCodeValidationException",
+            "InvalidRequestException",
+            "CertificateValidationException",
+            "ThrottlingException",
+            "LimitExceededException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::UpdateCertificate | E::DeleteCACertificate => &[
+            "ResourceNotFoundException",
+            "CertificateStateException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::DeleteCertificate => &[
+            "CertificateStateException",
+            "DeleteConflictException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+            "ResourceNotFoundException",
+        ],
+        E::TransferCertificate => &[
+            "InvalidRequestException",
+            "ResourceNotFoundException",
+            "CertificateStateException",
+            "TransferConflictException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::AcceptCertificateTransfer
+        | E::RejectCertificateTransfer
+        | E::CancelCertificateTransfer => &[
+            "ResourceNotFoundException",
+            "TransferAlreadyCompletedException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::CreateThing => &[
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+            "ResourceAlreadyExistsException",
+            "ResourceNotFoundException",
+        ],
+        E::DeleteThing => &[
+            "ResourceNotFoundException",
+            "VersionConflictException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::CreatePolicy => &[
+            "ResourceAlreadyExistsException",
+            "MalformedPolicyException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+            "ResourceNotFoundException",
+        ],
+        E::DeletePolicy => &[
+            "DeleteConflictException",
+            "ResourceNotFoundException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::AttachPolicy
+        | E::DetachPolicy
+        | E::ListAttachedPolicies
+        | E::ListTargetsForPolicy
+        | E::AttachPrincipalPolicy => &[
+            "ResourceNotFoundException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+            "LimitExceededException",
+        ],
+        _ => &[
+            "ResourceNotFoundException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+    }
+}

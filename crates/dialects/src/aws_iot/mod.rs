@@ -1,0 +1,208 @@
+//! The AWS IoT certificate API (rest-json, SigV4), as boto3, the aws CLI and aws-sdk-iot send
+//! it. One request: authenticate → route → authorize → handler → core → render.
+
+mod ca_certificates;
+mod certificates;
+pub mod error;
+mod input;
+mod other_operations;
+mod policies;
+pub mod router;
+pub mod shapes;
+pub mod sigv4;
+mod things;
+mod transfers;
+
+use certplane_core::authz::{authorize, Principal};
+use certplane_core::{Core, Scope};
+use serde_json::Value;
+
+use crate::wire::{Request, Response};
+use error::{from_domain, WireError};
+use input::Call;
+use router::{Endpoint, Route};
+use sigv4::SigError;
+
+/// The account dev mode uses when nothing else names one (moto's default).
+pub const DEFAULT_DEV_ACCOUNT: &str = "123456789012";
+
+pub struct AwsIot {
+    pub core: Core,
+    /// Emulator mode: signatures are parsed but not checked (see README).
+    pub dev: bool,
+}
+
+fn is_aws_account(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl AwsIot {
+    pub fn new(core: Core, dev: bool) -> Self {
+        AwsIot { core, dev }
+    }
+
+    /// Who signed the request, and for which region.
+    async fn authenticate(&self, req: &Request) -> Result<(Principal, String), WireError> {
+        let Some(header) = req.header("authorization") else {
+            return Err(WireError::new(
+                403,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            ));
+        };
+        let incomplete = |m: String| WireError::new(400, "IncompleteSignatureException", m);
+        let auth = sigv4::parse_authorization(header).map_err(|e| match e {
+            SigError::Malformed(m) => incomplete(m),
+            _ => incomplete("the Authorization header is not valid".into()),
+        })?;
+        sigv4::request_time(req, &auth).map_err(|e| match e {
+            SigError::Malformed(m) => incomplete(m),
+            _ => incomplete("the request time is not valid".into()),
+        })?;
+        if self.dev {
+            let account = if is_aws_account(&auth.access_key_id) {
+                auth.access_key_id.clone()
+            } else {
+                match req.header("x-moto-account-id") {
+                    Some(a) if is_aws_account(a) => a.to_string(),
+                    Some(a) => {
+                        return Err(WireError::invalid(format!(
+                            "x-moto-account-id {a:?} is not a 12-digit account id"
+                        )))
+                    }
+                    None => DEFAULT_DEV_ACCOUNT.to_string(),
+                }
+            };
+            return Ok((
+                Principal {
+                    account,
+                    access_key_id: Some(auth.access_key_id),
+                },
+                auth.region,
+            ));
+        }
+        let key = match self.core.access_key(&auth.access_key_id).await {
+            Ok(Some(k)) if k.kind == certplane_core::accounts::CloudKind::Aws => k,
+            Ok(_) => {
+                return Err(WireError::new(
+                    403,
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                ))
+            }
+            Err(e) => {
+                return Err(from_domain(
+                    &e,
+                    Endpoint::DescribeCertificate,
+                    &Scope::new("", &auth.region),
+                ))
+            }
+        };
+        sigv4::verify(req, &auth, &key.secret, self.core.now()).map_err(|e| match e {
+            SigError::Expired(m) => WireError::new(403, "InvalidSignatureException", m),
+            SigError::Malformed(m) => incomplete(m),
+            SigError::Missing | SigError::Mismatch => WireError::new(
+                403,
+                "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided. \
+                 Check your AWS Secret Access Key and signing method.",
+            ),
+        })?;
+        Ok((
+            Principal {
+                account: key.account,
+                access_key_id: Some(key.id),
+            },
+            auth.region,
+        ))
+    }
+
+    pub async fn handle(&self, req: Request) -> Response {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        match self.handle_inner(&req).await {
+            Ok(Value::Null) => Response {
+                status: 200,
+                headers: vec![("x-amzn-requestid", request_id)],
+                body: Vec::new(),
+            },
+            Ok(v) => Response::json(200, &v).with_header("x-amzn-requestid", request_id),
+            Err(e) => e.render(&request_id),
+        }
+    }
+
+    async fn handle_inner(&self, req: &Request) -> Result<Value, WireError> {
+        let (principal, region) = self.authenticate(req).await?;
+        let segs = req.segments().map_err(WireError::invalid)?;
+        let method = req.method.as_str();
+        let Some(Route { endpoint, label }) = router::route(method, &segs) else {
+            let what = match router::other_operation(method, &segs) {
+                Some(op) => format!("certplane does not implement the AWS IoT operation {op}"),
+                None => format!(
+                    "certplane does not implement {method} {}: no AWS IoT operation has this route",
+                    req.raw_path
+                ),
+            };
+            return Err(WireError::new(400, "NotImplementedException", what));
+        };
+        let scope = Scope::new(principal.account.clone(), region);
+        let resource = match &label {
+            Some(l) => format!("arn:aws:iot:{}:{}:{}", scope.region, scope.account, l),
+            None => format!("arn:aws:iot:{}:{}:*", scope.region, scope.account),
+        };
+        authorize(&principal, endpoint.action(), &resource)
+            .map_err(|e| from_domain(&e, endpoint, &scope))?;
+        let query = req.query_pairs().map_err(WireError::invalid)?;
+        let call = Call::new(&self.core, scope.clone(), label, query, req)
+            .map_err(|e| from_domain(&e, endpoint, &scope))?;
+        dispatch(endpoint, &call)
+            .await
+            .map_err(|e| from_domain(&e, endpoint, &scope))
+    }
+}
+
+async fn dispatch(ep: Endpoint, cx: &Call<'_>) -> input::Res<Value> {
+    use Endpoint as E;
+    match ep {
+        E::CreateKeysAndCertificate => certificates::create_keys_and_certificate(cx).await,
+        E::CreateCertificateFromCsr => certificates::create_certificate_from_csr(cx).await,
+        E::RegisterCertificate => certificates::register_certificate(cx).await,
+        E::RegisterCertificateWithoutCA => certificates::register_certificate_without_ca(cx).await,
+        E::DescribeCertificate => certificates::describe_certificate(cx).await,
+        E::ListCertificates => certificates::list_certificates(cx).await,
+        E::ListCertificatesByCA => certificates::list_certificates_by_ca(cx).await,
+        E::UpdateCertificate => certificates::update_certificate(cx).await,
+        E::DeleteCertificate => certificates::delete_certificate(cx).await,
+        E::GetRegistrationCode => ca_certificates::get_registration_code(cx).await,
+        E::DeleteRegistrationCode => ca_certificates::delete_registration_code(cx).await,
+        E::RegisterCACertificate => ca_certificates::register_ca_certificate(cx).await,
+        E::DescribeCACertificate => ca_certificates::describe_ca_certificate(cx).await,
+        E::ListCACertificates => ca_certificates::list_ca_certificates(cx).await,
+        E::UpdateCACertificate => ca_certificates::update_ca_certificate(cx).await,
+        E::DeleteCACertificate => ca_certificates::delete_ca_certificate(cx).await,
+        E::TransferCertificate => transfers::transfer_certificate(cx).await,
+        E::AcceptCertificateTransfer => transfers::accept_certificate_transfer(cx).await,
+        E::RejectCertificateTransfer => transfers::reject_certificate_transfer(cx).await,
+        E::CancelCertificateTransfer => transfers::cancel_certificate_transfer(cx).await,
+        E::ListOutgoingCertificates => transfers::list_outgoing_certificates(cx).await,
+        E::CreateThing => things::create_thing(cx).await,
+        E::DescribeThing => things::describe_thing(cx).await,
+        E::DeleteThing => things::delete_thing(cx).await,
+        E::ListThings => things::list_things(cx).await,
+        E::AttachThingPrincipal => things::attach_thing_principal(cx).await,
+        E::DetachThingPrincipal => things::detach_thing_principal(cx).await,
+        E::ListThingPrincipals => things::list_thing_principals(cx).await,
+        E::ListPrincipalThings => things::list_principal_things(cx).await,
+        E::CreatePolicy => policies::create_policy(cx).await,
+        E::GetPolicy => policies::get_policy(cx).await,
+        E::DeletePolicy => policies::delete_policy(cx).await,
+        E::ListPolicies => policies::list_policies(cx).await,
+        E::AttachPolicy => policies::attach_policy(cx).await,
+        E::DetachPolicy => policies::detach_policy(cx).await,
+        E::ListAttachedPolicies => policies::list_attached_policies(cx).await,
+        E::ListTargetsForPolicy => policies::list_targets_for_policy(cx).await,
+        E::AttachPrincipalPolicy => policies::attach_principal_policy(cx).await,
+        E::DetachPrincipalPolicy => policies::detach_principal_policy(cx).await,
+        E::ListPrincipalPolicies => policies::list_principal_policies(cx).await,
+        E::ListPolicyPrincipals => policies::list_policy_principals(cx).await,
+    }
+}

@@ -1,0 +1,244 @@
+//! `(method, path segments)` → the AWS IoT operation. One closed enum, variants named exactly as
+//! AWS names the operations; each also names its authorization action.
+
+use super::other_operations::OTHER_OPERATIONS;
+
+macro_rules! endpoints {
+    ($($name:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Endpoint { $($name),* }
+
+        impl Endpoint {
+            pub const ALL: &'static [Endpoint] = &[$(Endpoint::$name),*];
+
+            /// The operation name as AWS spells it.
+            pub fn name(self) -> &'static str {
+                match self { $(Endpoint::$name => stringify!($name)),* }
+            }
+
+            /// The IAM action this operation is authorized as.
+            pub fn action(self) -> &'static str {
+                match self { $(Endpoint::$name => concat!("iot:", stringify!($name))),* }
+            }
+        }
+    };
+}
+
+endpoints! {
+    CreateKeysAndCertificate,
+    CreateCertificateFromCsr,
+    RegisterCertificate,
+    RegisterCertificateWithoutCA,
+    GetRegistrationCode,
+    DeleteRegistrationCode,
+    RegisterCACertificate,
+    DescribeCACertificate,
+    ListCACertificates,
+    UpdateCACertificate,
+    DeleteCACertificate,
+    DescribeCertificate,
+    ListCertificates,
+    ListCertificatesByCA,
+    UpdateCertificate,
+    DeleteCertificate,
+    TransferCertificate,
+    AcceptCertificateTransfer,
+    RejectCertificateTransfer,
+    CancelCertificateTransfer,
+    ListOutgoingCertificates,
+    CreateThing,
+    DescribeThing,
+    DeleteThing,
+    ListThings,
+    CreatePolicy,
+    GetPolicy,
+    DeletePolicy,
+    ListPolicies,
+    AttachPolicy,
+    DetachPolicy,
+    ListAttachedPolicies,
+    ListTargetsForPolicy,
+    AttachThingPrincipal,
+    DetachThingPrincipal,
+    ListPrincipalThings,
+    ListThingPrincipals,
+    AttachPrincipalPolicy,
+    DetachPrincipalPolicy,
+    ListPrincipalPolicies,
+    ListPolicyPrincipals,
+}
+
+/// A routed request: the operation and its one path label, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub label: Option<String>,
+}
+
+pub fn route(method: &str, segs: &[String]) -> Option<Route> {
+    use Endpoint::*;
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let (endpoint, label) = match (method, s.as_slice()) {
+        ("POST", ["keys-and-certificate"]) => (CreateKeysAndCertificate, None),
+        ("POST", ["certificates"]) => (CreateCertificateFromCsr, None),
+        ("GET", ["certificates"]) => (ListCertificates, None),
+        ("POST", ["certificate", "register"]) => (RegisterCertificate, None),
+        ("POST", ["certificate", "register-no-ca"]) => (RegisterCertificateWithoutCA, None),
+        ("GET", ["registrationcode"]) => (GetRegistrationCode, None),
+        ("DELETE", ["registrationcode"]) => (DeleteRegistrationCode, None),
+        ("POST", ["cacertificate"]) => (RegisterCACertificate, None),
+        ("GET", ["cacertificate", id]) => (DescribeCACertificate, Some(*id)),
+        ("PUT", ["cacertificate", id]) => (UpdateCACertificate, Some(*id)),
+        ("DELETE", ["cacertificate", id]) => (DeleteCACertificate, Some(*id)),
+        ("GET", ["cacertificates"]) => (ListCACertificates, None),
+        ("GET", ["certificates", id]) => (DescribeCertificate, Some(*id)),
+        ("PUT", ["certificates", id]) => (UpdateCertificate, Some(*id)),
+        ("DELETE", ["certificates", id]) => (DeleteCertificate, Some(*id)),
+        ("GET", ["certificates-by-ca", id]) => (ListCertificatesByCA, Some(*id)),
+        ("PATCH", ["transfer-certificate", id]) => (TransferCertificate, Some(*id)),
+        ("PATCH", ["accept-certificate-transfer", id]) => (AcceptCertificateTransfer, Some(*id)),
+        ("PATCH", ["reject-certificate-transfer", id]) => (RejectCertificateTransfer, Some(*id)),
+        ("PATCH", ["cancel-certificate-transfer", id]) => (CancelCertificateTransfer, Some(*id)),
+        ("GET", ["certificates-out-going"]) => (ListOutgoingCertificates, None),
+        ("GET", ["things"]) => (ListThings, None),
+        ("POST", ["things", name]) => (CreateThing, Some(*name)),
+        ("GET", ["things", name]) => (DescribeThing, Some(*name)),
+        ("DELETE", ["things", name]) => (DeleteThing, Some(*name)),
+        ("PUT", ["things", name, "principals"]) => (AttachThingPrincipal, Some(*name)),
+        ("DELETE", ["things", name, "principals"]) => (DetachThingPrincipal, Some(*name)),
+        ("GET", ["things", name, "principals"]) => (ListThingPrincipals, Some(*name)),
+        ("GET", ["principals", "things"]) => (ListPrincipalThings, None),
+        ("GET", ["policies"]) => (ListPolicies, None),
+        ("POST", ["policies", name]) => (CreatePolicy, Some(*name)),
+        ("GET", ["policies", name]) => (GetPolicy, Some(*name)),
+        ("DELETE", ["policies", name]) => (DeletePolicy, Some(*name)),
+        ("PUT", ["target-policies", name]) => (AttachPolicy, Some(*name)),
+        ("POST", ["target-policies", name]) => (DetachPolicy, Some(*name)),
+        ("POST", ["attached-policies", target]) => (ListAttachedPolicies, Some(*target)),
+        ("POST", ["policy-targets", name]) => (ListTargetsForPolicy, Some(*name)),
+        ("PUT", ["principal-policies", name]) => (AttachPrincipalPolicy, Some(*name)),
+        ("DELETE", ["principal-policies", name]) => (DetachPrincipalPolicy, Some(*name)),
+        ("GET", ["principal-policies"]) => (ListPrincipalPolicies, None),
+        ("GET", ["policy-principals"]) => (ListPolicyPrincipals, None),
+        _ => return None,
+    };
+    Some(Route {
+        endpoint,
+        label: label.map(str::to_string),
+    })
+}
+
+/// The name of an AWS IoT operation certplane does not implement, if the request is one.
+pub fn other_operation(method: &str, segs: &[String]) -> Option<&'static str> {
+    OTHER_OPERATIONS.iter().find_map(|(m, uri, name)| {
+        if *m != method {
+            return None;
+        }
+        let pattern: Vec<&str> = uri
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let greedy = pattern.last().is_some_and(|p| p.ends_with("+}"));
+        let fits = if greedy {
+            segs.len() >= pattern.len()
+        } else {
+            segs.len() == pattern.len()
+        };
+        let same = fits
+            && pattern
+                .iter()
+                .zip(segs)
+                .all(|(p, s)| p.starts_with('{') || *p == s.as_str());
+        same.then_some(*name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(p: &str) -> Vec<String> {
+        p.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn documented_request_lines_route_to_their_operation() {
+        let id = "a".repeat(64);
+        let cases = [
+            (
+                "PATCH",
+                format!("/cancel-certificate-transfer/{id}"),
+                Endpoint::CancelCertificateTransfer,
+            ),
+            (
+                "PATCH",
+                format!("/transfer-certificate/{id}"),
+                Endpoint::TransferCertificate,
+            ),
+            (
+                "GET",
+                "/certificates".to_string(),
+                Endpoint::ListCertificates,
+            ),
+            (
+                "POST",
+                "/certificates".to_string(),
+                Endpoint::CreateCertificateFromCsr,
+            ),
+            (
+                "PUT",
+                "/target-policies/pol".to_string(),
+                Endpoint::AttachPolicy,
+            ),
+            (
+                "POST",
+                "/target-policies/pol".to_string(),
+                Endpoint::DetachPolicy,
+            ),
+            (
+                "GET",
+                "/cacertificates".to_string(),
+                Endpoint::ListCACertificates,
+            ),
+            (
+                "POST",
+                "/cacertificate".to_string(),
+                Endpoint::RegisterCACertificate,
+            ),
+            (
+                "DELETE",
+                "/registrationcode".to_string(),
+                Endpoint::DeleteRegistrationCode,
+            ),
+            (
+                "GET",
+                "/things/t1/principals".to_string(),
+                Endpoint::ListThingPrincipals,
+            ),
+        ];
+        for (m, p, e) in cases {
+            assert_eq!(route(m, &segs(&p)).map(|r| r.endpoint), Some(e), "{m} {p}");
+        }
+        for e in Endpoint::ALL {
+            assert!(e.action().starts_with("iot:"));
+        }
+    }
+
+    #[test]
+    fn other_operations_are_named() {
+        assert_eq!(other_operation("GET", &segs("/jobs")), Some("ListJobs"));
+        assert_eq!(
+            other_operation("GET", &segs("/endpoint")),
+            Some("DescribeEndpoint")
+        );
+        assert_eq!(route("GET", &segs("/jobs")), None);
+        assert_eq!(
+            other_operation("GET", &segs("/no-such-thing-here/x/y")),
+            None
+        );
+    }
+}

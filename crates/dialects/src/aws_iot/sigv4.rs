@@ -1,0 +1,309 @@
+//! AWS Signature Version 4, as botocore and the AWS SDKs send it for rest-json services.
+//!
+//! Pure functions: parse the Authorization header, build the canonical request (the canonical
+//! URI is the path as sent, percent-encoded once more, as for every non-S3 service), derive the
+//! signing key and compare in constant time. The caller supplies the secret and "now".
+
+use aws_lc_rs::{digest, hmac};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::wire::Request;
+
+/// Clock skew tolerated between the request's X-Amz-Date and the server, in milliseconds.
+pub const MAX_SKEW_MS: i64 = 15 * 60 * 1000;
+
+/// RFC 3986 unreserved characters stay as they are; everything else is %XX (upper hex).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+const UNRESERVED_AND_SLASH: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// The parts of an `AWS4-HMAC-SHA256` Authorization header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub access_key_id: String,
+    pub date: String,
+    pub region: String,
+    pub service: String,
+    pub signed_headers: Vec<String>,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigError {
+    Missing,
+    /// The header is there but not a well-formed SigV4 header (AWS: IncompleteSignature).
+    Malformed(String),
+    Expired(String),
+    Mismatch,
+}
+
+pub fn parse_authorization(value: &str) -> Result<Authorization, SigError> {
+    let bad = |m: &str| SigError::Malformed(m.to_string());
+    let rest = value
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or_else(|| bad("Authorization header must start with AWS4-HMAC-SHA256"))?;
+    let (mut credential, mut signed, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        } else if !part.is_empty() {
+            return Err(bad("Authorization header has an unknown component"));
+        }
+    }
+    let credential =
+        credential.ok_or_else(|| bad("Authorization header requires a Credential parameter"))?;
+    let signed =
+        signed.ok_or_else(|| bad("Authorization header requires a SignedHeaders parameter"))?;
+    let signature =
+        signature.ok_or_else(|| bad("Authorization header requires a Signature parameter"))?;
+    let parts: Vec<&str> = credential.split('/').collect();
+    let [akid, date, region, service, terminator] = parts.as_slice() else {
+        return Err(bad(
+            "Credential must be <access key>/<yyyymmdd>/<region>/<service>/aws4_request",
+        ));
+    };
+    if *terminator != "aws4_request"
+        || akid.is_empty()
+        || date.len() != 8
+        || !date.bytes().all(|b| b.is_ascii_digit())
+        || region.is_empty()
+        || region.len() > 64
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || service.is_empty()
+    {
+        return Err(bad(
+            "Credential must be <access key>/<yyyymmdd>/<region>/<service>/aws4_request",
+        ));
+    }
+    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("Signature must be 64 hexadecimal characters"));
+    }
+    let signed_headers: Vec<String> = signed.split(';').map(str::to_ascii_lowercase).collect();
+    if signed_headers.iter().any(String::is_empty) || !signed_headers.iter().any(|h| h == "host") {
+        return Err(bad("SignedHeaders must name the host header"));
+    }
+    Ok(Authorization {
+        access_key_id: akid.to_string(),
+        date: date.to_string(),
+        region: region.to_string(),
+        service: service.to_string(),
+        signed_headers,
+        signature: signature.to_ascii_lowercase(),
+    })
+}
+
+/// Parses `yyyymmddTHHMMSSZ` into milliseconds since the epoch.
+pub fn parse_amz_date(s: &str) -> Option<i64> {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(s, &fmt)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp() * 1000)
+}
+
+/// The request's signing time: `X-Amz-Date`, which every AWS SDK sends.
+pub fn request_time(req: &Request, auth: &Authorization) -> Result<(String, i64), SigError> {
+    let raw = req
+        .header("x-amz-date")
+        .ok_or_else(|| SigError::Malformed("the X-Amz-Date header is missing".into()))?;
+    let ms = parse_amz_date(raw).ok_or_else(|| {
+        SigError::Malformed(format!("X-Amz-Date {raw:?} is not yyyymmddTHHMMSSZ"))
+    })?;
+    if !raw.starts_with(&auth.date) {
+        return Err(SigError::Malformed(
+            "the Credential date does not match X-Amz-Date".into(),
+        ));
+    }
+    Ok((raw.to_string(), ms))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, data).as_ref())
+}
+
+fn canonical_query(raw: &str) -> String {
+    let mut pairs: Vec<(String, String)> = raw
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let enc = |s: &str| {
+                let decoded: Vec<u8> = percent_decode_str(s).collect();
+                percent_encoding::percent_encode(&decoded, UNRESERVED).to_string()
+            };
+            (enc(k), enc(v))
+        })
+        .collect();
+    pairs.sort();
+    pairs
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn canonical_uri(raw_path: &str) -> String {
+    let path = if raw_path.is_empty() { "/" } else { raw_path };
+    utf8_percent_encode(path, UNRESERVED_AND_SLASH).to_string()
+}
+
+fn header_value(req: &Request, name: &str) -> String {
+    let values: Vec<String> = req
+        .headers
+        .get_all(name)
+        .iter()
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    values.join(",")
+}
+
+/// The canonical request string of SigV4.
+pub fn canonical_request(req: &Request, auth: &Authorization) -> String {
+    let mut headers = String::new();
+    for name in &auth.signed_headers {
+        headers.push_str(name);
+        headers.push(':');
+        headers.push_str(&header_value(req, name));
+        headers.push('\n');
+    }
+    let payload = match req.header("x-amz-content-sha256") {
+        Some(h)
+            if auth
+                .signed_headers
+                .iter()
+                .any(|s| s == "x-amz-content-sha256") =>
+        {
+            h.to_string()
+        }
+        _ => sha256_hex(&req.body),
+    };
+    format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        req.method.as_str(),
+        canonical_uri(&req.raw_path),
+        canonical_query(&req.raw_query),
+        headers,
+        auth.signed_headers.join(";"),
+        payload
+    )
+}
+
+fn hmac_sign(key: &[u8], data: &[u8]) -> hmac::Tag {
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
+}
+
+/// Checks the signature with `secret` and the request time against `now_ms`.
+pub fn verify(
+    req: &Request,
+    auth: &Authorization,
+    secret: &str,
+    now_ms: i64,
+) -> Result<(), SigError> {
+    let (amz_date, at) = request_time(req, auth)?;
+    if (at - now_ms).abs() > MAX_SKEW_MS {
+        return Err(SigError::Expired(format!(
+            "Signature expired: {amz_date} is outside the 15 minute window around the server time"
+        )));
+    }
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        auth.date, auth.region, auth.service
+    );
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        sha256_hex(canonical_request(req, auth).as_bytes())
+    );
+    let k_date = hmac_sign(format!("AWS4{secret}").as_bytes(), auth.date.as_bytes());
+    let k_region = hmac_sign(k_date.as_ref(), auth.region.as_bytes());
+    let k_service = hmac_sign(k_region.as_ref(), auth.service.as_bytes());
+    let k_signing = hmac_sign(k_service.as_ref(), b"aws4_request");
+    let Ok(provided) = hex::decode(&auth.signature) else {
+        return Err(SigError::Mismatch);
+    };
+    hmac::verify(
+        &hmac::Key::new(hmac::HMAC_SHA256, k_signing.as_ref()),
+        string_to_sign.as_bytes(),
+        &provided,
+    )
+    .map_err(|_| SigError::Mismatch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderValue, Method};
+
+    /// AWS's published SigV4 test suite, case "get-vanilla".
+    #[test]
+    fn aws_test_suite_get_vanilla() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("example.amazonaws.com"));
+        headers.insert("x-amz-date", HeaderValue::from_static("20150830T123600Z"));
+        let req = Request {
+            method: Method::GET,
+            raw_path: "/".into(),
+            raw_query: String::new(),
+            headers,
+            body: Bytes::new(),
+        };
+        let auth = parse_authorization(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders=host;x-amz-date, \
+             Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
+        )
+        .expect("parses");
+        let now = parse_amz_date("20150830T123600Z").expect("date");
+        assert_eq!(
+            verify(&req, &auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", now),
+            Ok(())
+        );
+        assert_eq!(verify(&req, &auth, "wrong", now), Err(SigError::Mismatch));
+        assert!(matches!(
+            verify(
+                &req,
+                &auth,
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                now + 16 * 60_000
+            ),
+            Err(SigError::Expired(_))
+        ));
+    }
+
+    #[test]
+    fn canonical_uri_encodes_the_sent_path_again() {
+        assert_eq!(
+            canonical_uri("/attached-policies/arn%3Aaws%3Aiot%3Acert%2Fab"),
+            "/attached-policies/arn%253Aaws%253Aiot%253Acert%252Fab"
+        );
+        assert_eq!(canonical_query("b=2&a=x%2By&a=1"), "a=1&a=x%2By&b=2");
+    }
+
+    #[test]
+    fn garbage_headers_are_malformed_not_panics() {
+        for h in [
+            "",
+            "AWS4-HMAC-SHA256",
+            "AWS4-HMAC-SHA256 Credential=a/b",
+            "Bearer xyz",
+            "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/iot/aws4_request, SignedHeaders=host, Signature=zz",
+            "AWS4-HMAC-SHA256 Credential=AK/2026010/us-east-1/iot/aws4_request, SignedHeaders=host, Signature=",
+        ] {
+            assert!(matches!(parse_authorization(h), Err(SigError::Malformed(_))), "{h}");
+        }
+    }
+}

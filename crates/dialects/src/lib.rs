@@ -1,0 +1,6 @@
+//! Wire dialects: one module per cloud API. Each does routing, signature checking,
+//! request/response shapes and the mapping of domain errors to that cloud's wire errors —
+//! and nothing else: business rules live in `certplane-core`.
+
+pub mod aws_iot;
+pub mod wire;

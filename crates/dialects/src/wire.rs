@@ -1,0 +1,82 @@
+//! The framework-neutral request and response every dialect works on, so dialects can be
+//! tested without a server and the binary picks the HTTP stack.
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use percent_encoding::percent_decode_str;
+
+/// Largest request body any dialect accepts (AWS IoT's largest field, a PEM, is 64 KiB; a CA
+/// registration carries two plus a template of 10 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// The path exactly as sent (still percent-encoded).
+    pub raw_path: String,
+    /// The query string exactly as sent, without `?`.
+    pub raw_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Path segments, split on `/` first and then percent-decoded (so `%2F` stays inside one).
+    pub fn segments(&self) -> Result<Vec<String>, String> {
+        self.raw_path
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| format!("the path segment {s:?} is not valid UTF-8"))
+            })
+            .collect()
+    }
+
+    /// Query parameters, percent-decoded, in the order sent.
+    pub fn query_pairs(&self) -> Result<Vec<(String, String)>, String> {
+        let decode = |s: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| format!("the query parameter {s:?} is not valid UTF-8"))
+        };
+        self.raw_query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                Ok((decode(k)?, decode(v)?))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Response {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}

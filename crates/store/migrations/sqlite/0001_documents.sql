@@ -1,0 +1,18 @@
+-- Every entity is a document: unique (kind, key), a few indexed columns, a JSON body.
+-- `seq` is the creation order list pages follow; `version` is the compare-and-set counter.
+CREATE TABLE documents (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind    TEXT    NOT NULL,
+    key     TEXT    NOT NULL,
+    account TEXT    NOT NULL,
+    region  TEXT    NOT NULL,
+    idx1    TEXT,
+    idx2    TEXT,
+    version INTEGER NOT NULL,
+    body    TEXT    NOT NULL,
+    UNIQUE (kind, key)
+);
+CREATE INDEX documents_scope  ON documents (kind, account, region, seq);
+CREATE INDEX documents_region ON documents (kind, region, seq);
+CREATE INDEX documents_idx1   ON documents (kind, idx1, seq);
+CREATE INDEX documents_idx2   ON documents (kind, idx2, seq);

@@ -1,0 +1,427 @@
+//! The embedded SQLite engine: WAL journal with `synchronous=FULL`, so a commit is on disk
+//! before `apply` returns.
+//!
+//! Writes go to one writer thread that commits in groups: it takes every batch waiting in its
+//! queue, runs each inside its own SAVEPOINT (a batch that fails — a lost compare-and-set, a
+//! duplicate key — is rolled back alone), then makes them all durable with one COMMIT, and only
+//! then answers each caller. Reads use a small pool of read-only connections, which WAL lets
+//! run beside the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+use std::thread;
+
+use async_trait::async_trait;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
+
+use certplane_core::error::{DomainError, DomainResult};
+use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write};
+
+use crate::SQLITE_MIGRATIONS;
+
+/// At most this many batches share one COMMIT.
+const MAX_GROUP: usize = 256;
+
+enum Job {
+    Apply(Vec<Write>, oneshot::Sender<DomainResult<()>>),
+    Reset(oneshot::Sender<DomainResult<()>>),
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+fn fault(context: &str, e: rusqlite::Error) -> DomainError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            DomainError::Unavailable(format!("{context}: database busy"))
+        }
+        _ => DomainError::Internal(format!("{context}: {e}")),
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Applies the numbered migrations not yet applied; refuses a schema newer than this binary.
+fn migrate(conn: &mut Connection) -> Result<(), String> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .map_err(|e| format!("creating schema_migrations: {e}"))?;
+    let current: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("reading the schema version: {e}"))?;
+    let known = SQLITE_MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if current > known {
+        return Err(format!(
+            "the database schema is at version {current} but this certplane knows only up to \
+             {known}; use a newer certplane binary"
+        ));
+    }
+    for (version, name, sql) in SQLITE_MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| format!("migration {name}: {e}"))?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration {name}: {e}"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, datetime('now'))",
+            params![version, name],
+        )
+        .map_err(|e| format!("migration {name}: {e}"))?;
+        tx.commit().map_err(|e| format!("migration {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run_write(conn: &Connection, w: &Write) -> DomainResult<()> {
+    match w {
+        Write::Insert(d) | Write::InsertIfAbsent(d) => {
+            let sql = if matches!(w, Write::Insert(_)) {
+                "INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)"
+            } else {
+                "INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7) ON CONFLICT (kind, key) DO NOTHING"
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(|e| fault("insert", e))?;
+            match stmt.execute(params![
+                d.kind.as_str(),
+                d.key,
+                d.account,
+                d.region,
+                d.idx1,
+                d.idx2,
+                d.body
+            ]) {
+                Ok(_) => Ok(()),
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    Err(DomainError::AlreadyExists {
+                        resource: d.kind.resource(),
+                        id: d.key.clone(),
+                    })
+                }
+                Err(e) => Err(fault("insert", e)),
+            }
+        }
+        Write::Update {
+            doc: d,
+            expected_version,
+        } => {
+            let mut stmt = conn
+                .prepare_cached(
+                    "UPDATE documents SET account = ?1, region = ?2, idx1 = ?3, idx2 = ?4,
+                     body = ?5, version = version + 1
+                     WHERE kind = ?6 AND key = ?7 AND version = ?8",
+                )
+                .map_err(|e| fault("update", e))?;
+            let n = stmt
+                .execute(params![
+                    d.account,
+                    d.region,
+                    d.idx1,
+                    d.idx2,
+                    d.body,
+                    d.kind.as_str(),
+                    d.key,
+                    expected_version
+                ])
+                .map_err(|e| fault("update", e))?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(DomainError::Stale)
+            }
+        }
+        Write::Delete {
+            kind,
+            key,
+            expected_version,
+        } => {
+            let mut stmt = conn
+                .prepare_cached(
+                    "DELETE FROM documents WHERE kind = ?1 AND key = ?2 AND version = ?3",
+                )
+                .map_err(|e| fault("delete", e))?;
+            let n = stmt
+                .execute(params![kind.as_str(), key, expected_version])
+                .map_err(|e| fault("delete", e))?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(DomainError::Stale)
+            }
+        }
+    }
+}
+
+fn run_job(conn: &Connection, job: &Job) -> DomainResult<()> {
+    match job {
+        Job::Apply(writes, _) => writes.iter().try_for_each(|w| run_write(conn, w)),
+        Job::Reset(_) => {
+            let keep: Vec<&str> = Kind::ALL
+                .iter()
+                .filter(|k| k.survives_reset())
+                .map(|k| k.as_str())
+                .collect();
+            let placeholders = vec!["?"; keep.len()].join(", ");
+            conn.execute(
+                &format!("DELETE FROM documents WHERE kind NOT IN ({placeholders})"),
+                params_from_iter(keep),
+            )
+            .map(|_| ())
+            .map_err(|e| fault("reset", e))
+        }
+    }
+}
+
+fn answer(job: Job, result: DomainResult<()>) {
+    let tx = match job {
+        Job::Apply(_, tx) | Job::Reset(tx) => tx,
+    };
+    // The caller may have gone away (client disconnected); the write stands regardless.
+    let _ = tx.send(result);
+}
+
+/// The writer thread: group commit with one SAVEPOINT per batch.
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = fault("begin", e);
+            tracing::warn!(error = %err, "sqlite: cannot start a write transaction");
+            for job in group {
+                answer(job, Err(err.clone()));
+            }
+            continue;
+        }
+        let mut results = Vec::with_capacity(group.len());
+        for job in &group {
+            let r = conn
+                .execute_batch("SAVEPOINT batch")
+                .map_err(|e| fault("savepoint", e))
+                .and_then(|_| run_job(&conn, job));
+            let closed = if r.is_err() {
+                conn.execute_batch("ROLLBACK TO batch; RELEASE batch")
+            } else {
+                conn.execute_batch("RELEASE batch")
+            };
+            results.push(match closed {
+                Ok(()) => r,
+                Err(e) => Err(fault("release", e)),
+            });
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                for (job, r) in group.into_iter().zip(results) {
+                    answer(job, r);
+                }
+            }
+            Err(e) => {
+                let err = fault("commit", e);
+                tracing::warn!(error = %err, "sqlite: commit failed; the group is rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+                for job in group {
+                    answer(job, Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StoredDoc)> {
+    let kind: String = r.get(0)?;
+    Ok((
+        kind,
+        StoredDoc {
+            doc: Doc {
+                kind: Kind::Certificate, // replaced by the caller from the kind text
+                key: r.get(1)?,
+                account: r.get(2)?,
+                region: r.get(3)?,
+                idx1: r.get(4)?,
+                idx2: r.get(5)?,
+                body: r.get(8)?,
+            },
+            version: r.get(6)?,
+            seq: r.get(7)?,
+        },
+    ))
+}
+
+const COLUMNS: &str = "kind, key, account, region, idx1, idx2, version, seq, body";
+
+fn where_clause(kind: Kind, f: &Filter) -> (String, Vec<String>) {
+    let mut sql = String::from("kind = ?");
+    let mut args = vec![kind.as_str().to_string()];
+    let mut eq = |col: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND {col} = ?"));
+            args.push(v.clone());
+        }
+    };
+    eq("account", &f.account);
+    eq("region", &f.region);
+    eq("idx1", &f.idx1);
+    eq("idx2", &f.idx2);
+    if let Some(v) = &f.account_or_idx2 {
+        sql.push_str(" AND (account = ? OR idx2 = ?)");
+        args.push(v.clone());
+        args.push(v.clone());
+    }
+    if f.has_idx2 {
+        sql.push_str(" AND idx2 IS NOT NULL");
+    }
+    (sql, args)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<dir>/certplane.db` and applies pending migrations.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("creating the data dir {}: {e}", dir.display()))?;
+        let path = dir.join("certplane.db");
+        let mut writer =
+            Connection::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        configure(&writer).map_err(|e| format!("configuring {}: {e}", path.display()))?;
+        migrate(&mut writer)?;
+        let (tx, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|e| format!("starting the sqlite writer thread: {e}"))?;
+        Ok(SqliteStore {
+            path,
+            readers: Mutex::new(Vec::new()),
+            jobs: Mutex::new(tx),
+        })
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> DomainResult<T> {
+        let pooled = self.readers.lock().ok().and_then(|mut p| p.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| fault("opening a reader", e))?;
+                c.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(|e| fault("configuring a reader", e))?;
+                c
+            }
+        };
+        let out = f(&conn).map_err(|e| fault("read", e));
+        if let Ok(mut p) = self.readers.lock() {
+            p.push(conn);
+        }
+        out
+    }
+
+    async fn submit(
+        &self,
+        make: impl FnOnce(oneshot::Sender<DomainResult<()>>) -> Job,
+    ) -> DomainResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .lock()
+            .map_err(|_| DomainError::internal("sqlite writer queue poisoned"))?
+            .send(make(tx))
+            .map_err(|_| DomainError::Unavailable("the sqlite writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| DomainError::Unavailable("the sqlite writer has stopped".into()))?
+    }
+}
+
+fn fix_kind(kind_text: String, mut d: StoredDoc) -> rusqlite::Result<StoredDoc> {
+    d.doc.kind = Kind::parse(&kind_text).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, kind_text, rusqlite::types::Type::Text)
+    })?;
+    Ok(d)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM documents WHERE kind = ?1 AND key = ?2"
+            ))?;
+            stmt.query_row(params![kind.as_str(), key], row_to_doc)
+                .optional()?
+                .map(|(k, d)| fix_kind(k, d))
+                .transpose()
+        })
+    }
+
+    async fn query(
+        &self,
+        kind: Kind,
+        filter: &Filter,
+        page: PageQuery,
+    ) -> DomainResult<Vec<StoredDoc>> {
+        let (mut sql, mut args) = where_clause(kind, filter);
+        if let Some(after) = page.after_seq {
+            sql.push_str(if page.ascending {
+                " AND seq > ?"
+            } else {
+                " AND seq < ?"
+            });
+            args.push(after.to_string());
+        }
+        let order = if page.ascending { "ASC" } else { "DESC" };
+        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+        let full = format!(
+            "SELECT {COLUMNS} FROM documents WHERE {sql} ORDER BY seq {order} LIMIT {limit}"
+        );
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(&full)?;
+            let rows = stmt.query_map(params_from_iter(args.iter()), row_to_doc)?;
+            rows.map(|r| r.and_then(|(k, d)| fix_kind(k, d))).collect()
+        })
+    }
+
+    async fn count(&self, kind: Kind, filter: &Filter) -> DomainResult<u64> {
+        let (sql, args) = where_clause(kind, filter);
+        self.with_reader(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT COUNT(*) FROM documents WHERE {sql}"))?;
+            let n: i64 = stmt.query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn apply(&self, writes: Vec<Write>) -> DomainResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.submit(|tx| Job::Apply(writes, tx)).await
+    }
+
+    async fn reset(&self) -> DomainResult<()> {
+        self.submit(Job::Reset).await
+    }
+}
