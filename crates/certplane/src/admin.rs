@@ -1,7 +1,5 @@
 //! `certplane admin ...`: the operator's commands, run against the same data dir as the server.
 
-use std::path::PathBuf;
-
 use certplane_core::accounts::CloudKind;
 use certplane_core::certificates::Certificate;
 use certplane_core::clock::rfc3339;
@@ -10,14 +8,7 @@ use certplane_core::CertificateId;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::bootstrap;
-
-#[derive(clap::Args, Clone)]
-pub struct DataDir {
-    /// The data dir of the deployment.
-    #[arg(long, default_value = "./certplane-data", env = "CERTPLANE_DATA_DIR")]
-    data_dir: PathBuf,
-}
+use crate::bootstrap::{self, Location};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -45,7 +36,7 @@ pub enum CertCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        dir: DataDir,
+        dir: Location,
     },
     /// One certificate by registry id (hex SHA-256 of its DER).
     Show {
@@ -53,7 +44,7 @@ pub enum CertCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        dir: DataDir,
+        dir: Location,
     },
 }
 
@@ -63,7 +54,7 @@ pub enum AccountCommand {
         #[arg(long)]
         aws_account_id: String,
         #[command(flatten)]
-        dir: DataDir,
+        dir: Location,
     },
 }
 
@@ -75,7 +66,7 @@ pub enum AccessKeyCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        dir: DataDir,
+        dir: Location,
     },
 }
 
@@ -120,7 +111,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {
-            let core = bootstrap::open(&dir.data_dir).await?.core;
+            let core = bootstrap::open(&dir).await?.core;
             let certs = core.registry_list().await.map_err(|e| e.to_string())?;
             if json {
                 print_json(&serde_json::Value::Array(
@@ -141,7 +132,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
             command: CertCommand::Show { id, json, dir },
         } => {
             let id = CertificateId::parse(&id).map_err(|e| e.to_string())?;
-            let core = bootstrap::open(&dir.data_dir).await?.core;
+            let core = bootstrap::open(&dir).await?.core;
             let c = core.registry_show(&id).await.map_err(|e| e.to_string())?;
             if json {
                 print_json(&cert_json(&c))
@@ -159,7 +150,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
                 },
         } => {
             let id = parse_aws_account(&aws_account_id).map_err(|e| e.to_string())?;
-            let core = bootstrap::open(&dir.data_dir).await?.core;
+            let core = bootstrap::open(&dir).await?.core;
             core.create_account(&id, CloudKind::Aws)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -169,7 +160,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::AccessKey {
             command: AccessKeyCommand::Create { account, json, dir },
         } => {
-            let core = bootstrap::open(&dir.data_dir).await?.core;
+            let core = bootstrap::open(&dir).await?.core;
             let key = core
                 .create_access_key(&account)
                 .await

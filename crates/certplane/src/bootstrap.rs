@@ -7,7 +7,6 @@ use certplane_core::clock::{Clock, OffsetClock};
 use certplane_core::store::{Doc, Kind, Store, Write};
 use certplane_core::Core;
 use certplane_pki::IssuingCa;
-use certplane_store::SqliteStore;
 use serde::{Deserialize, Serialize};
 
 /// The issuing CA as stored (one document, so every node on a shared database signs with the
@@ -65,8 +64,24 @@ pub struct Opened {
     pub clock: Arc<OffsetClock>,
 }
 
-pub async fn open(data_dir: &Path) -> Result<Opened, String> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir)?);
+/// Where a deployment's state lives: the data dir (always: `ca.pem` is written there), and the
+/// PostgreSQL database when one is configured (else SQLite inside the data dir).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Location {
+    /// The data dir of the deployment.
+    #[arg(long, default_value = "./certplane-data", env = "CERTPLANE_DATA_DIR")]
+    pub data_dir: std::path::PathBuf,
+    /// A PostgreSQL URL (postgres://user@host:port/db) to keep state in instead of SQLite;
+    /// every node of a multi-node deployment points at the same database.
+    #[arg(long, env = "CERTPLANE_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+pub async fn open(at: &Location) -> Result<Opened, String> {
+    let data_dir: &Path = &at.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("creating the data dir {}: {e}", data_dir.display()))?;
+    let store: Arc<dyn Store> = certplane_store::open(data_dir, at.database_url.as_deref()).await?;
     let clock = Arc::new(OffsetClock::new());
     let issuer = load_or_create_issuer(store.as_ref(), clock.as_ref()).await?;
     let ca_path = data_dir.join("ca.pem");

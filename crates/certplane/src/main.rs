@@ -5,7 +5,6 @@ mod bootstrap;
 mod server;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -28,15 +27,19 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Where the SQLite database and the issuing CA live.
-        #[arg(long, default_value = "./certplane-data", env = "CERTPLANE_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        at: bootstrap::Location,
         /// Emulator mode for tests: signatures are not checked, /moto-api/reset and the
         /// settable /dev/clock are enabled.
         #[arg(long)]
         dev: bool,
     },
-    /// Operator commands on a data dir (they work while the server runs).
+    /// Applies pending database migrations and exits (`serve` also applies them at start).
+    Migrate {
+        #[command(flatten)]
+        at: bootstrap::Location,
+    },
+    /// Operator commands on a deployment (they work while the server runs).
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
@@ -64,11 +67,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve {
-                listen,
-                data_dir,
-                dev,
-            } => server::serve(listen, &data_dir, dev).await,
+            Command::Serve { listen, at, dev } => server::serve(listen, &at, dev).await,
+            Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
+                println!("certplane: the database schema is up to date");
+            }),
             Command::Admin { command } => admin::run(command).await,
         }
     });

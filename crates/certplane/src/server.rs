@@ -1,7 +1,6 @@
 //! The HTTP listener: health, the dev-mode endpoints, and the dialects.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,7 +13,7 @@ use certplane_dialects::wire::{self, MAX_BODY_BYTES};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::bootstrap;
+use crate::bootstrap::{self, Location};
 
 struct App {
     aws: AwsIot,
@@ -22,8 +21,8 @@ struct App {
     dev: bool,
 }
 
-pub async fn serve(listen: SocketAddr, data_dir: &Path, dev: bool) -> Result<(), String> {
-    let opened = bootstrap::open(data_dir).await?;
+pub async fn serve(listen: SocketAddr, at: &Location, dev: bool) -> Result<(), String> {
+    let opened = bootstrap::open(at).await?;
     let app = Arc::new(App {
         aws: AwsIot::new(opened.core, dev),
         clock: opened.clock,

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use certplane_pki::{parse_certificate_pem, parse_csr, verify_signed_by, PkiError};
+use certplane_pki::{
+    parse_certificate_pem, parse_csr, verify_signed_by, ParsedCertificate, PkiError,
+};
 
 use crate::ca_certificates::CaCertificate;
 use crate::clock::Millis;
@@ -157,17 +159,15 @@ pub(crate) fn pki_error(e: PkiError) -> DomainError {
 impl Certificate {
     fn new(
         scope: &Scope,
-        der: &[u8],
+        parsed: &ParsedCertificate,
         pem: String,
-        not_before: Millis,
-        not_after: Millis,
         status: CertificateStatus,
         mode: CertificateMode,
         origin: Origin,
         now: Millis,
     ) -> Self {
         Certificate {
-            id: CertificateId::of_der(der),
+            id: CertificateId::of_der(&parsed.der),
             owner: scope.account.clone(),
             region: scope.region.clone(),
             status,
@@ -179,8 +179,8 @@ impl Certificate {
             last_modified: now,
             customer_version: 1,
             generation_id: new_uuid(),
-            not_before,
-            not_after,
+            not_before: parsed.not_before,
+            not_after: parsed.not_after,
             transfer: TransferData::default(),
             pending_transfer_to: None,
             origin,
@@ -315,7 +315,7 @@ impl Core {
         let now = self.now();
         let issuer = self.issuer.clone();
         // RSA key generation takes tens of milliseconds of CPU: keep it off the request threads.
-        let (pem, der, keys) =
+        let (pem, _der, keys) =
             tokio::task::spawn_blocking(move || issuer.create_keys_and_certificate(now))
                 .await
                 .map_err(|e| DomainError::internal(format!("key generation task: {e}")))?
@@ -323,10 +323,8 @@ impl Core {
         let parsed = parse_certificate_pem(&pem).map_err(pki_error)?;
         let cert = Certificate::new(
             scope,
-            &der,
+            &parsed,
             pem,
-            parsed.not_before,
-            parsed.not_after,
             if set_as_active {
                 CertificateStatus::Active
             } else {
@@ -352,7 +350,7 @@ impl Core {
             PkiError::Signing(m) => DomainError::Internal(m),
         })?;
         let now = self.now();
-        let (pem, der) = self
+        let (pem, _der) = self
             .issuer
             .issue(
                 Some(&csr.subject_der),
@@ -364,10 +362,8 @@ impl Core {
         let parsed = parse_certificate_pem(&pem).map_err(pki_error)?;
         let cert = Certificate::new(
             scope,
-            &der,
+            &parsed,
             pem,
-            parsed.not_before,
-            parsed.not_after,
             if set_as_active {
                 CertificateStatus::Active
             } else {
@@ -443,10 +439,8 @@ impl Core {
         let now = self.now();
         let mut cert = Certificate::new(
             scope,
-            &parsed.der,
+            &parsed,
             pem.to_string(),
-            parsed.not_before,
-            parsed.not_after,
             status,
             ca.mode,
             Origin::Registered,
@@ -468,10 +462,8 @@ impl Core {
         let parsed = parse_certificate_pem(pem).map_err(pki_error)?;
         let cert = Certificate::new(
             scope,
-            &parsed.der,
+            &parsed,
             pem.to_string(),
-            parsed.not_before,
-            parsed.not_after,
             status,
             CertificateMode::SniOnly,
             Origin::Registered,

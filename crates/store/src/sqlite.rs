@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use certplane_core::error::{DomainError, DomainResult};
 use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write};
 
+use crate::sql::{self, Arg, Placeholders, COLUMNS};
 use crate::SQLITE_MIGRATIONS;
 
 /// At most this many batches share one COMMIT.
@@ -172,15 +173,11 @@ fn run_job(conn: &Connection, job: &Job) -> DomainResult<()> {
     match job {
         Job::Apply(writes, _) => writes.iter().try_for_each(|w| run_write(conn, w)),
         Job::Reset(_) => {
-            let keep: Vec<&str> = Kind::ALL
-                .iter()
-                .filter(|k| k.survives_reset())
-                .map(|k| k.as_str())
-                .collect();
-            let placeholders = vec!["?"; keep.len()].join(", ");
+            let kinds = sql::reset_kinds();
+            let placeholders = vec!["?"; kinds.len()].join(", ");
             conn.execute(
-                &format!("DELETE FROM documents WHERE kind NOT IN ({placeholders})"),
-                params_from_iter(keep),
+                &format!("DELETE FROM documents WHERE kind IN ({placeholders})"),
+                params_from_iter(kinds),
             )
             .map(|_| ())
             .map_err(|e| fault("reset", e))
@@ -268,32 +265,6 @@ fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StoredDoc)> {
     ))
 }
 
-const COLUMNS: &str = "kind, key, account, region, idx1, idx2, version, seq, body";
-
-fn where_clause(kind: Kind, f: &Filter) -> (String, Vec<String>) {
-    let mut sql = String::from("kind = ?");
-    let mut args = vec![kind.as_str().to_string()];
-    let mut eq = |col: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            sql.push_str(&format!(" AND {col} = ?"));
-            args.push(v.clone());
-        }
-    };
-    eq("account", &f.account);
-    eq("region", &f.region);
-    eq("idx1", &f.idx1);
-    eq("idx2", &f.idx2);
-    if let Some(v) = &f.account_or_idx2 {
-        sql.push_str(" AND (account = ? OR idx2 = ?)");
-        args.push(v.clone());
-        args.push(v.clone());
-    }
-    if f.has_idx2 {
-        sql.push_str(" AND idx2 IS NOT NULL");
-    }
-    (sql, args)
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/certplane.db` and applies pending migrations.
     pub fn open(dir: &Path) -> Result<Self, String> {
@@ -356,6 +327,15 @@ impl SqliteStore {
     }
 }
 
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Arg::Text(s) => s.to_sql(),
+            Arg::Int(i) => i.to_sql(),
+        }
+    }
+}
+
 fn fix_kind(kind_text: String, mut d: StoredDoc) -> rusqlite::Result<StoredDoc> {
     d.doc.kind = Kind::parse(&kind_text).ok_or_else(|| {
         rusqlite::Error::InvalidColumnType(0, kind_text, rusqlite::types::Type::Text)
@@ -383,32 +363,18 @@ impl Store for SqliteStore {
         filter: &Filter,
         page: PageQuery,
     ) -> DomainResult<Vec<StoredDoc>> {
-        let (mut sql, mut args) = where_clause(kind, filter);
-        if let Some(after) = page.after_seq {
-            sql.push_str(if page.ascending {
-                " AND seq > ?"
-            } else {
-                " AND seq < ?"
-            });
-            args.push(after.to_string());
-        }
-        let order = if page.ascending { "ASC" } else { "DESC" };
-        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
-        let full = format!(
-            "SELECT {COLUMNS} FROM documents WHERE {sql} ORDER BY seq {order} LIMIT {limit}"
-        );
+        let (text, args) = sql::select(Placeholders::Question, COLUMNS, kind, filter, Some(page));
         self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&full)?;
+            let mut stmt = c.prepare_cached(&text)?;
             let rows = stmt.query_map(params_from_iter(args.iter()), row_to_doc)?;
             rows.map(|r| r.and_then(|(k, d)| fix_kind(k, d))).collect()
         })
     }
 
     async fn count(&self, kind: Kind, filter: &Filter) -> DomainResult<u64> {
-        let (sql, args) = where_clause(kind, filter);
+        let (text, args) = sql::select(Placeholders::Question, "COUNT(*)", kind, filter, None);
         self.with_reader(|c| {
-            let mut stmt =
-                c.prepare_cached(&format!("SELECT COUNT(*) FROM documents WHERE {sql}"))?;
+            let mut stmt = c.prepare_cached(&text)?;
             let n: i64 = stmt.query_row(params_from_iter(args.iter()), |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
@@ -423,5 +389,71 @@ impl Store for SqliteStore {
 
     async fn reset(&self) -> DomainResult<()> {
         self.submit(Job::Reset).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::conformance;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn conformance_suite() {
+        let (_d, s) = open();
+        conformance::insert_get_and_duplicates(&s).await;
+        conformance::compare_and_set(&s).await;
+        conformance::batches_are_atomic(&s).await;
+        conformance::queries_filter_and_page_in_creation_order(&s).await;
+        conformance::reset_keeps_credentials(&s).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_updates() {
+        let (_d, s) = open();
+        conformance::racing_updates_have_one_winner(Arc::new(s)).await;
+    }
+
+    #[tokio::test]
+    async fn writes_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = SqliteStore::open(dir.path()).expect("open");
+            s.apply(vec![Write::Insert(Doc {
+                kind: Kind::Policy,
+                key: "durable".into(),
+                account: "a".into(),
+                region: "r".into(),
+                idx1: None,
+                idx2: None,
+                body: "{}".into(),
+            })])
+            .await
+            .expect("insert");
+        }
+        let s = SqliteStore::open(dir.path()).expect("reopen");
+        assert!(s.get(Kind::Policy, "durable").await.expect("get").is_some());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(SqliteStore::open(dir.path()).expect("open"));
+        let conn = Connection::open(dir.path().join("certplane.db")).expect("conn");
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', '')",
+            [],
+        )
+        .expect("insert");
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).err().expect("refused");
+        assert!(err.contains("newer certplane"), "{err}");
     }
 }

@@ -36,12 +36,43 @@ def test_cli_create_and_describe(server, iot):
     assert iot.describe_certificate(certificateId=cid)["certificateDescription"]["status"] == "ACTIVE"
 
 
-def test_cli_list_certificates_auto_paginates(server, iot):
+def test_cli_list_certificates_page_size_and_marker(server, iot):
+    """awscli v1 quirk: for IoT ops whose own limit key is `pageSize`, an explicit `--page-size`
+    counts as a manual paging argument and switches auto-pagination off (awscli
+    customizations/paginate.py). So `--page-size 2` returns one page plus nextMarker, and the
+    caller follows `--marker` itself."""
     created = {iot.create_keys_and_certificate()["certificateId"] for _ in range(5)}
-    out = ok(run_aws(server.url, ["list-certificates", "--page-size", "2"]))
-    ids = [c["certificateId"] for c in out["certificates"]]
+    sizes, ids, marker = [], [], None
+    for _ in range(6):
+        args = ["list-certificates", "--page-size", "2"] + (["--marker", marker] if marker else [])
+        out = ok(run_aws(server.url, args))
+        sizes.append(len(out["certificates"]))
+        ids.extend(c["certificateId"] for c in out["certificates"])
+        marker = out.get("nextMarker")
+        if not marker:
+            break
+    assert sizes == [2, 2, 1]
     assert len(ids) == 5 and set(ids) == created
+
+
+def test_cli_list_certificates_auto_paginates(server, iot):
+    """Without --page-size the CLI follows nextMarker itself (default page size is 25, so 27
+    certificates need at least two pages) and prints one merged list without nextMarker."""
+    from x509_factory import make_csr
+
+    csr, _ = make_csr()
+    created = {iot.create_certificate_from_csr(certificateSigningRequest=csr)["certificateId"]
+               for _ in range(27)}
+    out = ok(run_aws(server.url, ["list-certificates"]))
+    ids = [c["certificateId"] for c in out["certificates"]]
+    assert len(ids) == 27 and set(ids) == created
     assert "nextMarker" not in out
+
+    first = ok(run_aws(server.url, ["list-certificates", "--max-items", "3"]))
+    assert len(first["certificates"]) == 3 and first.get("NextToken")
+    rest = ok(run_aws(server.url, ["list-certificates", "--starting-token", first["NextToken"]]))
+    got = [c["certificateId"] for c in first["certificates"] + rest["certificates"]]
+    assert len(got) == 27 and set(got) == created
 
 
 def test_cli_transfer_and_accept(server, iot, iot_b):

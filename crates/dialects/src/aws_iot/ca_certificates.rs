@@ -56,7 +56,7 @@ pub(super) async fn delete_registration_code(cx: &Call<'_>) -> Res<Value> {
 pub(super) async fn register_ca_certificate(cx: &Call<'_>) -> Res<Value> {
     let ca_pem = cx.required_body_str("caCertificate", 1, 65536)?;
     let verification_pem = match cx.body_str("verificationCertificate")? {
-        Some(v) if v.is_empty() => None,
+        Some("") => None,
         Some(v) => {
             check_len("verificationCertificate", v, 1, 65536)?;
             Some(v)

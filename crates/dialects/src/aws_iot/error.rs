@@ -141,7 +141,6 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "UnauthorizedException",
             "ServiceUnavailableException",
             "InternalFailureException",
-            "ResourceNotFoundException",
         ],
         E::RegisterCertificate => &[
             "ResourceAlreadyExistsException",
@@ -274,5 +273,112 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "ServiceUnavailableException",
             "InternalFailureException",
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certplane_core::error::TransferOutcome;
+
+    fn sample_errors() -> Vec<DomainError> {
+        vec![
+            DomainError::not_found(Resource::Certificate, "x"),
+            DomainError::AlreadyExists {
+                resource: Resource::Certificate,
+                id: "x".into(),
+            },
+            DomainError::invalid("bad"),
+            DomainError::WrongState {
+                current: "ACTIVE".into(),
+                message: "m".into(),
+            },
+            DomainError::TransferFinished {
+                outcome: TransferOutcome::Accepted,
+            },
+            DomainError::NotPermitted("m".into()),
+            DomainError::StillAttached("m".into()),
+            DomainError::LimitExceeded("m".into()),
+            DomainError::BadCertificate("m".into()),
+            DomainError::RegistrationCodeMismatch("m".into()),
+            DomainError::AmbiguousIssuer("m".into()),
+            DomainError::Unavailable("m".into()),
+            DomainError::Internal("m".into()),
+        ]
+    }
+
+    /// Which domain errors each operation's service can return (read off core).
+    fn produced(ep: Endpoint) -> Vec<usize> {
+        use Endpoint as E;
+        // Indexes into `sample_errors`; 0 NotFound .. 12 Internal. Every service can also
+        // answer Unavailable (11) and Internal (12) and InvalidInput (2).
+        let base = vec![2, 11, 12];
+        let extra: &[usize] = match ep {
+            E::RegisterCertificate => &[1, 8, 10],
+            E::RegisterCertificateWithoutCA => &[1, 8],
+            E::RegisterCACertificate => &[1, 7, 8, 9],
+            E::UpdateCertificate => &[0, 3],
+            E::DeleteCertificate => &[0, 3, 6],
+            E::TransferCertificate => &[0, 3, 6],
+            E::AcceptCertificateTransfer
+            | E::RejectCertificateTransfer
+            | E::CancelCertificateTransfer => &[0, 4, 5],
+            E::DescribeCertificate | E::DescribeCACertificate | E::UpdateCACertificate => &[0],
+            E::DeleteCACertificate => &[0, 3],
+            E::CreateThing => &[1],
+            E::DeleteThing => &[3, 6],
+            E::CreatePolicy => &[1],
+            E::DeletePolicy => &[0, 6],
+            E::AttachPolicy | E::AttachPrincipalPolicy => &[0, 7],
+            E::CreateKeysAndCertificate
+            | E::CreateCertificateFromCsr
+            | E::ListCertificates
+            | E::ListCACertificates
+            | E::ListOutgoingCertificates
+            | E::ListCertificatesByCA
+            | E::GetRegistrationCode
+            | E::ListThings
+            | E::ListPolicies => &[],
+            _ => &[0],
+        };
+        base.into_iter().chain(extra.iter().copied()).collect()
+    }
+
+    #[test]
+    fn every_emitted_code_is_documented_for_its_operation() {
+        let scope = Scope::new("123456789012", "us-east-1");
+        let errors = sample_errors();
+        for ep in Endpoint::ALL {
+            for i in produced(*ep) {
+                let w = from_domain(&errors[i], *ep, &scope);
+                assert!(
+                    documented_codes(*ep).contains(&w.code),
+                    "{} emits {} for {:?}",
+                    ep.name(),
+                    w.code,
+                    errors[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn already_exists_carries_resource_id_and_arn() {
+        let scope = Scope::new("123456789012", "eu-west-1");
+        let w = from_domain(
+            &DomainError::AlreadyExists {
+                resource: Resource::Certificate,
+                id: "ab".into(),
+            },
+            Endpoint::RegisterCertificate,
+            &scope,
+        );
+        assert_eq!((w.status, w.code), (409, "ResourceAlreadyExistsException"));
+        let extra = w.extra.expect("extras");
+        assert_eq!(extra["resourceId"], "ab");
+        assert_eq!(
+            extra["resourceArn"],
+            "arn:aws:iot:eu-west-1:123456789012:cert/ab"
+        );
     }
 }

@@ -1,0 +1,206 @@
+//! The store conformance suite: every engine must pass these, run against a real database.
+
+use std::sync::Arc;
+
+use certplane_core::error::DomainError;
+use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, Write};
+
+fn doc(key: &str, account: &str, idx1: Option<&str>, body: &str) -> Doc {
+    Doc {
+        kind: Kind::Thing,
+        key: key.into(),
+        account: account.into(),
+        region: "r".into(),
+        idx1: idx1.map(str::to_string),
+        idx2: None,
+        body: body.into(),
+    }
+}
+
+pub async fn insert_get_and_duplicates(s: &dyn Store) {
+    s.apply(vec![Write::Insert(doc("a", "1", None, "{\"v\":1}"))])
+        .await
+        .expect("insert");
+    let got = s
+        .get(Kind::Thing, "a")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(got.version, 1);
+    assert_eq!(got.doc.body, "{\"v\":1}");
+    assert!(s.get(Kind::Policy, "a").await.expect("get").is_none());
+    let dup = s
+        .apply(vec![Write::Insert(doc("a", "1", None, "{}"))])
+        .await;
+    assert!(
+        matches!(dup, Err(DomainError::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+    s.apply(vec![Write::InsertIfAbsent(doc("a", "1", None, "{}"))])
+        .await
+        .expect("insert-if-absent on an existing key is fine");
+    let still = s
+        .get(Kind::Thing, "a")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(still.doc.body, "{\"v\":1}");
+}
+
+pub async fn compare_and_set(s: &dyn Store) {
+    s.apply(vec![Write::Insert(doc("cas", "1", None, "0"))])
+        .await
+        .expect("insert");
+    let first = s.apply(vec![Write::Update {
+        doc: doc("cas", "1", None, "1"),
+        expected_version: 1,
+    }]);
+    let first = first.await;
+    let second = s
+        .apply(vec![Write::Update {
+            doc: doc("cas", "1", None, "2"),
+            expected_version: 1,
+        }])
+        .await;
+    assert_eq!(first, Ok(()));
+    assert_eq!(second, Err(DomainError::Stale));
+    let got = s
+        .get(Kind::Thing, "cas")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!((got.version, got.doc.body.as_str()), (2, "1"));
+    let stale_delete = s
+        .apply(vec![Write::Delete {
+            kind: Kind::Thing,
+            key: "cas".into(),
+            expected_version: 1,
+        }])
+        .await;
+    assert_eq!(stale_delete, Err(DomainError::Stale));
+    s.apply(vec![Write::Delete {
+        kind: Kind::Thing,
+        key: "cas".into(),
+        expected_version: 2,
+    }])
+    .await
+    .expect("delete");
+    assert!(s.get(Kind::Thing, "cas").await.expect("get").is_none());
+}
+
+/// A batch with one failing write leaves nothing behind.
+pub async fn batches_are_atomic(s: &dyn Store) {
+    let r = s
+        .apply(vec![
+            Write::Insert(doc("atomic-1", "1", None, "{}")),
+            Write::Update {
+                doc: doc("missing", "1", None, "{}"),
+                expected_version: 1,
+            },
+        ])
+        .await;
+    assert_eq!(r, Err(DomainError::Stale));
+    assert!(s.get(Kind::Thing, "atomic-1").await.expect("get").is_none());
+}
+
+/// Racing compare-and-sets on one record from many tasks: exactly one wins.
+pub async fn racing_updates_have_one_winner(s: Arc<dyn Store>) {
+    s.apply(vec![Write::Insert(doc("race", "1", None, "0"))])
+        .await
+        .expect("insert");
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.apply(vec![Write::Update {
+                doc: doc("race", "1", None, &i.to_string()),
+                expected_version: 1,
+            }])
+            .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok(()) => wins += 1,
+            Err(DomainError::Stale) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+pub async fn queries_filter_and_page_in_creation_order(s: &dyn Store) {
+    for i in 0..5 {
+        s.apply(vec![Write::Insert(doc(
+            &format!("q{i}"),
+            if i % 2 == 0 { "even" } else { "odd" },
+            Some("x"),
+            "{}",
+        ))])
+        .await
+        .expect("insert");
+    }
+    let even = Filter {
+        account: Some("even".into()),
+        ..Filter::default()
+    };
+    let asc = s
+        .query(Kind::Thing, &even, PageQuery::all())
+        .await
+        .expect("q");
+    let keys: Vec<_> = asc.iter().map(|d| d.doc.key.as_str()).collect();
+    assert_eq!(keys, ["q0", "q2", "q4"]);
+    let desc = s
+        .query(
+            Kind::Thing,
+            &even,
+            PageQuery {
+                after_seq: None,
+                limit: 2,
+                ascending: false,
+            },
+        )
+        .await
+        .expect("q");
+    let keys: Vec<_> = desc.iter().map(|d| d.doc.key.as_str()).collect();
+    assert_eq!(keys, ["q4", "q2"]);
+    let next = s
+        .query(
+            Kind::Thing,
+            &even,
+            PageQuery {
+                after_seq: Some(desc[1].seq),
+                limit: 2,
+                ascending: false,
+            },
+        )
+        .await
+        .expect("q");
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].doc.key, "q0");
+    let by_idx = Filter {
+        idx1: Some("x".into()),
+        ..Filter::default()
+    };
+    assert_eq!(s.count(Kind::Thing, &by_idx).await.expect("count"), 5);
+    let either = Filter {
+        account_or_idx2: Some("odd".into()),
+        ..Filter::default()
+    };
+    assert_eq!(s.count(Kind::Thing, &either).await.expect("count"), 2);
+}
+
+pub async fn reset_keeps_credentials(s: &dyn Store) {
+    let mut key = doc("k", "1", None, "{}");
+    key.kind = Kind::AccessKey;
+    s.apply(vec![
+        Write::Insert(key),
+        Write::Insert(doc("gone", "1", None, "{}")),
+    ])
+    .await
+    .expect("insert");
+    s.reset().await.expect("reset");
+    assert!(s.get(Kind::AccessKey, "k").await.expect("get").is_some());
+    assert!(s.get(Kind::Thing, "gone").await.expect("get").is_none());
+}

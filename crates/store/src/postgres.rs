@@ -1,0 +1,465 @@
+//! The PostgreSQL engine, for several certplane nodes sharing one database.
+//!
+//! Each `apply` is one transaction (READ COMMITTED): inserts use `ON CONFLICT DO NOTHING` and
+//! count rows (so a duplicate never aborts the transaction half-way), updates and deletes are
+//! compare-and-sets on `version` — PostgreSQL re-checks the `WHERE` against a row another
+//! transaction just changed, so of two racing writers exactly one sees its row. A commit that
+//! returns is durable (`synchronous_commit` is left at its default, on).
+//!
+//! Every call is bounded in time: the pool waits at most 5 s for a connection, a connection
+//! attempt at most 5 s, and each statement at most 5 s (`statement_timeout`), so with the
+//! database down requests fail fast with `Unavailable`, and the pool reconnects by itself when
+//! it is back.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use certplane_core::error::{DomainError, DomainResult};
+use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write};
+
+use crate::sql::{self, Arg, Placeholders, COLUMNS};
+use crate::POSTGRES_MIGRATIONS;
+
+/// Upper bound on any single database interaction.
+pub const DB_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+fn fault(context: &str, e: impl std::fmt::Display) -> DomainError {
+    tracing::warn!(error = %e, "postgres: {context}");
+    DomainError::Unavailable(format!("the database is unavailable ({context})"))
+}
+
+fn pg_fault(context: &str, e: tokio_postgres::Error) -> DomainError {
+    // Only connection-level trouble is "unavailable"; a statement the server rejects for
+    // another reason is our bug and stays loud.
+    match e.code() {
+        Some(c)
+            if *c == SqlState::QUERY_CANCELED
+                || c.code().starts_with("08")
+                || c.code().starts_with("57") =>
+        {
+            fault(context, e)
+        }
+        Some(_) => DomainError::Internal(format!("postgres {context}: {e}")),
+        // No SQL state: the connection is gone or the socket failed — or a client-side
+        // encoding error, which is our bug.
+        None if e.is_closed()
+            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) =>
+        {
+            fault(context, e)
+        }
+        None => DomainError::Internal(format!("postgres {context}: {e}")),
+    }
+}
+
+async fn bounded<T>(
+    context: &str,
+    f: impl std::future::Future<Output = DomainResult<T>>,
+) -> DomainResult<T> {
+    match tokio::time::timeout(DB_TIMEOUT, f).await {
+        Ok(r) => r,
+        Err(_) => Err(fault(context, "timed out")),
+    }
+}
+
+fn row_to_doc(r: &tokio_postgres::Row) -> DomainResult<StoredDoc> {
+    let kind: String = r.try_get(0).map_err(DomainError::internal)?;
+    let get = |i: usize| -> DomainResult<String> { r.try_get(i).map_err(DomainError::internal) };
+    let opt =
+        |i: usize| -> DomainResult<Option<String>> { r.try_get(i).map_err(DomainError::internal) };
+    Ok(StoredDoc {
+        doc: Doc {
+            kind: Kind::parse(&kind)
+                .ok_or_else(|| DomainError::internal(format!("unknown document kind {kind}")))?,
+            key: get(1)?,
+            account: get(2)?,
+            region: get(3)?,
+            idx1: opt(4)?,
+            idx2: opt(5)?,
+            body: get(8)?,
+        },
+        version: r.try_get(6).map_err(DomainError::internal)?,
+        seq: r.try_get(7).map_err(DomainError::internal)?,
+    })
+}
+
+impl PostgresStore {
+    /// Connects (lazily, through the pool) and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, String> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| format!("the database URL is not valid: {e}"))?;
+        config.connect_timeout(DB_TIMEOUT);
+        config.options(format!("-c statement_timeout={}", DB_TIMEOUT.as_millis()));
+        if config.get_application_name().is_none() {
+            config.application_name("certplane");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .wait_timeout(Some(DB_TIMEOUT))
+            .create_timeout(Some(DB_TIMEOUT))
+            .recycle_timeout(Some(DB_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| format!("building the connection pool: {e}"))?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> DomainResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| fault("connecting", e))
+    }
+
+    /// Applies the numbered migrations not yet applied. Nodes starting together serialise on
+    /// the `schema_migrations` primary key: the second waits, then finds the row and skips.
+    async fn migrate(&self) -> Result<(), String> {
+        let mut client = self.client().await.map_err(|e| e.to_string())?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            )
+            .await
+            .or_else(|e| {
+                // Two nodes creating the table at once: one of them sees a duplicate.
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    Ok(())
+                } else {
+                    Err(format!("creating schema_migrations: {e}"))
+                }
+            })?;
+        let current: i64 = client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| format!("reading the schema version: {e}"))?;
+        let known = POSTGRES_MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > known {
+            return Err(format!(
+                "the database schema is at version {current} but this certplane knows only up \
+                 to {known}; use a newer certplane binary"
+            ));
+        }
+        for (version, name, text) in POSTGRES_MIGRATIONS.iter().filter(|m| m.0 > current) {
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| format!("migration {name}: {e}"))?;
+            let claimed = tx
+                .execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at)
+                     VALUES ($1, $2, CAST(now() AS TEXT)) ON CONFLICT (version) DO NOTHING",
+                    &[version, name],
+                )
+                .await
+                .map_err(|e| format!("migration {name}: {e}"))?;
+            if claimed == 0 {
+                // Another node applied it meanwhile.
+                continue;
+            }
+            tx.batch_execute(text)
+                .await
+                .map_err(|e| format!("migration {name}: {e}"))?;
+            tx.commit()
+                .await
+                .map_err(|e| format!("migration {name}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn read(&self, text: String, args: Vec<Arg>) -> DomainResult<Vec<tokio_postgres::Row>> {
+        bounded("read", async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(&text)
+                .await
+                .map_err(|e| pg_fault("prepare", e))?;
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+                .iter()
+                .map(|a| match a {
+                    Arg::Text(s) => s as &(dyn tokio_postgres::types::ToSql + Sync),
+                    Arg::Int(i) => i as &(dyn tokio_postgres::types::ToSql + Sync),
+                })
+                .collect();
+            client
+                .query(&stmt, &params)
+                .await
+                .map_err(|e| pg_fault("read", e))
+        })
+        .await
+    }
+}
+
+async fn run_write(tx: &deadpool_postgres::Transaction<'_>, w: &Write) -> DomainResult<()> {
+    match w {
+        Write::Insert(d) | Write::InsertIfAbsent(d) => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body)
+                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT (kind, key) DO NOTHING",
+                )
+                .await
+                .map_err(|e| pg_fault("prepare", e))?;
+            let n = tx
+                .execute(
+                    &stmt,
+                    &[
+                        &d.kind.as_str(),
+                        &d.key,
+                        &d.account,
+                        &d.region,
+                        &d.idx1,
+                        &d.idx2,
+                        &d.body,
+                    ],
+                )
+                .await
+                .map_err(|e| pg_fault("insert", e))?;
+            if n == 0 && matches!(w, Write::Insert(_)) {
+                return Err(DomainError::AlreadyExists {
+                    resource: d.kind.resource(),
+                    id: d.key.clone(),
+                });
+            }
+            Ok(())
+        }
+        Write::Update {
+            doc: d,
+            expected_version,
+        } => {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE documents SET account = $1, region = $2, idx1 = $3, idx2 = $4,
+                     body = $5, version = version + 1
+                     WHERE kind = $6 AND key = $7 AND version = $8",
+                )
+                .await
+                .map_err(|e| pg_fault("prepare", e))?;
+            let n = tx
+                .execute(
+                    &stmt,
+                    &[
+                        &d.account,
+                        &d.region,
+                        &d.idx1,
+                        &d.idx2,
+                        &d.body,
+                        &d.kind.as_str(),
+                        &d.key,
+                        expected_version,
+                    ],
+                )
+                .await
+                .map_err(|e| pg_fault("update", e))?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(DomainError::Stale)
+            }
+        }
+        Write::Delete {
+            kind,
+            key,
+            expected_version,
+        } => {
+            let stmt = tx
+                .prepare_cached(
+                    "DELETE FROM documents WHERE kind = $1 AND key = $2 AND version = $3",
+                )
+                .await
+                .map_err(|e| pg_fault("prepare", e))?;
+            let n = tx
+                .execute(&stmt, &[&kind.as_str(), key, expected_version])
+                .await
+                .map_err(|e| pg_fault("delete", e))?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(DomainError::Stale)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
+        let rows = self
+            .read(
+                format!("SELECT {COLUMNS} FROM documents WHERE kind = $1 AND key = $2"),
+                vec![
+                    Arg::Text(kind.as_str().to_string()),
+                    Arg::Text(key.to_string()),
+                ],
+            )
+            .await?;
+        rows.first().map(row_to_doc).transpose()
+    }
+
+    async fn query(
+        &self,
+        kind: Kind,
+        filter: &Filter,
+        page: PageQuery,
+    ) -> DomainResult<Vec<StoredDoc>> {
+        let (text, args) = sql::select(Placeholders::Dollar, COLUMNS, kind, filter, Some(page));
+        self.read(text, args)
+            .await?
+            .iter()
+            .map(row_to_doc)
+            .collect()
+    }
+
+    async fn count(&self, kind: Kind, filter: &Filter) -> DomainResult<u64> {
+        let (text, args) = sql::select(Placeholders::Dollar, "COUNT(*)", kind, filter, None);
+        let rows = self.read(text, args).await?;
+        let n: i64 = rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(DomainError::internal)?
+            .unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn apply(&self, writes: Vec<Write>) -> DomainResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        bounded("write", async {
+            let mut client = self.client().await?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| pg_fault("begin", e))?;
+            for w in &writes {
+                // Dropping `tx` on error rolls the transaction back.
+                run_write(&tx, w).await?;
+            }
+            tx.commit().await.map_err(|e| pg_fault("commit", e))
+        })
+        .await
+    }
+
+    async fn reset(&self) -> DomainResult<()> {
+        bounded("reset", async {
+            let client = self.client().await?;
+            let kinds: Vec<String> = sql::reset_kinds().into_iter().map(str::to_string).collect();
+            client
+                .execute("DELETE FROM documents WHERE kind = ANY($1)", &[&kinds])
+                .await
+                .map(|_| ())
+                .map_err(|e| pg_fault("reset", e))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::conformance;
+
+    /// A fresh database on the test server, dropped when the guard goes. `None` (and a loud
+    /// SKIPPED) when no server answers, unless `CI=true`, where that is a failure.
+    struct TestDb {
+        admin_url: String,
+        name: String,
+        url: String,
+    }
+
+    impl TestDb {
+        async fn create() -> Option<TestDb> {
+            let admin_url = std::env::var("CERTPLANE_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let client = match tokio_postgres::connect(&admin_url, NoTls).await {
+                Ok((client, conn)) => {
+                    tokio::spawn(conn);
+                    client
+                }
+                Err(e) => {
+                    if std::env::var("CI").as_deref() == Ok("true") {
+                        panic!("PostgreSQL at {admin_url} is unreachable and CI=true: {e}");
+                    }
+                    eprintln!("SKIPPED: PostgreSQL tests (no server at {admin_url}: {e})");
+                    return None;
+                }
+            };
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let name = format!("certplane_store_{}_{nanos}", std::process::id());
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create database");
+            let url = match admin_url.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{name}"),
+                None => panic!("CERTPLANE_TEST_POSTGRES must end in /<database>"),
+            };
+            Some(TestDb {
+                admin_url,
+                name,
+                url,
+            })
+        }
+
+        async fn drop_db(self) {
+            if let Ok((client, conn)) = tokio_postgres::connect(&self.admin_url, NoTls).await {
+                tokio::spawn(conn);
+                let _ = client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        self.name
+                    ))
+                    .await;
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_suite_on_postgres() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        {
+            let s = PostgresStore::open(&db.url).await.expect("open");
+            conformance::insert_get_and_duplicates(&s).await;
+            conformance::compare_and_set(&s).await;
+            conformance::batches_are_atomic(&s).await;
+            conformance::queries_filter_and_page_in_creation_order(&s).await;
+            conformance::reset_keeps_credentials(&s).await;
+            conformance::racing_updates_have_one_winner(Arc::new(s)).await;
+            // A second node on the same database sees the first node's writes at once, and
+            // opening it again does not re-run migrations.
+            let other = PostgresStore::open(&db.url).await.expect("second open");
+            assert!(other
+                .get(Kind::AccessKey, "k")
+                .await
+                .expect("get")
+                .is_some());
+        }
+        db.drop_db().await;
+    }
+}
