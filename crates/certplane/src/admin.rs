@@ -22,6 +22,17 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Writes the whole deployment to stdout as JSON lines.
+    Export {
+        #[command(flatten)]
+        dir: Location,
+    },
+    /// Loads an export (FILE, or `-` for stdin) into an empty database.
+    Import {
+        file: String,
+        #[command(flatten)]
+        dir: Location,
+    },
     /// Access keys for signed requests (outside --dev).
     AccessKey {
         #[command(subcommand)]
@@ -108,6 +119,8 @@ fn print_json(v: &serde_json::Value) -> Result<(), String> {
 
 pub async fn run(cmd: AdminCommand) -> Result<(), String> {
     match cmd {
+        AdminCommand::Export { dir } => crate::export::export(&dir).await,
+        AdminCommand::Import { file, dir } => crate::export::import(&dir, &file).await,
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {

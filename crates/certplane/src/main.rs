@@ -2,6 +2,7 @@
 
 mod admin;
 mod bootstrap;
+mod export;
 mod server;
 
 use std::net::SocketAddr;

@@ -40,6 +40,14 @@ fn pg_fault(context: &str, e: tokio_postgres::Error) -> DomainError {
     // Only connection-level trouble is "unavailable"; a statement the server rejects for
     // another reason is our bug and stays loud.
     match e.code() {
+        // A distributed PostgreSQL-wire database (SERIALIZABLE) reports a lost race this way:
+        // the service re-reads and re-decides, as for a failed compare-and-set.
+        Some(c)
+            if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            DomainError::Stale
+        }
         Some(c)
             if *c == SqlState::QUERY_CANCELED
                 || c.code().starts_with("08")
