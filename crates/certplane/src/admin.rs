@@ -22,6 +22,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Alibaba Cloud SSL Certificates Service: quota packages.
+    Cas {
+        #[command(subcommand)]
+        command: CasCommand,
+    },
     /// Writes the whole deployment to stdout as JSON lines.
     Export {
         #[command(flatten)]
@@ -61,9 +66,39 @@ pub enum CertCommand {
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
+    /// Makes an account: an AWS account (12 digits) or an Alibaba Cloud uid (16 digits).
     Create {
+        #[arg(
+            long,
+            required_unless_present = "aliyun_uid",
+            conflicts_with = "aliyun_uid"
+        )]
+        aws_account_id: Option<String>,
         #[arg(long)]
-        aws_account_id: String,
+        aliyun_uid: Option<String>,
+        #[command(flatten)]
+        dir: Location,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CasCommand {
+    Package {
+        #[command(subcommand)]
+        command: PackageCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PackageCommand {
+    /// Adds COUNT certificate applications of a resource plan to an account.
+    Add {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        product_code: String,
+        #[arg(long)]
+        count: i64,
         #[command(flatten)]
         dir: Location,
     },
@@ -74,11 +109,20 @@ pub enum AccessKeyCommand {
     Create {
         #[arg(long)]
         account: String,
+        /// Which cloud's key: it must match the account's (the default).
+        #[arg(long, value_enum)]
+        kind: Option<KeyKind>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         dir: Location,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    Aws,
+    Aliyun,
 }
 
 fn cert_json(c: &Certificate) -> serde_json::Value {
@@ -159,21 +203,77 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
             command:
                 AccountCommand::Create {
                     aws_account_id,
+                    aliyun_uid,
                     dir,
                 },
         } => {
-            let id = parse_aws_account(&aws_account_id).map_err(|e| e.to_string())?;
+            let (id, kind) = match (aws_account_id, aliyun_uid) {
+                (Some(a), None) => (
+                    parse_aws_account(&a).map_err(|e| e.to_string())?,
+                    CloudKind::Aws,
+                ),
+                (None, Some(u)) if u.len() == 16 && u.bytes().all(|b| b.is_ascii_digit()) => {
+                    (u, CloudKind::Aliyun)
+                }
+                (None, Some(u)) => {
+                    return Err(format!("an Alibaba Cloud uid is 16 digits, got {u:?}"))
+                }
+                _ => return Err("give exactly one of --aws-account-id and --aliyun-uid".into()),
+            };
             let core = bootstrap::open(&dir).await?.core;
-            core.create_account(&id, CloudKind::Aws)
+            core.create_account(&id, kind)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("created AWS account {id}");
+            println!("created account {id}");
+            Ok(())
+        }
+        AdminCommand::Cas {
+            command:
+                CasCommand::Package {
+                    command:
+                        PackageCommand::Add {
+                            account,
+                            product_code,
+                            count,
+                            dir,
+                        },
+                },
+        } => {
+            let core = bootstrap::open(&dir).await?.core;
+            let p = core
+                .add_package(&account, &product_code, count)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{} {}: total {}, used {}, issued {}",
+                p.account, p.product_code, p.total_count, p.used_count, p.issued_count
+            );
             Ok(())
         }
         AdminCommand::AccessKey {
-            command: AccessKeyCommand::Create { account, json, dir },
+            command:
+                AccessKeyCommand::Create {
+                    account,
+                    kind,
+                    json,
+                    dir,
+                },
         } => {
             let core = bootstrap::open(&dir).await?.core;
+            if let Some(kind) = kind {
+                let acct = core
+                    .get_account(&account)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no account {account}; create it first"))?;
+                let want = match kind {
+                    KeyKind::Aws => CloudKind::Aws,
+                    KeyKind::Aliyun => CloudKind::Aliyun,
+                };
+                if acct.kind != want {
+                    return Err(format!("account {account} is not a {kind:?} account"));
+                }
+            }
             let key = core
                 .create_access_key(&account)
                 .await

@@ -4,6 +4,7 @@ mod admin;
 mod bootstrap;
 mod export;
 mod server;
+mod validation;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
         /// settable /dev/clock are enabled.
         #[arg(long)]
         dev: bool,
+        #[command(flatten)]
+        validation: server::ValidationArgs,
     },
     /// Applies pending database migrations and exits (`serve` also applies them at start).
     Migrate {
@@ -68,7 +71,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { listen, at, dev } => server::serve(listen, &at, dev).await,
+            Command::Serve {
+                listen,
+                at,
+                dev,
+                validation,
+            } => server::serve(listen, &at, dev, &validation).await,
             Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
                 println!("certplane: the database schema is up to date");
             }),

@@ -7,6 +7,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::Router;
 use certplane_core::clock::{rfc3339, Clock, OffsetClock};
+use certplane_core::orders::{AlwaysValid, DomainValidator};
+use certplane_dialects::aliyun::Aliyun;
 use certplane_dialects::aws_iot::error::WireError;
 use certplane_dialects::aws_iot::AwsIot;
 use certplane_dialects::wire::{self, MAX_BODY_BYTES};
@@ -14,17 +16,66 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::bootstrap::{self, Location};
+use crate::validation::RealValidator;
 
 struct App {
     aws: AwsIot,
+    aliyun: Aliyun,
     clock: Arc<OffsetClock>,
     dev: bool,
 }
 
-pub async fn serve(listen: SocketAddr, at: &Location, dev: bool) -> Result<(), String> {
+/// How orders' domain ownership is checked.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ValidationArgs {
+    /// The DNS server (HOST:PORT) validation lookups go to; default: the system's resolver.
+    #[arg(long)]
+    dns_resolver: Option<SocketAddr>,
+    /// The port the HTTP file validation connects to.
+    #[arg(long, default_value_t = 80)]
+    validation_http_port: u16,
+    /// `real` checks DNS and HTTP; `always-valid` (only with --dev) accepts every order.
+    #[arg(long, value_enum, default_value_t = ValidationMode::Real)]
+    validation: ValidationMode,
+    /// Seconds an order may wait for its proof before it fails (server time).
+    #[arg(long, default_value_t = 72 * 3600)]
+    validation_timeout: i64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValidationMode {
+    Real,
+    AlwaysValid,
+}
+
+pub async fn serve(
+    listen: SocketAddr,
+    at: &Location,
+    dev: bool,
+    validation: &ValidationArgs,
+) -> Result<(), String> {
     let opened = bootstrap::open(at).await?;
+    let validator: Arc<dyn DomainValidator> = match validation.validation {
+        ValidationMode::AlwaysValid if !dev => {
+            return Err("--validation always-valid is only allowed with --dev".into())
+        }
+        ValidationMode::AlwaysValid => Arc::new(AlwaysValid),
+        ValidationMode::Real => Arc::new(RealValidator::new(
+            validation.dns_resolver,
+            validation.validation_http_port,
+        )?),
+    };
+    if validation.validation_timeout <= 0 {
+        return Err("--validation-timeout must be a positive number of seconds".into());
+    }
+    let core = opened.core.with_validation(
+        validator,
+        validation.validation_timeout.saturating_mul(1000),
+    );
+    let sweep = crate::validation::spawn_sweep(core.clone());
     let app = Arc::new(App {
-        aws: AwsIot::new(opened.core, dev),
+        aws: AwsIot::new(core.clone(), dev),
+        aliyun: Aliyun::new(core, dev),
         clock: opened.clock,
         dev,
     });
@@ -39,10 +90,12 @@ pub async fn serve(listen: SocketAddr, at: &Location, dev: bool) -> Result<(), S
         "certplane listening on http://{addr}{}",
         if dev { " (dev mode)" } else { "" }
     );
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
         .await
-        .map_err(|e| format!("server error: {e}"))
+        .map_err(|e| format!("server error: {e}"));
+    sweep.abort();
+    served
 }
 
 async fn shutdown() {
@@ -134,5 +187,9 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
         headers: parts.headers,
         body,
     };
-    to_http(app.aws.handle(request).await)
+    if Aliyun::recognises(&request) {
+        to_http(app.aliyun.handle(request).await)
+    } else {
+        to_http(app.aws.handle(request).await)
+    }
 }

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use certplane_pki::{
-    parse_certificate_pem, parse_csr, verify_signed_by, ParsedCertificate, PkiError,
+    parse_certificate_pem, parse_csr, verify_signed_by, IssueRequest, ParsedCertificate, PkiError,
+    Subject,
 };
 
 use crate::ca_certificates::CaCertificate;
@@ -157,7 +158,7 @@ pub(crate) fn pki_error(e: PkiError) -> DomainError {
 }
 
 impl Certificate {
-    fn new(
+    pub(crate) fn new(
         scope: &Scope,
         parsed: &ParsedCertificate,
         pem: String,
@@ -352,12 +353,13 @@ impl Core {
         let now = self.now();
         let (pem, _der) = self
             .issuer
-            .issue(
-                Some(&csr.subject_der),
-                &csr.spki_der,
-                now,
-                certplane_pki::issuer_not_after(),
-            )
+            .issue(&IssueRequest {
+                subject: Subject::Der(&csr.subject_der),
+                spki_der: &csr.spki_der,
+                dns_names: &[],
+                not_before: now,
+                not_after: certplane_pki::issuer_not_after(),
+            })
             .map_err(pki_error)?;
         let parsed = parse_certificate_pem(&pem).map_err(pki_error)?;
         let cert = Certificate::new(

@@ -16,6 +16,9 @@ pub enum Resource {
     Account,
     AccessKey,
     Issuer,
+    Package,
+    Order,
+    UserCertificate,
 }
 
 impl Resource {
@@ -31,6 +34,9 @@ impl Resource {
             Resource::Account => "account",
             Resource::AccessKey => "access key",
             Resource::Issuer => "issuing CA",
+            Resource::Package => "certificate resource plan",
+            Resource::Order => "order",
+            Resource::UserCertificate => "certificate",
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod certificates;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod orders;
+pub mod packages;
 pub mod paging;
 pub mod policies;
 pub mod registry;
@@ -15,6 +17,7 @@ pub mod service;
 pub mod store;
 pub mod things;
 pub mod transfers;
+pub mod user_certificates;
 
 pub use clock::Clock;
 pub use error::DomainError;

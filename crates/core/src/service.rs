@@ -9,6 +9,7 @@ use certplane_pki::IssuingCa;
 
 use crate::clock::{Clock, Millis};
 use crate::error::{DomainError, DomainResult};
+use crate::orders::DomainValidator;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -16,6 +17,23 @@ pub struct Core {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub issuer: Arc<IssuingCa>,
+    /// Checks orders' proofs of domain ownership.
+    pub validator: Arc<dyn DomainValidator>,
+    /// How long an order may wait for its proof before it fails.
+    pub validation_timeout_ms: Millis,
+}
+
+/// Orders fail after 72 hours without proof of domain ownership, unless configured otherwise.
+pub const DEFAULT_VALIDATION_TIMEOUT_MS: Millis = 72 * 3_600_000;
+
+/// Until a validator is configured, no proof is ever found.
+struct NeverValid;
+
+#[async_trait::async_trait]
+impl DomainValidator for NeverValid {
+    async fn check(&self, _order: &crate::orders::Order) -> bool {
+        false
+    }
 }
 
 /// How often a service re-reads and re-decides after losing a compare-and-set race before
@@ -28,7 +46,19 @@ impl Core {
             store,
             clock,
             issuer,
+            validator: Arc::new(NeverValid),
+            validation_timeout_ms: DEFAULT_VALIDATION_TIMEOUT_MS,
         }
+    }
+
+    pub fn with_validation(
+        mut self,
+        validator: Arc<dyn DomainValidator>,
+        timeout_ms: Millis,
+    ) -> Self {
+        self.validator = validator;
+        self.validation_timeout_ms = timeout_ms;
+        self
     }
 
     pub fn now(&self) -> Millis {

@@ -26,10 +26,13 @@ pub enum Kind {
     Account,
     AccessKey,
     Issuer,
+    Package,
+    Order,
+    UserCertificate,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -41,6 +44,9 @@ impl Kind {
         Kind::Account,
         Kind::AccessKey,
         Kind::Issuer,
+        Kind::Package,
+        Kind::Order,
+        Kind::UserCertificate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +62,9 @@ impl Kind {
             Kind::Account => "account",
             Kind::AccessKey => "access_key",
             Kind::Issuer => "issuer",
+            Kind::Package => "package",
+            Kind::Order => "order",
+            Kind::UserCertificate => "user_certificate",
         }
     }
 
@@ -77,6 +86,9 @@ impl Kind {
             Kind::Account => Resource::Account,
             Kind::AccessKey => Resource::AccessKey,
             Kind::Issuer => Resource::Issuer,
+            Kind::Package => Resource::Package,
+            Kind::Order => Resource::Order,
+            Kind::UserCertificate => Resource::UserCertificate,
         }
     }
 

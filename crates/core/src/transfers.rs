@@ -117,16 +117,13 @@ impl Transfer {
                 ),
             }));
         }
-        // The certificate must still be in the state this transfer put it in.
+        // The certificate must still be in the state this transfer put it in. If it is not,
+        // the two reads straddled another caller's commit: re-read (the retry then sees the
+        // transfer finished, or both records consistent).
         if cert.status != CertificateStatus::PendingTransfer
             || cert.pending_transfer_to.as_deref() != Some(self.target.as_str())
         {
-            return Err(DomainError::internal(format!(
-                "transfer {} is pending but certificate {} is {}",
-                self.id,
-                cert.id,
-                cert.status.as_str()
-            )));
+            return Err(DomainError::Stale);
         }
         let mut c = cert.clone();
         let mut t = self.clone();
@@ -285,6 +282,9 @@ impl Core {
     ) -> DomainResult<Certificate> {
         check_message("rejectReason", reject_reason)?;
         self.with_retry(|| async {
+            // The certificate is read before the transfer: a winner commits both at once, so
+            // the transfer read here is never older than the certificate read.
+            let cert = store::get::<Certificate>(self.store(), id.as_str()).await?;
             let transfer = self
                 .latest_transfer_for(scope, id)
                 .await?
@@ -292,9 +292,8 @@ impl Core {
             if let Some(outcome) = transfer.value.outcome() {
                 return Err(DomainError::TransferFinished { outcome });
             }
-            let cert = store::get::<Certificate>(self.store(), id.as_str())
-                .await?
-                .ok_or_else(|| DomainError::not_found(Resource::Certificate, id.as_str()))?;
+            let cert =
+                cert.ok_or_else(|| DomainError::not_found(Resource::Certificate, id.as_str()))?;
             let (c, t) = transfer.value.decide(
                 &cert.value,
                 &scope.account,

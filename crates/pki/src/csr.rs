@@ -14,6 +14,8 @@ use crate::PkiError;
 pub struct CsrInfo {
     pub subject_der: Vec<u8>,
     pub spki_der: Vec<u8>,
+    /// The subject's first common name, if any.
+    pub common_name: Option<String>,
 }
 
 const MAX_CSR: usize = 4096;
@@ -78,8 +80,15 @@ pub fn parse_csr(pem_text: &str) -> Result<CsrInfo, PkiError> {
             "the key algorithm {alg} is not supported; use RSA (2048 bits or more) or ECDSA"
         )));
     }
+    let common_name = info
+        .subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
     Ok(CsrInfo {
         subject_der: info.subject.as_raw().to_vec(),
         spki_der: spki.raw.to_vec(),
+        common_name,
     })
 }

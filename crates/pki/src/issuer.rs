@@ -2,7 +2,7 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData, RsaKeySize, SerialNumber, SubjectPublicKeyInfo,
+    KeyUsagePurpose, PublicKeyData, RsaKeySize, SanType, SerialNumber, SubjectPublicKeyInfo,
 };
 use time::OffsetDateTime;
 use x509_parser::der_parser::ber::BerObjectContent;
@@ -140,33 +140,34 @@ impl IssuingCa {
         &self.key_pem
     }
 
-    /// Signs a certificate for `spki_der` with the given subject (DER name; `None` = default CN).
-    pub fn issue(
-        &self,
-        subject_der: Option<&[u8]>,
-        spki_der: &[u8],
-        not_before: Millis,
-        not_after: Millis,
-    ) -> Result<(String, Vec<u8>), PkiError> {
-        let public = SubjectPublicKeyInfo::from_der(spki_der)
+    /// Signs a certificate as asked.
+    pub fn issue(&self, req: &IssueRequest<'_>) -> Result<(String, Vec<u8>), PkiError> {
+        let public = SubjectPublicKeyInfo::from_der(req.spki_der)
             .map_err(|e| PkiError::Rejected(format!("unsupported public key: {e}")))?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = match subject_der {
-            Some(der) => name_from_der(der)?,
-            None => {
+        params.distinguished_name = match &req.subject {
+            Subject::Der(der) => name_from_der(der)?,
+            Subject::CommonName(cn) => {
                 let mut dn = DistinguishedName::new();
-                dn.push(DnType::CommonName, "certplane device certificate");
+                dn.push(DnType::CommonName, cn.as_str());
                 dn
             }
         };
+        for name in req.dns_names {
+            let ia5 = name
+                .as_str()
+                .try_into()
+                .map_err(|_| PkiError::Rejected(format!("{name:?} is not a valid DNS name")))?;
+            params.subject_alt_names.push(SanType::DnsName(ia5));
+        }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
         params.use_authority_key_identifier_extension = true;
-        params.not_before = to_time(not_before)?;
-        params.not_after = to_time(not_after)?;
+        params.not_before = to_time(req.not_before)?;
+        params.not_after = to_time(req.not_after)?;
         params.serial_number = Some(random_serial()?);
         let cert = params.signed_by(&public, &self.issuer).map_err(sign_err)?;
         Ok((cert.pem(), cert.der().to_vec()))
@@ -177,24 +178,51 @@ impl IssuingCa {
         &self,
         now: Millis,
     ) -> Result<(String, Vec<u8>, IssuedKeyPair), PkiError> {
-        let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
-            .map_err(sign_err)?;
-        let spki = key.subject_public_key_info();
-        let (pem_text, der) = self.issue(None, &spki, now, ISSUED_NOT_AFTER_MS)?;
-        let pkcs1 = Zeroizing::new(pkcs8_to_pkcs1(key.serialized_der())?);
-        let private_key_pem = Zeroizing::new(pem::encode(&pem::Pem::new(
-            "RSA PRIVATE KEY",
-            pkcs1.to_vec(),
-        )));
-        Ok((
-            pem_text,
-            der,
-            IssuedKeyPair {
-                public_key_pem: key.public_key_pem(),
-                private_key_pem,
-            },
-        ))
+        let (spki, keys) = generate_rsa_key()?;
+        let (pem_text, der) = self.issue(&IssueRequest {
+            subject: Subject::CommonName("certplane device certificate".into()),
+            spki_der: &spki,
+            dns_names: &[],
+            not_before: now,
+            not_after: ISSUED_NOT_AFTER_MS,
+        })?;
+        Ok((pem_text, der, keys))
     }
+}
+
+/// Whose name a certificate carries.
+pub enum Subject<'a> {
+    /// A DER-encoded X.509 name, e.g. copied from a CSR.
+    Der(&'a [u8]),
+    CommonName(String),
+}
+
+/// What to certify: the subject, the public key (SubjectPublicKeyInfo DER), DNS names for the
+/// subjectAltName extension, and the validity.
+pub struct IssueRequest<'a> {
+    pub subject: Subject<'a>,
+    pub spki_der: &'a [u8],
+    pub dns_names: &'a [String],
+    pub not_before: Millis,
+    pub not_after: Millis,
+}
+
+/// A fresh RSA-2048 key: its SubjectPublicKeyInfo DER and the PEM pair returned to the caller.
+pub fn generate_rsa_key() -> Result<(Vec<u8>, IssuedKeyPair), PkiError> {
+    let key =
+        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048).map_err(sign_err)?;
+    let pkcs1 = Zeroizing::new(pkcs8_to_pkcs1(key.serialized_der())?);
+    let private_key_pem = Zeroizing::new(pem::encode(&pem::Pem::new(
+        "RSA PRIVATE KEY",
+        pkcs1.to_vec(),
+    )));
+    Ok((
+        key.subject_public_key_info(),
+        IssuedKeyPair {
+            public_key_pem: key.public_key_pem(),
+            private_key_pem,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -233,12 +261,14 @@ mod tests {
             .push(DnType::CommonName, "device-7");
         let csr = params.serialize_request(&key).map_err(sign_err)?;
         let info = parse_csr(&csr.pem().map_err(sign_err)?)?;
-        let (pem_text, der) = ca.issue(
-            Some(&info.subject_der),
-            &info.spki_der,
-            0,
-            ISSUED_NOT_AFTER_MS,
-        )?;
+        let names = vec!["device-7.example.com".to_string()];
+        let (pem_text, der) = ca.issue(&IssueRequest {
+            subject: Subject::Der(&info.subject_der),
+            spki_der: &info.spki_der,
+            dns_names: &names,
+            not_before: 0,
+            not_after: ISSUED_NOT_AFTER_MS,
+        })?;
         let parsed = parse_certificate_pem(&pem_text)?;
         assert_eq!(parsed.subject_cn.as_deref(), Some("device-7"));
         assert!(verify_signed_by(&der, ca.cert_der()));

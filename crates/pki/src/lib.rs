@@ -7,13 +7,15 @@ mod issuer;
 mod parse;
 
 pub use csr::{parse_csr, CsrInfo};
-pub use issuer::{IssuedKeyPair, IssuingCa, ISSUED_NOT_AFTER_MS};
+pub use issuer::{
+    generate_rsa_key, IssueRequest, IssuedKeyPair, IssuingCa, Subject, ISSUED_NOT_AFTER_MS,
+};
 
 /// The notAfter of every certificate certplane issues.
 pub fn issuer_not_after() -> Millis {
     ISSUED_NOT_AFTER_MS
 }
-pub use parse::{parse_certificate_pem, verify_signed_by, ParsedCertificate};
+pub use parse::{check_key_matches, parse_certificate_pem, verify_signed_by, ParsedCertificate};
 
 use thiserror::Error;
 

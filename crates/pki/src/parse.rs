@@ -16,6 +16,15 @@ pub struct ParsedCertificate {
     pub subject_cn: Option<String>,
     pub is_ca: bool,
     pub self_issued: bool,
+    /// SubjectPublicKeyInfo DER.
+    pub spki_der: Vec<u8>,
+    /// Serial number, upper-case hex without separators.
+    pub serial_hex: String,
+    pub issuer_cn: Option<String>,
+    /// DNS names of the subjectAltName extension.
+    pub dns_names: Vec<String>,
+    /// `RSA`, `ECC` or `OTHER`.
+    pub key_algorithm: &'static str,
 }
 
 const MAX_PEM: usize = 65536;
@@ -56,6 +65,12 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate, PkiError> 
         .flatten()
         .map(|bc| bc.value.ca)
         .unwrap_or(false);
+    let issuer_cn = cert
+        .issuer()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
     Ok(ParsedCertificate {
         der: der[..der.len() - rest.len()].to_vec(),
         not_before: cert.validity().not_before.timestamp().saturating_mul(1000),
@@ -65,7 +80,34 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate, PkiError> 
         subject_cn,
         is_ca,
         self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
+        spki_der: cert.public_key().raw.to_vec(),
+        serial_hex: hex_upper(cert.raw_serial()),
+        issuer_cn,
+        dns_names: cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        GeneralName::DNSName(d) => Some(d.to_string()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        key_algorithm: match cert.public_key().parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(_)) => "RSA",
+            Ok(x509_parser::public_key::PublicKey::EC(_)) => "ECC",
+            _ => "OTHER",
+        },
     })
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// True when `cert_der` carries a valid signature made by the key of `issuer_der`'s subject.
@@ -77,4 +119,18 @@ pub fn verify_signed_by(cert_der: &[u8], issuer_der: &[u8]) -> bool {
         return false;
     };
     cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+/// Checks that a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) is the key of `cert`.
+pub fn check_key_matches(key_pem: &str, cert: &ParsedCertificate) -> Result<(), PkiError> {
+    let key = rcgen::KeyPair::from_pem(key_pem)
+        .map_err(|e| PkiError::Malformed(format!("the private key is not valid: {e}")))?;
+    use rcgen::PublicKeyData;
+    if key.subject_public_key_info() == cert.spki_der {
+        Ok(())
+    } else {
+        Err(PkiError::Rejected(
+            "the private key does not belong to the certificate".into(),
+        ))
+    }
 }

@@ -22,7 +22,10 @@ async fn create_keys_and_certificate_is_active_hash_named_and_chains_to_the_ca()
         "CreateKeysAndCertificate",
     );
     let id = out.certificate_id().expect("certificateId");
-    assert!(is_cert_id(id), "certificateId {id:?} is not 64 lower-case hex");
+    assert!(
+        is_cert_id(id),
+        "certificateId {id:?} is not 64 lower-case hex"
+    );
     assert_eq!(
         out.certificate_arn(),
         Some(format!("arn:aws:iot:us-east-1:{ACCOUNT_A}:cert/{id}").as_str())
@@ -66,7 +69,10 @@ async fn create_keys_and_certificate_is_active_hash_named_and_chains_to_the_ca()
     let nb = validity.not_before().expect("notBefore");
     let na = validity.not_after().expect("notAfter");
     assert!(nb.secs() <= now + 60, "notBefore {nb:?} is in the future");
-    assert!(na.secs() > now + 86_400, "notAfter {na:?} is not well after now");
+    assert!(
+        na.secs() > now + 86_400,
+        "notAfter {na:?} is not well after now"
+    );
     assert!(d.customer_version().is_some_and(|v| v >= 1));
 
     let ca = server.data_dir().join("ca.pem");

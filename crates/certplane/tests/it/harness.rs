@@ -56,6 +56,7 @@ impl Server {
             .arg(dir.path())
             .arg("--dev")
             .env_remove("CERTPLANE_DATA_DIR")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -88,10 +89,15 @@ impl Server {
                 server
             }
             Err(_) => {
-                let status = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                let status = server
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 drop(server);
-                panic!("certplane did not print its listening line (exit: {status:?}); log:\n{log}");
+                panic!(
+                    "certplane did not print its listening line (exit: {status:?}); log:\n{log}"
+                );
             }
         }
     }
@@ -144,6 +150,18 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        // A failing test shows what the server logged (the temp dir goes away with it).
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            if !tail.is_empty() {
+                eprintln!("--- certplane server log (last {} lines) ---", tail.len());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }
 
@@ -199,8 +217,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 pub fn is_cert_id(s: &str) -> bool {
     s.len() == 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
@@ -248,7 +265,11 @@ pub async fn new_cert(client: &Client, status: CertificateStatus) -> String {
 /// The status `account`'s DescribeCertificate reports.
 pub async fn status_of(client: &Client, id: &str) -> CertificateStatus {
     let out = ok(
-        client.describe_certificate().certificate_id(id).send().await,
+        client
+            .describe_certificate()
+            .certificate_id(id)
+            .send()
+            .await,
         "DescribeCertificate",
     );
     out.certificate_description()
@@ -257,7 +278,7 @@ pub async fn status_of(client: &Client, id: &str) -> CertificateStatus {
         .expect("status")
 }
 
-/// Writes `contents` to `name` in a fresh temp dir and runs `openssl verify -CAfile ca`.
+/// Writes `cert_pem` to a fresh temp dir and runs `openssl verify -CAfile <ca>` on it.
 pub fn openssl_verify(ca: &Path, cert_pem: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path: PathBuf = dir.path().join("cert.pem");
@@ -349,11 +370,15 @@ pub async fn raw_request(
         if wr.write_all(head.as_bytes()).await.is_ok() {
             for chunk in body.chunks(16 * 1024) {
                 if wr.write_all(chunk).await.is_err() {
-                    return;
+                    break;
                 }
             }
             let _ = wr.flush().await;
         }
+        // Keep the write half open until the response is read: dropping it sends a FIN, and a
+        // half-closed request is not what HTTP clients send.
+        std::future::pending::<()>().await;
+        drop(wr);
     });
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];

@@ -2,9 +2,7 @@
 
 use aws_sdk_iot::types::CertificateStatus;
 
-use crate::harness::{
-    new_cert, ok, openssl_verify, status_of, Server, ACCOUNT_A, ACCOUNT_B,
-};
+use crate::harness::{new_cert, ok, openssl_verify, status_of, Server, ACCOUNT_A, ACCOUNT_B};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_survive_a_kill_and_restart() {
@@ -37,7 +35,10 @@ async fn certificates_survive_a_kill_and_restart() {
     );
     let issued = keys.certificate_id().expect("id").to_string();
     let before_pem = ok(
-        a.describe_certificate().certificate_id(&active).send().await,
+        a.describe_certificate()
+            .certificate_id(&active)
+            .send()
+            .await,
         "DescribeCertificate",
     )
     .certificate_description()
@@ -61,7 +62,10 @@ async fn certificates_survive_a_kill_and_restart() {
         assert_eq!(status_of(&a, id).await, want, "{id} after restart");
     }
     let after_pem = ok(
-        a.describe_certificate().certificate_id(&active).send().await,
+        a.describe_certificate()
+            .certificate_id(&active)
+            .send()
+            .await,
         "DescribeCertificate after restart",
     )
     .certificate_description()
@@ -70,12 +74,20 @@ async fn certificates_survive_a_kill_and_restart() {
     .to_string();
     assert_eq!(after_pem, before_pem);
     let listed = ok(a.list_certificates().send().await, "ListCertificates");
-    assert_eq!(listed.certificates().len(), 5, "{:?}", listed.certificates());
+    assert_eq!(
+        listed.certificates().len(),
+        5,
+        "{:?}",
+        listed.certificates()
+    );
 
     // Same issuing CA after the restart: old and new certificates both chain to it.
     let ca_path = server.data_dir().join("ca.pem");
     let ca_after = std::fs::read_to_string(&ca_path).expect("ca.pem");
-    assert_eq!(ca_after, ca_before, "the issuing CA changed across a restart");
+    assert_eq!(
+        ca_after, ca_before,
+        "the issuing CA changed across a restart"
+    );
     let fresh = ok(
         a.create_keys_and_certificate().send().await,
         "CreateKeysAndCertificate after restart",

@@ -58,7 +58,10 @@ async fn outgoing_of(client: &Client) -> Vec<(String, Option<String>)> {
 macro_rules! assert_tac {
     ($r:expr, $what:expr) => {{
         match $r {
-            Ok(_) => panic!("{}: expected TransferAlreadyCompletedException, got Ok", $what),
+            Ok(_) => panic!(
+                "{}: expected TransferAlreadyCompletedException, got Ok",
+                $what
+            ),
             Err(e) => assert!(
                 e.as_service_error()
                     .is_some_and(|s| s.is_transfer_already_completed_exception()),
@@ -148,7 +151,10 @@ async fn transfer_accepted_moves_the_certificate_to_b() {
         "{}",
         describe_err(&err)
     );
-    assert!(outgoing_of(&a).await.is_empty(), "nothing outgoing after accept");
+    assert!(
+        outgoing_of(&a).await.is_empty(),
+        "nothing outgoing after accept"
+    );
 
     assert_tac!(
         a.cancel_certificate_transfer()
@@ -230,7 +236,10 @@ async fn transfer_rejected_returns_to_a_inactive() {
     let t = d.transfer_data().expect("transferData");
     assert_eq!(t.reject_reason(), Some("no thanks"));
     assert!(t.reject_date().is_some(), "rejectDate: {t:?}");
-    assert!(outgoing_of(&a).await.is_empty(), "nothing outgoing after reject");
+    assert!(
+        outgoing_of(&a).await.is_empty(),
+        "nothing outgoing after reject"
+    );
 
     let err = b
         .describe_certificate()
@@ -344,7 +353,10 @@ async fn transfer_cancelled_returns_to_a_inactive() {
     let d = d.certificate_description().expect("description");
     assert_eq!(d.status(), Some(&CertificateStatus::Inactive));
     assert_eq!(d.owned_by(), Some(ACCOUNT_A));
-    assert!(outgoing_of(&a).await.is_empty(), "nothing outgoing after cancel");
+    assert!(
+        outgoing_of(&a).await.is_empty(),
+        "nothing outgoing after cancel"
+    );
 
     assert_tac!(
         b.accept_certificate_transfer()

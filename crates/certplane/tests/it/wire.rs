@@ -90,14 +90,7 @@ async fn bad_id_missing_auth_and_oversized_body_are_clean_4xx() {
     );
 
     // No Authorization header: 403 MissingAuthenticationTokenException.
-    let r = raw_request(
-        addr,
-        "GET",
-        &format!("/certificates/{id}"),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let r = raw_request(addr, "GET", &format!("/certificates/{id}"), &[], Vec::new()).await;
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(
         r.header("x-amzn-ErrorType"),
@@ -143,8 +136,7 @@ async fn bad_id_missing_auth_and_oversized_body_are_clean_4xx() {
         "POST",
         "/certificates",
         &with_json(sigv4_headers(ACCOUNT_A)),
-        serde_json::to_vec(&serde_json::json!({ "certificateSigningRequest": csr }))
-            .expect("json"),
+        serde_json::to_vec(&serde_json::json!({ "certificateSigningRequest": csr })).expect("json"),
     )
     .await;
     assert_eq!(r.status, 400, "{r:?}");

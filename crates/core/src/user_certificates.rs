@@ -1,0 +1,161 @@
+//! The Alibaba CAS user-certificate list: certificates an order issued and certificates the
+//! customer uploaded (UploadUserCertificate), each with a numeric CertId. Every one of them is
+//! also an entry of the shared certificate registry.
+
+use serde::{Deserialize, Serialize};
+
+use certplane_pki::parse_certificate_pem;
+
+use crate::certificates::{pki_error, Certificate, CertificateMode, CertificateStatus, Origin};
+use crate::clock::Millis;
+use crate::error::{DomainError, DomainResult, Resource};
+use crate::ids::{CertificateId, Scope};
+use crate::orders::{random_id, CAS_REGION};
+use crate::service::Core;
+use crate::store::{self, Document, Filter, Kind, PageQuery, Stored, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserCertificateSource {
+    /// Issued for an order.
+    Buy,
+    /// Uploaded by the customer.
+    Upload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCertificate {
+    pub id: i64,
+    pub account: String,
+    pub name: String,
+    pub cert_pem: String,
+    pub key_pem: Option<String>,
+    pub certificate_id: CertificateId,
+    pub order_id: Option<i64>,
+    pub source: UserCertificateSource,
+    pub created_at: Millis,
+}
+
+impl Document for UserCertificate {
+    const KIND: Kind = Kind::UserCertificate;
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+    fn account(&self) -> String {
+        self.account.clone()
+    }
+    fn region(&self) -> String {
+        String::new()
+    }
+    fn idx1(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
+    fn idx2(&self) -> Option<String> {
+        Some(self.certificate_id.to_string())
+    }
+}
+
+impl Core {
+    async fn load_user_certificate(
+        &self,
+        account: &str,
+        id: i64,
+    ) -> DomainResult<Stored<UserCertificate>> {
+        match store::get::<UserCertificate>(self.store(), &id.to_string()).await? {
+            Some(c) if c.value.account == account => Ok(c),
+            _ => Err(DomainError::not_found(
+                Resource::UserCertificate,
+                id.to_string(),
+            )),
+        }
+    }
+
+    /// UploadUserCertificate. The name is unique per account; the certificate joins the
+    /// registry (ACTIVE) unless it is there already.
+    pub async fn upload_user_certificate(
+        &self,
+        account: &str,
+        name: &str,
+        cert_pem: &str,
+        key_pem: Option<&str>,
+    ) -> DomainResult<UserCertificate> {
+        let parsed = parse_certificate_pem(cert_pem).map_err(pki_error)?;
+        if let Some(key) = key_pem {
+            certplane_pki::check_key_matches(key, &parsed).map_err(pki_error)?;
+        }
+        let by_name = Filter {
+            account: Some(account.to_string()),
+            idx1: Some(name.to_string()),
+            ..Filter::default()
+        };
+        if self.store().count(Kind::UserCertificate, &by_name).await? > 0 {
+            return Err(DomainError::AlreadyExists {
+                resource: Resource::UserCertificate,
+                id: name.to_string(),
+            });
+        }
+        let now = self.now();
+        let scope = Scope::new(account, CAS_REGION);
+        let cert = Certificate::new(
+            &scope,
+            &parsed,
+            cert_pem.to_string(),
+            CertificateStatus::Active,
+            CertificateMode::Default,
+            Origin::Registered,
+            now,
+        );
+        let user_cert = UserCertificate {
+            id: random_id()?,
+            account: account.to_string(),
+            name: name.to_string(),
+            cert_pem: cert_pem.to_string(),
+            key_pem: key_pem.map(str::to_string),
+            certificate_id: cert.id.clone(),
+            order_id: None,
+            source: UserCertificateSource::Upload,
+            created_at: now,
+        };
+        self.store()
+            .apply(vec![
+                Write::InsertIfAbsent(cert.to_doc()?),
+                store::insert(&user_cert)?,
+            ])
+            .await?;
+        Ok(user_cert)
+    }
+
+    pub async fn get_user_certificate(
+        &self,
+        account: &str,
+        id: i64,
+    ) -> DomainResult<UserCertificate> {
+        Ok(self.load_user_certificate(account, id).await?.value)
+    }
+
+    /// DeleteUserCertificate: removes it from the list (the registry keeps its history).
+    pub async fn delete_user_certificate(&self, account: &str, id: i64) -> DomainResult<()> {
+        self.with_retry(|| async {
+            let cur = self.load_user_certificate(account, id).await?;
+            self.store().apply(vec![cur.delete()]).await
+        })
+        .await
+    }
+
+    pub async fn list_user_certificates(
+        &self,
+        account: &str,
+    ) -> DomainResult<Vec<UserCertificate>> {
+        let filter = Filter {
+            account: Some(account.to_string()),
+            ..Filter::default()
+        };
+        Ok(
+            store::query::<UserCertificate>(self.store(), &filter, PageQuery::all())
+                .await?
+                .into_iter()
+                .map(|c| c.value)
+                .collect(),
+        )
+    }
+}

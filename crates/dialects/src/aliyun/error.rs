@@ -1,0 +1,136 @@
+//! The one place errors become Alibaba Cloud RPC wire errors: status and `Code`, with the JSON
+//! body `{"RequestId", "HostId", "Code", "Message", "Recommend"}` the SDKs read.
+//! Exhaustive on `DomainError`: a new variant breaks this file until it is mapped.
+
+use certplane_core::error::{DomainError, Resource};
+use serde_json::json;
+
+use super::params::ParamError;
+use super::signature::SigError;
+use crate::wire::Response;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+/// Whatever a handler can fail with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    Domain(DomainError),
+    Param(ParamError),
+    Rpc(RpcError),
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError::Domain(e)
+    }
+}
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> Self {
+        ApiError::Param(e)
+    }
+}
+impl From<RpcError> for ApiError {
+    fn from(e: RpcError) -> Self {
+        ApiError::Rpc(e)
+    }
+}
+
+impl RpcError {
+    pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
+        RpcError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn render(&self, request_id: &str, host: &str) -> Response {
+        Response::json(
+            self.status,
+            &json!({
+                "RequestId": request_id,
+                "HostId": host,
+                "Code": self.code,
+                "Message": self.message,
+                "Recommend": format!("certplane: see COMPATIBILITY.md for {}", self.code),
+            }),
+        )
+    }
+}
+
+pub fn from_sig(e: SigError) -> RpcError {
+    match e {
+        SigError::Incomplete(m) => RpcError::new(400, "IncompleteSignature", m),
+        SigError::BadTimestamp(m) => RpcError::new(400, "InvalidTimeStamp.Format", m),
+        SigError::Expired(m) => RpcError::new(400, "InvalidTimeStamp.Expired", m),
+        SigError::Mismatch => RpcError::new(
+            400,
+            "SignatureDoesNotMatch",
+            "Specified signature is not matched with our calculation.",
+        ),
+    }
+}
+
+fn param_name_code(prefix: &str, name: &str) -> String {
+    // `Tags.1.Key` → `Tags`; gateway codes name the parameter.
+    let base = name.split('.').next().unwrap_or(name);
+    format!("{prefix}{base}")
+}
+
+pub fn from_api(e: ApiError) -> RpcError {
+    match e {
+        ApiError::Rpc(r) => r,
+        ApiError::Param(ParamError::Missing(name)) => RpcError::new(
+            400,
+            param_name_code("Missing", &name),
+            format!("{name} is mandatory for this action."),
+        ),
+        ApiError::Param(ParamError::Invalid(name, m)) => {
+            RpcError::new(400, param_name_code("Invalid", &name), m)
+        }
+        ApiError::Domain(d) => from_domain(d),
+    }
+}
+
+pub fn from_domain(e: DomainError) -> RpcError {
+    let msg = e.to_string();
+    match e {
+        DomainError::NotFound { resource, .. } => match resource {
+            Resource::Package => RpcError::new(404, "NotFoundPackage", msg),
+            Resource::Order => RpcError::new(404, "NotFoundOrder", msg),
+            Resource::UserCertificate => RpcError::new(404, "NotFoundCertificate", msg),
+            _ => RpcError::new(404, "NotFound", msg),
+        },
+        DomainError::AlreadyExists { resource, .. } => match resource {
+            Resource::UserCertificate => RpcError::new(400, "NameRepeat", msg),
+            _ => RpcError::new(400, "AlreadyExists", msg),
+        },
+        DomainError::InvalidInput(_) => RpcError::new(400, "InvalidParameter", msg),
+        DomainError::WrongState { .. } => RpcError::new(400, "OrderStatusError", msg),
+        DomainError::TransferFinished { .. } => RpcError::new(400, "OrderStatusError", msg),
+        DomainError::NotPermitted(_) => RpcError::new(403, "NoPermission", msg),
+        DomainError::StillAttached(_) => RpcError::new(400, "ResourceInUse", msg),
+        DomainError::LimitExceeded(_) => RpcError::new(400, "QuotaExceeded", msg),
+        DomainError::QuotaExhausted(_) => RpcError::new(404, "NotRemainCount", msg),
+        DomainError::BadCertificate(_) => RpcError::new(400, "InvalidCertificate", msg),
+        DomainError::RegistrationCodeMismatch(_) => RpcError::new(400, "InvalidParameter", msg),
+        DomainError::AmbiguousIssuer(_) => RpcError::new(400, "InvalidParameter", msg),
+        DomainError::NotImplemented(_) => RpcError::new(404, "InvalidApi.NotFound", msg),
+        DomainError::Stale | DomainError::Unavailable(_) => {
+            RpcError::new(503, "ServiceUnavailable", msg)
+        }
+        DomainError::Internal(_) => {
+            tracing::warn!(error = %msg, "internal failure");
+            RpcError::new(
+                500,
+                "InternalError",
+                "The request processing has failed due to some unknown error.",
+            )
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Alibaba Cloud RPC dialects (one front end: parameters, v3/v1 signatures, replay protection,
+//! the JSON error body) and the products behind it: CAS 2020-04-07 today.
+
+pub mod cas;
+pub mod error;
+mod nonces;
+pub mod params;
+pub mod signature;
+
+use certplane_core::accounts::CloudKind;
+use certplane_core::authz::{authorize, Principal};
+use certplane_core::Core;
+use serde_json::Value;
+
+use crate::wire::{Request, Response};
+use error::{from_api, from_domain, from_sig, ApiError, RpcError};
+use nonces::NonceCache;
+use params::Params;
+
+/// The API version of the SSL Certificates Service.
+pub const CAS_VERSION: &str = "2020-04-07";
+/// The account dev mode uses when the AccessKeyId is not a 16-digit uid.
+pub const DEFAULT_DEV_UID: &str = "1000000000000000";
+
+pub struct Aliyun {
+    pub core: Core,
+    pub dev: bool,
+    nonces: NonceCache,
+}
+
+fn is_uid(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Aliyun {
+    pub fn new(core: Core, dev: bool) -> Self {
+        Aliyun {
+            core,
+            dev,
+            nonces: NonceCache::default(),
+        }
+    }
+
+    /// An Alibaba Cloud RPC request names its version in `x-acs-version` or in `Version` and
+    /// `Action` query parameters.
+    pub fn recognises(req: &Request) -> bool {
+        req.headers.contains_key("x-acs-version")
+            || (req.raw_query.contains("Version=") && req.raw_query.contains("Action="))
+    }
+
+    pub async fn handle(&self, req: Request) -> Response {
+        let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+        let host = req.header("host").unwrap_or("certplane").to_string();
+        match self.handle_inner(&req).await {
+            Ok(mut v) => {
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("RequestId".into(), Value::String(request_id));
+                }
+                Response::json(200, &v)
+            }
+            Err(e) => from_api(e).render(&request_id, &host),
+        }
+    }
+
+    /// The uid that signed the request.
+    async fn authenticate(
+        &self,
+        req: &Request,
+        query: &[(String, String)],
+        all: &[(String, String)],
+    ) -> Result<String, ApiError> {
+        let claim =
+            match signature::claim(req, all) {
+                None => return Err(RpcError::new(
+                    400,
+                    "IncompleteSignature",
+                    "The request is not signed: an ACS3-HMAC-SHA256 Authorization header or the \
+                     AccessKeyId and Signature parameters are required.",
+                )
+                .into()),
+                Some(c) => c.map_err(from_sig)?,
+            };
+        if self.dev {
+            return Ok(if is_uid(&claim.access_key_id) {
+                claim.access_key_id
+            } else {
+                DEFAULT_DEV_UID.to_string()
+            });
+        }
+        let key = match self.core.access_key(&claim.access_key_id).await {
+            Ok(Some(k)) if k.kind == CloudKind::Aliyun => k,
+            Ok(_) => {
+                return Err(RpcError::new(
+                    404,
+                    "InvalidAccessKeyId.NotFound",
+                    "Specified access key is not found.",
+                )
+                .into())
+            }
+            Err(e) => return Err(from_domain(e).into()),
+        };
+        let now = self.core.now();
+        signature::verify(req, &claim, query, all, &key.secret, now).map_err(from_sig)?;
+        if !self.nonces.first_use(&key.id, &claim.nonce, now) {
+            return Err(RpcError::new(
+                400,
+                "SignatureNonceUsed",
+                "Specified signature nonce was used already.",
+            )
+            .into());
+        }
+        Ok(key.account)
+    }
+
+    async fn handle_inner(&self, req: &Request) -> Result<Value, ApiError> {
+        let (query, all) =
+            params::read(req).map_err(|m| RpcError::new(400, "InvalidParameter", m))?;
+        let p = Params::new(all.clone());
+        let action = match req.header("x-acs-action") {
+            Some(a) => a.to_string(),
+            None => p.required("Action")?.to_string(),
+        };
+        let version = match req.header("x-acs-version") {
+            Some(v) => v.to_string(),
+            None => p.required("Version")?.to_string(),
+        };
+        let uid = self.authenticate(req, &query, &all).await?;
+        match version.as_str() {
+            CAS_VERSION => {
+                let Some(action) = cas::Action::parse(&action) else {
+                    return Err(cas::unknown_action(&action));
+                };
+                let principal = Principal {
+                    account: uid.clone(),
+                    access_key_id: None,
+                };
+                authorize(&principal, &action.ram_action(), &format!("acs:cas:*:{uid}:*"))
+                    .map_err(from_domain)?;
+                cas::dispatch(&self.core, &uid, action, &p).await
+            }
+            other => Err(RpcError::new(
+                400,
+                "InvalidVersion",
+                format!("Specified parameter Version {other:?} is not valid; certplane serves cas {CAS_VERSION}."),
+            )
+            .into()),
+        }
+    }
+}
