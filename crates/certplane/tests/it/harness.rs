@@ -42,6 +42,11 @@ impl Server {
 
     /// A server on an existing data dir.
     pub fn start_in(dir: Arc<TempDir>) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// A server on `dir` with extra `serve` arguments (e.g. `--database-url`).
+    pub fn start_with(dir: Arc<TempDir>, extra: &[String]) -> Server {
         let log_path = dir.path().join("server.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -55,7 +60,9 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.path())
             .arg("--dev")
+            .args(extra)
             .env_remove("CERTPLANE_DATA_DIR")
+            .env_remove("CERTPLANE_DATABASE_URL")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

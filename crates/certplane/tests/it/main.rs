@@ -8,6 +8,7 @@
 mod harness;
 
 mod certificates;
+mod postgres;
 mod race;
 mod restart;
 mod transfers;

@@ -71,19 +71,24 @@ async fn act(client: &Client, id: &str, action: Action) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_accept_reject_cancel_exactly_one_wins() {
     let server = Server::start();
-    let a = server.client(ACCOUNT_A);
-    let b = server.client(ACCOUNT_B);
-    // Each racer has its own SDK client (own connection pool).
+    race(&[&server], ROUNDS).await;
+}
+
+/// `rounds` rounds of 2 × 16 racers on one pending transfer. Racers are spread over `nodes`
+/// (servers sharing one database, or just one server): each racer has its own SDK client.
+pub async fn race(nodes: &[&Server], rounds: usize) {
+    let a = nodes[0].client(ACCOUNT_A);
+    let b = nodes[nodes.len() - 1].client(ACCOUNT_B);
     let a_clients: Vec<Client> = (0..CLIENTS_PER_ACCOUNT)
-        .map(|_| server.client(ACCOUNT_A))
+        .map(|i| nodes[i % nodes.len()].client(ACCOUNT_A))
         .collect();
     let b_clients: Vec<Client> = (0..CLIENTS_PER_ACCOUNT)
-        .map(|_| server.client(ACCOUNT_B))
+        .map(|i| nodes[(i + 1) % nodes.len()].client(ACCOUNT_B))
         .collect();
 
     let mut wins = Vec::new();
     let mut id = new_cert(&a, CertificateStatus::Inactive).await;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         ok(
             a.transfer_certificate()
                 .certificate_id(&id)
@@ -219,5 +224,12 @@ async fn concurrent_accept_reject_cancel_exactly_one_wins() {
             outgoing.outgoing_certificates()
         );
     }
-    eprintln!("race winners: {wins:?}");
+    let count = |f: fn(&Action) -> bool| wins.iter().filter(|w| f(w)).count();
+    eprintln!(
+        "race over {} node(s), {rounds} rounds: cancel {}, accept {}, reject {}",
+        nodes.len(),
+        count(|w| *w == Action::Cancel),
+        count(|w| matches!(w, Action::Accept { .. })),
+        count(|w| *w == Action::Reject),
+    );
 }
