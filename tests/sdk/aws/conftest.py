@@ -15,7 +15,7 @@ import warnings
 
 import pytest
 
-from certplane_harness import (
+from aws_harness import (
     ACCOUNT_A,
     ACCOUNT_B,
     ACCOUNT_C,
@@ -49,7 +49,9 @@ def server(dev_server):
     """The shared dev server, reset to an empty state."""
     if not dev_server.alive():
         tail = dev_server.log_tail()
-        warnings.warn(f"dev server died during an earlier test; restarting it.\n{tail}")
+        code = dev_server.proc.returncode if dev_server.proc else None
+        warnings.warn(f"dev server exited (code {code}; negative = killed by that signal) during an "
+                      f"earlier test; restarting it.\n{tail}")
         dev_server.start()
     dev_server.reset()
     return dev_server
@@ -89,7 +91,7 @@ def iot_novalidate(make_iot):
 @pytest.fixture
 def ca_material(iot):
     """Register a DEFAULT-mode CA for account A (ACTIVE) and return (Issued CA, caCertificateId)."""
-    from x509_factory import make_ca, make_verification_cert
+    from aws_x509 import make_ca, make_verification_cert
 
     ca = make_ca()
     code = iot.get_registration_code()["registrationCode"]

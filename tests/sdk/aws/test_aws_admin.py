@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from certplane_harness import ACCOUNT_A, ACCOUNT_B
+from aws_harness import ACCOUNT_A, ACCOUNT_B
 
 
 def by_id(entries):

@@ -5,16 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from certplane_harness import (
+from aws_harness import (
     ACCOUNT_A,
-    ACCOUNT_B,
     HEX64,
     MARKER_RE,
-    REGION,
     all_certificate_ids,
     as_utc,
     cert_arn,
@@ -24,7 +21,7 @@ from certplane_harness import (
     openssl_verify,
     status_of,
 )
-from x509_factory import (
+from aws_x509 import (
     cert_id_of,
     load_pem,
     make_ca,

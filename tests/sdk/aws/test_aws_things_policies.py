@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
-
-from certplane_harness import (
+from aws_harness import (
     ACCOUNT_A,
     REGION,
     expect_4xx,

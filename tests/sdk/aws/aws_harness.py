@@ -31,12 +31,15 @@ from pathlib import Path
 
 import boto3
 import botocore
+import botocore.model
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+
+import sdk_engine
 
 REPO = Path(__file__).resolve().parents[3]
 ACCOUNT_A = "111111111111"
@@ -117,7 +120,7 @@ class CertplaneServer:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.starts}.log"
         log = open(self.log_path, "w", buffering=1)
         log.write("$ " + " ".join(cmd) + "\n")
-        env = dict(os.environ)
+        env = sdk_engine.server_env(self.data_dir)
         env.setdefault("RUST_BACKTRACE", "1")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                                      text=True, env=env)
@@ -212,7 +215,7 @@ class CertplaneServer:
     def admin(self, *args: str, expect_ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         cmd = [str(self.binary), "admin", *args, "--data-dir", str(self.data_dir)]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, env=sdk_engine.server_env(self.data_dir))
         if expect_ok and res.returncode != 0:
             pytest.fail(f"{' '.join(cmd)} exited {res.returncode}\nstdout: {res.stdout}\n"
                         f"stderr: {res.stderr}", pytrace=False)
@@ -342,11 +345,10 @@ def iot_client(url: str, access_key: str = ACCOUNT_A, secret: str = "x", region:
 
 
 def modeled_status(client, code: str) -> int | None:
+    """The HTTP status the service model declares for error shape `code`."""
     try:
         shape = client.meta.service_model.shape_for(code)
-    except botocore.exceptions.UnknownServiceError:  # pragma: no cover
-        return None
-    except Exception:
+    except botocore.model.NoShapeFoundError:
         return None
     return (shape.metadata.get("error") or {}).get("httpStatusCode")
 

@@ -9,11 +9,8 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from certplane_harness import (
-    ACCOUNT_A,
-    DEFAULT_DEV_ACCOUNT,
+from aws_harness import (
     expect_4xx,
-    expect_error,
     http_request,
     parse_rfc3339,
     signed_request,
@@ -172,3 +169,60 @@ def test_reset_clears_state(server, iot):
     server.reset()
     assert iot.list_certificates()["certificates"] == []
     assert iot.list_things()["things"] == []
+
+
+# --- malformed requests never produce a 5xx ----------------------------------------------------------
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", "/certificates?pageSize=abc", None),
+    ("GET", "/certificates?pageSize=-1", None),
+    ("GET", "/certificates?pageSize=0", None),
+    ("GET", "/certificates?pageSize=99999999999999999999", None),
+    ("GET", "/cacertificates?pageSize=abc", None),
+    ("POST", "/certificates", b"[]"),
+    ("POST", "/certificates", b"null"),
+    ("POST", "/certificates", b"{}"),
+    ("POST", "/cacertificate", b'{"caCertificate": ""}'),
+    ("POST", "/certificate/register", b'{"certificatePem": ["x"]}'),
+    ("PATCH", "/transfer-certificate/" + "ab" * 32, b"{}"),
+    ("PUT", "/certificates/" + "ab" * 32, None),
+])
+def test_invalid_requests_are_4xx(server, method, path, body):
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    resp = signed_request(server.url, method, path, body, headers)
+    assert 400 <= resp.status < 500, (method, path, resp.status, resp.body[:200])
+    assert resp.error_code, "error code missing"
+    resp.json()
+
+
+@pytest.mark.parametrize("path", [
+    "/certificates?marker=%21%21not-a-marker%21%21",
+    "/certificates?marker=" + "QUFB" * 300,
+    "/certificates?isAscendingOrder=maybe",
+    "/certificates-out-going?marker=ZZZZ",
+    "/cacertificates?marker=AAAA",
+    "/certificates/%ZZ",
+])
+def test_odd_query_values_never_5xx(server, path):
+    resp = signed_request(server.url, "GET", path)
+    assert resp.status < 500, (path, resp.status, resp.body[:200])
+
+
+def test_oversized_body_is_rejected_not_crashing(server):
+    body = json.dumps({"certificatePem": "A" * (2 * 1024 * 1024)}).encode()
+    resp = signed_request(server.url, "POST", "/certificate/register-no-ca", body,
+                          {"Content-Type": "application/json"})
+    assert 400 <= resp.status < 500, (resp.status, resp.body[:200])
+
+
+def test_certificate_pem_over_model_limit(iot):
+    op = iot.meta.service_model.operation_model("RegisterCertificateWithoutCA")
+    modeled = {s.name for s in op.error_shapes} - {"InternalFailureException", "ServiceUnavailableException"}
+    with expect_4xx(modeled):
+        iot.register_certificate_without_ca(certificatePem="-----BEGIN CERTIFICATE-----\n"
+                                            + "A" * 70000 + "\n-----END CERTIFICATE-----\n")
+
+
+def test_page_size_upper_bound_is_accepted(iot):
+    iot.create_keys_and_certificate()
+    assert len(iot.list_certificates(pageSize=250)["certificates"]) == 1

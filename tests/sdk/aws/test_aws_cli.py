@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from certplane_harness import (
+from aws_harness import (
     ACCOUNT_A,
     ACCOUNT_B,
     HEX64,
@@ -58,7 +58,7 @@ def test_cli_list_certificates_page_size_and_marker(server, iot):
 def test_cli_list_certificates_auto_paginates(server, iot):
     """Without --page-size the CLI follows nextMarker itself (default page size is 25, so 27
     certificates need at least two pages) and prints one merged list without nextMarker."""
-    from x509_factory import make_csr
+    from aws_x509 import make_csr
 
     csr, _ = make_csr()
     created = {iot.create_certificate_from_csr(certificateSigningRequest=csr)["certificateId"]

@@ -9,7 +9,7 @@ import threading
 import pytest
 from botocore.exceptions import ClientError
 
-from certplane_harness import (
+from aws_harness import (
     ACCOUNT_A,
     ACCOUNT_B,
     ACCOUNT_C,
@@ -96,6 +96,15 @@ def test_transfer_message_length_limit(iot):
     assert status_of(iot, cid) == "INACTIVE"
     iot.transfer_certificate(certificateId=cid, targetAwsAccount=ACCOUNT_B, transferMessage="m" * 128)
     assert describe(iot, cid)["transferData"]["transferMessage"] == "m" * 128
+
+
+def test_message_limits_count_characters_not_bytes(iot, iot_b):
+    cid, _ = new_inactive(iot)
+    message = "\u00e9" * 128  # 128 characters, 256 UTF-8 bytes
+    iot.transfer_certificate(certificateId=cid, targetAwsAccount=ACCOUNT_B, transferMessage=message)
+    assert describe(iot, cid)["transferData"]["transferMessage"] == message
+    iot_b.reject_certificate_transfer(certificateId=cid, rejectReason="\u6f22" * 128)
+    assert describe(iot, cid)["transferData"]["rejectReason"] == "\u6f22" * 128
 
 
 def test_transfer_to_malformed_account_is_invalid(iot_novalidate):

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from certplane_harness import (
+from aws_harness import (
     ACCOUNT_A,
     ACCOUNT_B,
     HEX64,
@@ -19,7 +19,7 @@ from certplane_harness import (
     expect_error,
     status_of,
 )
-from x509_factory import (
+from aws_x509 import (
     load_pem,
     make_ca,
     make_leaf,

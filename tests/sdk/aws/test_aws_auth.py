@@ -4,13 +4,12 @@ accounts and keys."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from unittest import mock
 
 import pytest
 from botocore.exceptions import ClientError
 
-from certplane_harness import (
+from aws_harness import (
     ACCOUNT_A,
     DEFAULT_DEV_ACCOUNT,
     CertplaneServer,

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from certplane_harness import (
+from aws_harness import (
     ACCOUNT_A,
     ACCOUNT_B,
     CertplaneServer,
@@ -15,7 +15,7 @@ from certplane_harness import (
     iot_client,
     openssl_verify,
 )
-from x509_factory import load_pem, make_ca, make_leaf, make_verification_cert
+from aws_x509 import load_pem, make_ca, make_leaf, make_verification_cert
 
 POLICY_DOC = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}'
 

@@ -1,0 +1,76 @@
+"""Concurrent requests on one resource: no lost updates, exactly-once creation."""
+
+from __future__ import annotations
+
+import threading
+
+from botocore.exceptions import ClientError
+
+from aws_harness import error_code, status_of
+from aws_x509 import make_ca, make_leaf
+
+THREADS = 16
+
+
+def race(fn, n=THREADS):
+    """Run fn(i) in n threads released together; return per-thread ('ok', value) or ('err', code)."""
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results[i] = ("ok", fn(i))
+        except ClientError as e:
+            results[i] = ("err", error_code(e))
+        except Exception as e:  # noqa: BLE001
+            results[i] = ("exc", repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def test_revoke_racing_activate_ends_revoked(iot):
+    for _ in range(5):
+        cid = iot.create_keys_and_certificate()["certificateId"]
+        results = race(lambda i: iot.update_certificate(
+            certificateId=cid, newStatus="REVOKED" if i % 2 == 0 else "ACTIVE"))
+        revokes = [r for i, r in enumerate(results) if i % 2 == 0]
+        activates = [r for i, r in enumerate(results) if i % 2 == 1]
+        assert any(r[0] == "ok" for r in revokes), results
+        assert all(r[0] == "ok" or r[1] == "CertificateStateException" for r in revokes), results
+        assert all(r[0] == "ok" or r[1] == "CertificateStateException" for r in activates), results
+        assert status_of(iot, cid) == "REVOKED", "an ACTIVE update overwrote REVOKED (lost update)"
+
+
+def test_concurrent_get_registration_code_agrees(iot):
+    results = race(lambda i: iot.get_registration_code()["registrationCode"])
+    assert all(r[0] == "ok" for r in results), results
+    assert len({r[1] for r in results}) == 1, results
+    assert iot.get_registration_code()["registrationCode"] == results[0][1]
+
+
+def test_concurrent_duplicate_registration_creates_one(iot):
+    device = make_leaf(make_ca())
+    results = race(lambda i: iot.register_certificate_without_ca(certificatePem=device.pem)["certificateId"])
+    ok = [r for r in results if r[0] == "ok"]
+    assert len(ok) == 1, results
+    assert ok[0][1] == device.cert_id
+    assert all(r == ("err", "ResourceAlreadyExistsException") for r in results if r[0] != "ok"), results
+    listed = [c["certificateId"] for c in iot.list_certificates()["certificates"]]
+    assert listed == [device.cert_id]
+
+
+def test_concurrent_creates_are_all_listed(iot):
+    results = race(lambda i: iot.create_keys_and_certificate()["certificateId"], n=12)
+    assert all(r[0] == "ok" for r in results), results
+    ids = {r[1] for r in results}
+    assert len(ids) == 12
+    listed = set()
+    for page in iot.get_paginator("list_certificates").paginate(PaginationConfig={"PageSize": 5}):
+        listed.update(c["certificateId"] for c in page["certificates"])
+    assert listed == ids
