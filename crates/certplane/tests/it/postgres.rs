@@ -418,3 +418,150 @@ async fn database_outage_fails_fast_and_recovers_without_losing_writes() {
         recovered_after
     );
 }
+
+fn admin(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_certplane"))
+        .arg("admin")
+        .args(args)
+        .env_remove("CERTPLANE_DATA_DIR")
+        .env_remove("CERTPLANE_DATABASE_URL")
+        .output()
+        .expect("run certplane admin")
+}
+
+/// A SQLite deployment moves to PostgreSQL with nothing lost: every document (certificates,
+/// transfers, CAs, the issuing CA key, accounts and access keys) exports identically from both,
+/// and a node on the new database serves the old state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn export_from_sqlite_import_into_postgres_loses_nothing() {
+    let Some(db) = TestDb::create("import").await else {
+        return;
+    };
+    {
+        let sqlite = Server::start();
+        let dir = sqlite.data_dir().display().to_string();
+        let a = sqlite.client(ACCOUNT_A);
+        let active = new_cert(&a, CertificateStatus::Active).await;
+        let pending = new_cert(&a, CertificateStatus::Inactive).await;
+        ok(
+            a.transfer_certificate()
+                .certificate_id(&pending)
+                .target_aws_account(crate::harness::ACCOUNT_B)
+                .transfer_message("moving")
+                .send()
+                .await,
+            "TransferCertificate",
+        );
+        ok(
+            a.create_policy()
+                .policy_name("p")
+                .policy_document("{}")
+                .send()
+                .await,
+            "CreatePolicy",
+        );
+        let out = admin(&[
+            "account",
+            "create",
+            "--aws-account-id",
+            "444455556666",
+            "--data-dir",
+            &dir,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = admin(&[
+            "access-key",
+            "create",
+            "--account",
+            "444455556666",
+            "--data-dir",
+            &dir,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sqlite_dir = sqlite.kill();
+
+        let export = admin(&[
+            "export",
+            "--data-dir",
+            &sqlite_dir.path().display().to_string(),
+        ]);
+        assert!(
+            export.status.success(),
+            "{}",
+            String::from_utf8_lossy(&export.stderr)
+        );
+        let dump = sqlite_dir.path().join("dump.jsonl");
+        std::fs::write(&dump, &export.stdout).expect("write dump");
+        let lines = String::from_utf8_lossy(&export.stdout).lines().count();
+        assert!(lines >= 8, "the export is too small: {lines} lines");
+
+        let pg_dir = tempfile::tempdir().expect("temp dir");
+        let pg_dir_s = pg_dir.path().display().to_string();
+        let import = admin(&[
+            "import",
+            "--database-url",
+            &db.url,
+            "--data-dir",
+            &pg_dir_s,
+            &dump.display().to_string(),
+        ]);
+        assert!(
+            import.status.success(),
+            "{}",
+            String::from_utf8_lossy(&import.stderr)
+        );
+        // Importing twice is refused: the target is no longer empty.
+        let again = admin(&[
+            "import",
+            "--database-url",
+            &db.url,
+            "--data-dir",
+            &pg_dir_s,
+            &dump.display().to_string(),
+        ]);
+        assert!(!again.status.success());
+
+        let re_export = admin(&["export", "--database-url", &db.url, "--data-dir", &pg_dir_s]);
+        assert!(re_export.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&re_export.stdout),
+            String::from_utf8_lossy(&export.stdout),
+            "every document must come back identical from PostgreSQL"
+        );
+
+        // The PostgreSQL node signs with the same CA and serves the old state.
+        let pg = node(&db.url);
+        let old_ca = std::fs::read_to_string(sqlite_dir.path().join("ca.pem")).expect("ca");
+        let new_ca = std::fs::read_to_string(pg.data_dir().join("ca.pem")).expect("ca");
+        assert_eq!(old_ca, new_ca);
+        let a = pg.client(ACCOUNT_A);
+        let d = ok(
+            a.describe_certificate()
+                .certificate_id(&active)
+                .send()
+                .await,
+            "describe after import",
+        );
+        assert_eq!(
+            d.certificate_description().and_then(|d| d.status()),
+            Some(&CertificateStatus::Active)
+        );
+        let b = pg.client(crate::harness::ACCOUNT_B);
+        ok(
+            b.accept_certificate_transfer()
+                .certificate_id(&pending)
+                .send()
+                .await,
+            "the pending transfer survives the move",
+        );
+    }
+    db.drop_db().await;
+}

@@ -24,8 +24,11 @@ pub fn decode_pairs(raw: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// Decoded `name=value` pairs in the order sent.
+pub type Pairs = Vec<(String, String)>;
+
 /// The query pairs, and the query plus a form body (what v1 signs and actions read).
-pub fn read(req: &Request) -> Result<(Vec<(String, String)>, Vec<(String, String)>), String> {
+pub fn read(req: &Request) -> Result<(Pairs, Pairs), String> {
     let query = decode_pairs(&req.raw_query)?;
     let mut all = query.clone();
     let form = req
