@@ -467,6 +467,20 @@ mod tests {
                 .await
                 .expect("get")
                 .is_some());
+            // A schema newer than this binary is refused with a clear message.
+            let (client, conn) = tokio_postgres::connect(&db.url, NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            client
+                .execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', '')",
+                    &[],
+                )
+                .await
+                .expect("insert");
+            let err = PostgresStore::open(&db.url).await.err().expect("refused");
+            assert!(err.contains("newer certplane"), "{err}");
         }
         db.drop_db().await;
     }
