@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::Router;
 use certplane_core::clock::{rfc3339, Clock, OffsetClock};
 use certplane_core::orders::{AlwaysValid, DomainValidator};
+use certplane_dialects::aliyun::error::RpcError;
 use certplane_dialects::aliyun::Aliyun;
 use certplane_dialects::aws_iot::error::WireError;
 use certplane_dialects::aws_iot::AwsIot;
@@ -167,27 +168,27 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
         }
         _ => {}
     }
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return to_http(
-                WireError::new(
-                    413,
-                    "RequestEntityTooLargeException",
-                    format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-                )
-                .render("-"),
-            )
-        }
-    };
-    let request = wire::Request {
+    let mut request = wire::Request {
         method: parts.method,
         raw_path: path,
         raw_query: parts.uri.query().unwrap_or("").to_string(),
         headers: parts.headers,
-        body,
+        body: bytes::Bytes::new(),
     };
-    if Aliyun::recognises(&request) {
+    let aliyun = Aliyun::recognises(&request);
+    request.body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let message = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
+            let id = uuid::Uuid::new_v4().to_string().to_uppercase();
+            return to_http(if aliyun {
+                RpcError::new(413, "RequestEntityTooLarge", message).render(&id, "certplane")
+            } else {
+                WireError::new(413, "RequestEntityTooLargeException", message).render(&id)
+            });
+        }
+    };
+    if aliyun {
         to_http(app.aliyun.handle(request).await)
     } else {
         to_http(app.aws.handle(request).await)
