@@ -1,14 +1,13 @@
-"""Process control, SDK clients, fake DNS / web servers and assertions for the certplane
-Alibaba Cloud CAS (2020-04-07) SDK tests.
+"""SDK clients, fake DNS / web servers and assertions for the certplane Alibaba Cloud CAS
+(2020-04-07) SDK tests (the server process and the helpers both suites share are in
+`tests/sdk/certplane_server.py`).
 
-The certplane contract these helpers rely on:
+What the Alibaba dialect adds to the certplane contract these helpers rely on:
 
-* `certplane serve --listen 127.0.0.1:PORT --data-dir DIR [--dev] [--dns-resolver HOST:PORT]
-  [--validation-http-port PORT] [--validation always-valid] [--validation-timeout SECONDS]`
-  prints `certplane listening on http://ADDR` when ready; `GET /healthz` answers 200.
+* `certplane serve ... [--dns-resolver HOST:PORT] [--validation-http-port PORT]
+  [--validation always-valid] [--validation-timeout SECONDS]` (the server's `extra_args`).
 * `--dev`: any well-formed signature passes; the Alibaba uid is the AccessKeyId when it is a
-  16-digit number, else 1000000000000000. `POST /moto-api/reset` clears all state;
-  `POST /dev/clock {"advanceSeconds": N}` moves server time (answers `{"now": ...}`).
+  16-digit number, else 1000000000000000.
 * `certplane admin account create --aliyun-uid UID`, `admin access-key create --account UID --json`,
   `admin cas package add --account UID --product-code CODE --count N`,
   `admin cert show <sha256-hex> --json`, all with `--data-dir DIR`.
@@ -21,21 +20,16 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import http.client
 import http.server
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
 import urllib.parse
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
 
@@ -50,9 +44,8 @@ from alibabacloud_tea_openapi.exceptions import (
 )
 from alibabacloud_tea_util.models import RuntimeOptions
 
-REPO = Path(__file__).resolve().parents[3]
-IN_CI = os.environ.get("CI", "").lower() == "true"
-READY_RE = re.compile(r"certplane listening on (http://\S+)")
+import certplane_server
+from certplane_server import bypass_proxies_for_localhost, find_key, free_port, http_request, require
 
 VERSION = "2020-04-07"
 ACCOUNT_A = "1234567890123456"
@@ -77,203 +70,15 @@ def isolate_environment() -> None:
             os.environ.pop(var, None)
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         os.environ.pop(var, None)
-    no_proxy = "127.0.0.1,localhost"
-    for var in ("NO_PROXY", "no_proxy"):
-        existing = os.environ.get(var)
-        os.environ[var] = f"{existing},{no_proxy}" if existing else no_proxy
-
-
-def require(condition: bool, message: str) -> None:
-    """Missing optional tooling: skip locally, fail under CI=true."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(message + " (CI=true: failing instead of skipping)", pytrace=False)
-    pytest.skip(message)
-
-
-def certplane_binary() -> Path:
-    path = Path(os.environ.get("CERTPLANE_BIN") or REPO / "target" / "release" / "certplane")
-    if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.fail(
-            f"certplane binary not found or not executable at {path}. Build it with "
-            "`cargo build --release` or point CERTPLANE_BIN at it.",
-            pytrace=False,
-        )
-    return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# --------------------------------------------------------------------------------------------
-# HTTP
-
-
-def http_request(base_url: str, method: str, target: str, body: bytes | None = None,
-                 headers: dict | None = None, timeout: float = 30):
-    """Plain HTTP; returns (status, headers-dict-lowercase, body bytes)."""
-    u = urllib.parse.urlsplit(base_url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    try:
-        conn.request(method, target, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-    finally:
-        conn.close()
-
-
-def _parse_now(value) -> dt.datetime:
-    if isinstance(value, (int, float)):
-        secs = value / 1000 if value > 1e11 else value
-        return dt.datetime.fromtimestamp(secs, dt.timezone.utc)
-    v = str(value).strip()
-    if v.isdigit():
-        return _parse_now(int(v))
-    if v[-1:] in "Zz":
-        v = v[:-1] + "+00:00"
-    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", v)
-    if m and m.group(2) and len(m.group(2)) > 7:
-        v = m.group(1) + m.group(2)[:7] + m.group(3)
-    parsed = dt.datetime.fromisoformat(v)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed
+    bypass_proxies_for_localhost()
 
 
 # --------------------------------------------------------------------------------------------
 # Server process
 
 
-@dataclass
-class CertplaneServer:
-    binary: Path
-    data_dir: Path
-    dev: bool = True
-    extra_args: list = field(default_factory=list)
-    log_path: Path | None = None
-    url: str | None = None
-    proc: subprocess.Popen | None = None
-    starts: int = 0
-
-    def start(self, timeout: float = 60.0) -> "CertplaneServer":
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        cmd = [str(self.binary), "serve", "--listen", f"127.0.0.1:{port}",
-               "--data-dir", str(self.data_dir), *map(str, self.extra_args)]
-        if self.dev:
-            cmd.append("--dev")
-        self.starts += 1
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.starts}.log"
-        log = open(self.log_path, "w", buffering=1)
-        log.write("$ " + " ".join(cmd) + "\n")
-        env = dict(os.environ)
-        env.setdefault("RUST_BACKTRACE", "1")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log,
-                                     stdin=subprocess.DEVNULL, text=True, env=env)
-        ready = threading.Event()
-        found: list[str] = []
-        proc = self.proc
-
-        def pump():
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                m = READY_RE.search(line)
-                if m and not found:
-                    found.append(m.group(1).rstrip("/"))
-                    ready.set()
-            ready.set()
-            log.close()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(timeout) or not found:
-            self.kill()
-            pytest.fail(
-                f"certplane did not print 'certplane listening on http://ADDR' within {timeout}s "
-                f"(exit code {self.proc.poll()}).\n{self.log_tail()}",
-                pytrace=False,
-            )
-        self.url = found[0]
-        deadline = time.monotonic() + 15
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                status, _, _ = http_request(self.url, "GET", "/healthz", timeout=5)
-                if status == 200:
-                    return self
-                last = f"HTTP {status}"
-            except OSError as e:
-                last = repr(e)
-            time.sleep(0.05)
-        self.kill()
-        pytest.fail(f"GET /healthz never answered 200 ({last}).\n{self.log_tail()}", pytrace=False)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        if not self.proc or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log_tail(self, n: int = 60) -> str:
-        try:
-            lines = Path(self.log_path).read_text(errors="replace").splitlines()
-        except (OSError, TypeError):
-            return "(no server log)"
-        return f"--- last lines of {self.log_path} ---\n" + "\n".join(lines[-n:])
-
-    @property
-    def endpoint(self) -> str:
-        return urllib.parse.urlsplit(self.url).netloc
-
-    @property
-    def ca_pem_path(self) -> Path:
-        return self.data_dir / "ca.pem"
-
-    # dev-mode endpoints
-    def reset(self) -> None:
-        status, _, body = http_request(self.url, "POST", "/moto-api/reset")
-        assert status == 200, f"POST /moto-api/reset -> {status} {body[:200]!r}"
-
-    def advance(self, seconds: int) -> dt.datetime:
-        status, _, body = http_request(
-            self.url, "POST", "/dev/clock", json.dumps({"advanceSeconds": seconds}).encode(),
-            {"Content-Type": "application/json"},
-        )
-        assert status == 200, f"POST /dev/clock -> {status} {body[:200]!r}"
-        return _parse_now(json.loads(body)["now"])
-
-    def now(self) -> dt.datetime:
-        return self.advance(0)
-
-    # admin CLI
-    def admin(self, *args: str, expect_ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        cmd = [str(self.binary), "admin", *args, "--data-dir", str(self.data_dir)]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                             stdin=subprocess.DEVNULL)
-        if expect_ok and res.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} exited {res.returncode}\nstdout: {res.stdout}\n"
-                        f"stderr: {res.stderr}", pytrace=False)
-        return res
-
-    def admin_json(self, *args: str):
-        return parse_json_output(self.admin(*args).stdout)
+class CertplaneServer(certplane_server.CertplaneServer):
+    """The shared server process plus the CAS admin commands the tests use."""
 
     def add_package(self, account: str = ACCOUNT_A, product_code: str = FREE, count: int = 5):
         return self.admin("cas", "package", "add", "--account", account,
@@ -295,36 +100,9 @@ class CertplaneServer:
         return key_id, secret
 
 
-def parse_json_output(text: str):
-    """JSON printed by an admin command (tolerates log lines before the document)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    for i in sorted(i for i in (text.find("{"), text.find("[")) if i >= 0):
-        try:
-            return json.JSONDecoder().raw_decode(text[i:])[0]
-        except json.JSONDecodeError:
-            continue
-    raise AssertionError(f"no JSON document in command output: {text!r}")
-
-
-def find_key(doc, name: str):
-    """First value under key `name` (case-insensitive) anywhere in a JSON document."""
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            if k.lower() == name.lower() and not isinstance(v, (dict, list)):
-                return v
-        for v in doc.values():
-            found = find_key(v, name)
-            if found is not None:
-                return found
-    elif isinstance(doc, list):
-        for v in doc:
-            found = find_key(v, name)
-            if found is not None:
-                return found
-    return None
+def validation_args(dns: "FakeDns", web: "FakeWeb") -> list[str]:
+    """`serve` arguments that make the server validate through the fake DNS and web servers."""
+    return ["--dns-resolver", dns.address, "--validation-http-port", str(web.port)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,7 +113,7 @@ def cas_client(server_or_url, access_key: str = ACCOUNT_A, secret: str = "dev-se
                signing: str = "v3") -> CasClient:
     """alibabacloud_cas20200407 Client pointed at certplane. signing: "v3" (the SDK's default,
     ACS3-HMAC-SHA256) or "v1" (Config.signature_algorithm = "v2": HMAC-SHA1 RPC query signing)."""
-    url = server_or_url.url if isinstance(server_or_url, CertplaneServer) else server_or_url
+    url = server_or_url.url if isinstance(server_or_url, certplane_server.CertplaneServer) else server_or_url
     endpoint = urllib.parse.urlsplit(url).netloc
     cfg = openapi_models.Config(
         access_key_id=access_key, access_key_secret=secret, endpoint=endpoint,
@@ -582,15 +360,7 @@ def _utc_stamp(offset_seconds: float = 0) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
-class RawResponse:
-    status: int
-    headers: dict
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
+class RawResponse(certplane_server.RawResponse):
     @property
     def code(self):
         try:

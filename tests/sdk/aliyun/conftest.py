@@ -15,8 +15,6 @@ validation-timeout tests start their own servers.
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from aliyun_harness import (
@@ -26,20 +24,11 @@ from aliyun_harness import (
     FakeDns,
     FakeWeb,
     cas_client,
-    certplane_binary,
     isolate_environment,
+    validation_args,
 )
 
 isolate_environment()
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: starts extra certplane processes")
-
-
-@pytest.fixture(scope="session")
-def binary():
-    return certplane_binary()
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +45,6 @@ def web():
     w.stop()
 
 
-def validation_args(dns, web) -> list[str]:
-    return ["--dns-resolver", dns.address, "--validation-http-port", str(web.port)]
-
-
 @pytest.fixture(scope="session")
 def dev_server(binary, dns, web, tmp_path_factory):
     srv = CertplaneServer(binary, tmp_path_factory.mktemp("dev") / "data", dev=True,
@@ -71,9 +56,7 @@ def dev_server(binary, dns, web, tmp_path_factory):
 @pytest.fixture
 def server(dev_server, dns, web):
     """The shared dev server, reset to an empty state, with no DNS records or files published."""
-    if not dev_server.alive():
-        warnings.warn(f"dev server died during an earlier test; restarting it.\n{dev_server.log_tail()}")
-        dev_server.start()
+    dev_server.restart_if_dead()
     dev_server.reset()
     dns.clear()
     web.clear()

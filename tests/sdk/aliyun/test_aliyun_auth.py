@@ -158,7 +158,8 @@ def test_raw_v3_tampered_query(verified):
 
 def test_unsigned_request_is_refused(verified):
     """No Authorization header and no v1 signature parameters: a 4xx JSON error, never 200/5xx."""
-    from aliyun_harness import RawResponse, http_request
+    from aliyun_harness import RawResponse
+    from certplane_server import http_request
     status, headers, body = http_request(
         verified.url, "POST", "/?ProductCode=" + FREE,
         b"", {"x-acs-action": "DescribePackageState", "x-acs-version": "2020-04-07",

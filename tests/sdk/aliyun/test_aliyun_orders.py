@@ -69,7 +69,7 @@ def test_lifecycle_every_operation(funded, dns, web, signing, tmp_path):
     assert issued.private_key, "no Csr given: PrivateKey must be returned"
     key = load_private_key(issued.private_key)
     assert spki(key) == spki(leaf), "PrivateKey does not match the certificate"
-    res = openssl_verify(funded.ca_pem_path, issued.certificate, tmp_path, funded.now())
+    res = openssl_verify(funded.ca_pem_path, issued.certificate, tmp_path, funded.clock())
     assert res.returncode == 0, res.stdout + res.stderr
     assert dns.queried(body.record_domain, "TXT"), "certplane never looked up the TXT record"
     assert package_state(client) == (5, 1, 1)

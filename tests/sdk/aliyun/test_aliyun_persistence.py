@@ -20,6 +20,7 @@ from aliyun_harness import (
     openssl_verify,
     package_state,
     unique_domain,
+    validation_args,
     wait_type,
 )
 from cas_x509 import make_ca, make_leaf
@@ -31,8 +32,7 @@ def test_state_survives_restart(binary, dns, web, tmp_path_factory, tmp_path):
     dns.clear()
     web.clear()
     srv = CertplaneServer(binary, tmp_path_factory.mktemp("restart") / "data", dev=True,
-                          extra_args=["--dns-resolver", dns.address,
-                                      "--validation-http-port", str(web.port)]).start()
+                          extra_args=validation_args(dns, web)).start()
     try:
         srv.add_package(ACCOUNT_A, FREE, 5)
         client = cas_client(srv, ACCOUNT_A)
@@ -61,7 +61,7 @@ def test_state_survives_restart(binary, dns, web, tmp_path_factory, tmp_path):
         assert again.type == "certificate"
         assert again.certificate.strip() == kept.certificate.strip()
         assert srv.ca_pem_path.read_text() == ca_before, "the issuing CA must survive a restart"
-        res = openssl_verify(srv.ca_pem_path, again.certificate, tmp_path, srv.now())
+        res = openssl_verify(srv.ca_pem_path, again.certificate, tmp_path, srv.clock())
         assert res.returncode == 0, res.stdout + res.stderr
         assert srv.cert_status(revoked.certificate) == "REVOKED"
         assert srv.cert_status(kept.certificate) != "REVOKED"

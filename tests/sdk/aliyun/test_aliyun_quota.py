@@ -3,8 +3,6 @@ and DeleteCertificateRequest, and races (concurrent creates at the limit, concur
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from aliyun_harness import (
@@ -24,6 +22,7 @@ from aliyun_harness import (
     unique_domain,
 )
 from aliyun_harness import AlibabaCloudException
+from certplane_server import race_threads
 
 
 def test_fresh_package(server, cas):
@@ -95,24 +94,8 @@ def test_renew_takes_a_unit(server, cas, dns, web):
 
 
 def _race(n, fn):
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def run(i):
-        barrier.wait()
-        try:
-            results[i] = ("ok", fn(i))
-        except AlibabaCloudException as e:
-            results[i] = ("err", (e.code, e.status_code))
-        except Exception as e:  # noqa: BLE001
-            results[i] = ("exc", repr(e))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+    """Run fn(i) in n threads released together; per thread ('ok', value) or ('err', (code, status))."""
+    return race_threads(n, fn, AlibabaCloudException, lambda e: (e.code, e.status_code))
 
 
 def test_concurrent_creates_at_the_limit(server):

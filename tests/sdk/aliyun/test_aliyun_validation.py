@@ -25,6 +25,7 @@ from aliyun_harness import (
     publish_proof,
     stays_type,
     unique_domain,
+    validation_args,
     wait_type,
 )
 from cas_x509 import load_private_key, spki
@@ -39,7 +40,7 @@ def test_dns_validation_issues(funded, cas, dns, web, tmp_path):
     dns.set_txt(body.record_domain, body.record_value)
     issued = wait_type(cas, order_id, "certificate", timeout=15)
     assert dns.queried(body.record_domain, "TXT")
-    res = openssl_verify(funded.ca_pem_path, issued.certificate, tmp_path, funded.now())
+    res = openssl_verify(funded.ca_pem_path, issued.certificate, tmp_path, funded.clock())
     assert res.returncode == 0, res.stdout + res.stderr
     assert spki(load_private_key(issued.private_key)) == spki(pem_certs(issued.certificate)[0])
 
@@ -157,7 +158,7 @@ def test_always_valid_issues_without_proof(always_valid, tmp_path):
     client = cas_client(always_valid, ACCOUNT_A)
     order_id = create_order(client, unique_domain())
     issued = wait_type(client, order_id, "certificate", timeout=15)
-    res = openssl_verify(always_valid.ca_pem_path, issued.certificate, tmp_path, always_valid.now())
+    res = openssl_verify(always_valid.ca_pem_path, issued.certificate, tmp_path, always_valid.clock())
     assert res.returncode == 0, res.stdout + res.stderr
     file_order = create_order(client, unique_domain(), "FILE")
     wait_type(client, file_order, "certificate", timeout=15)
@@ -171,9 +172,7 @@ def test_always_valid_issues_without_proof(always_valid, tmp_path):
 @pytest.fixture(scope="module")
 def short_timeout(binary, dns, web, tmp_path_factory):
     srv = CertplaneServer(binary, tmp_path_factory.mktemp("timeout") / "data", dev=True,
-                          extra_args=["--dns-resolver", dns.address,
-                                      "--validation-http-port", str(web.port),
-                                      "--validation-timeout", "3"]).start()
+                          extra_args=[*validation_args(dns, web), "--validation-timeout", "3"]).start()
     yield srv
     srv.stop()
 

@@ -1,32 +1,25 @@
-"""Process control, clients and assertions for the certplane AWS IoT SDK tests.
+"""Clients, raw signed HTTP and assertions for the certplane AWS IoT SDK tests (the server
+process and the helpers both suites share are in `tests/sdk/certplane_server.py`).
 
-The certplane command-line contract these helpers rely on:
+What the AWS dialect adds to the certplane contract these helpers rely on:
 
-* `certplane serve --listen 127.0.0.1:PORT --data-dir DIR [--dev]` prints
-  `certplane listening on http://ADDR` on stdout when ready; `GET /healthz` answers 200.
 * `--dev`: any well-formed SigV4 signature passes; the account is the access key id when it is
-  exactly 12 digits, else header `x-moto-account-id`, else 123456789012. `POST /moto-api/reset`
-  clears all state; `GET|POST /dev/clock` reads / advances server time.
-* `certplane admin ... --data-dir DIR` manages accounts, access keys and inspects certificates.
+  exactly 12 digits, else header `x-moto-account-id`, else 123456789012.
+* `certplane admin account create --aws-account-id ID`, `admin access-key create --account ID
+  --json`, `admin cert list|show --json`, all with `--data-dir DIR`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import http.client
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
@@ -39,9 +32,9 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-import sdk_engine
+import certplane_server
+from certplane_server import bypass_proxies_for_localhost, http_request, require
 
-REPO = Path(__file__).resolve().parents[3]
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"
 ACCOUNT_C = "333333333333"
@@ -49,8 +42,6 @@ DEFAULT_DEV_ACCOUNT = "123456789012"
 REGION = "us-east-1"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MARKER_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")  # the model's Marker pattern
-IN_CI = os.environ.get("CI", "").lower() == "true"
-READY_RE = re.compile(r"certplane listening on (http://\S+)")
 
 
 def isolate_environment() -> None:
@@ -62,225 +53,14 @@ def isolate_environment() -> None:
     os.environ["AWS_CONFIG_FILE"] = "/dev/null"
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    no_proxy = "127.0.0.1,localhost"
-    for var in ("NO_PROXY", "no_proxy"):
-        existing = os.environ.get(var)
-        os.environ[var] = f"{existing},{no_proxy}" if existing else no_proxy
-
-
-def require(condition: bool, message: str) -> None:
-    """Missing optional tooling: skip locally, fail under CI=true."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(message + " (CI=true: failing instead of skipping)", pytrace=False)
-    pytest.skip(message)
-
-
-def certplane_binary() -> Path:
-    path = Path(os.environ.get("CERTPLANE_BIN") or REPO / "target" / "release" / "certplane")
-    if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.fail(
-            f"certplane binary not found or not executable at {path}. Build it with "
-            "`cargo build --release` or point CERTPLANE_BIN at it.",
-            pytrace=False,
-        )
-    return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# --------------------------------------------------------------------------------------------
-# Server process
-
-
-@dataclass
-class CertplaneServer:
-    binary: Path
-    data_dir: Path
-    dev: bool = True
-    log_path: Path | None = None
-    url: str | None = None
-    proc: subprocess.Popen | None = None
-    _lines: list = field(default_factory=list)
-    starts: int = 0
-
-    def start(self, timeout: float = 60.0) -> "CertplaneServer":
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        cmd = [str(self.binary), "serve", "--listen", f"127.0.0.1:{port}",
-               "--data-dir", str(self.data_dir)]
-        if self.dev:
-            cmd.append("--dev")
-        self.starts += 1
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.starts}.log"
-        log = open(self.log_path, "w", buffering=1)
-        log.write("$ " + " ".join(cmd) + "\n")
-        env = sdk_engine.server_env(self.data_dir)
-        env.setdefault("RUST_BACKTRACE", "1")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                     text=True, env=env)
-        ready = threading.Event()
-        found: list[str] = []
-        proc = self.proc
-
-        def pump():
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                self._lines.append(line)
-                m = READY_RE.search(line)
-                if m and not found:
-                    found.append(m.group(1).rstrip("/"))
-                    ready.set()
-            ready.set()
-            log.close()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(timeout) or not found:
-            self.kill()
-            pytest.fail(
-                f"certplane did not print 'certplane listening on http://ADDR' within {timeout}s "
-                f"(exit code {self.proc.poll()}).\n{self.log_tail()}",
-                pytrace=False,
-            )
-        self.url = found[0]
-        deadline = time.monotonic() + 15
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                status, _, _ = http_request(self.url, "GET", "/healthz")
-                if status == 200:
-                    return self
-                last = f"HTTP {status}"
-            except OSError as e:  # not accepting yet
-                last = repr(e)
-            time.sleep(0.05)
-        self.kill()
-        pytest.fail(f"GET /healthz never answered 200 ({last}).\n{self.log_tail()}", pytrace=False)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        """Send `sig` and wait for exit; returns the exit code (None if it had to be killed)."""
-        if not self.proc or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log_tail(self, n: int = 60) -> str:
-        try:
-            lines = Path(self.log_path).read_text(errors="replace").splitlines()
-        except (OSError, TypeError):
-            return "(no server log)"
-        return f"--- last lines of {self.log_path} ---\n" + "\n".join(lines[-n:])
-
-    @property
-    def ca_pem_path(self) -> Path:
-        return self.data_dir / "ca.pem"
-
-    # dev-mode endpoints
-    def reset(self) -> None:
-        status, _, body = http_request(self.url, "POST", "/moto-api/reset")
-        assert status == 200, f"POST /moto-api/reset -> {status} {body[:200]!r}"
-
-    def clock(self) -> dt.datetime:
-        status, _, body = http_request(self.url, "GET", "/dev/clock")
-        assert status == 200, f"GET /dev/clock -> {status} {body[:200]!r}"
-        return parse_rfc3339(json.loads(body)["now"])
-
-    def advance(self, seconds: int) -> dt.datetime:
-        status, _, body = http_request(
-            self.url, "POST", "/dev/clock", json.dumps({"advanceSeconds": seconds}).encode(),
-            {"Content-Type": "application/json"},
-        )
-        assert status == 200, f"POST /dev/clock -> {status} {body[:200]!r}"
-        return parse_rfc3339(json.loads(body)["now"])
-
-    # admin CLI
-    def admin(self, *args: str, expect_ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        cmd = [str(self.binary), "admin", *args, "--data-dir", str(self.data_dir)]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                             stdin=subprocess.DEVNULL, env=sdk_engine.server_env(self.data_dir))
-        if expect_ok and res.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} exited {res.returncode}\nstdout: {res.stdout}\n"
-                        f"stderr: {res.stderr}", pytrace=False)
-        return res
-
-    def admin_json(self, *args: str):
-        res = self.admin(*args)
-        return parse_json_output(res.stdout)
-
-
-def parse_json_output(text: str):
-    """JSON printed by an admin command (tolerates log lines before the document)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    for i in sorted(starts):
-        try:
-            return json.JSONDecoder().raw_decode(text[i:])[0]
-        except json.JSONDecodeError:
-            continue
-    raise AssertionError(f"no JSON document in command output: {text!r}")
-
-
-def parse_rfc3339(value: str) -> dt.datetime:
-    v = value.strip()
-    if v.endswith("Z") or v.endswith("z"):
-        v = v[:-1] + "+00:00"
-    # Python < 3.11 can't parse more than 6 fractional digits; trim nanoseconds.
-    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", v)
-    if m and m.group(2) and len(m.group(2)) > 7:
-        v = m.group(1) + m.group(2)[:7] + m.group(3)
-    parsed = dt.datetime.fromisoformat(v)
-    assert parsed.tzinfo is not None, f"RFC 3339 time without offset: {value!r}"
-    return parsed
+    bypass_proxies_for_localhost()
 
 
 # --------------------------------------------------------------------------------------------
 # HTTP
 
 
-def http_request(base_url: str, method: str, path: str, body: bytes | None = None,
-                 headers: dict | None = None, timeout: float = 30):
-    """Plain (unsigned) HTTP; returns (status, headers-dict-lowercase, body bytes)."""
-    u = urllib.parse.urlsplit(base_url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-    finally:
-        conn.close()
-
-
-@dataclass
-class RawResponse:
-    status: int
-    headers: dict
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
+class RawResponse(certplane_server.RawResponse):
     @property
     def error_code(self) -> str | None:
         """Error code the way botocore's rest-json parser finds it (header first, then body)."""

@@ -11,30 +11,18 @@ tests start their own servers on their own data directories.
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from aws_harness import (
     ACCOUNT_A,
     ACCOUNT_B,
     ACCOUNT_C,
-    CertplaneServer,
-    certplane_binary,
     iot_client,
     isolate_environment,
 )
+from certplane_server import CertplaneServer
 
 isolate_environment()
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: starts extra certplane processes")
-
-
-@pytest.fixture(scope="session")
-def binary():
-    return certplane_binary()
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +35,7 @@ def dev_server(binary, tmp_path_factory):
 @pytest.fixture
 def server(dev_server):
     """The shared dev server, reset to an empty state."""
-    if not dev_server.alive():
-        tail = dev_server.log_tail()
-        code = dev_server.proc.returncode if dev_server.proc else None
-        warnings.warn(f"dev server exited (code {code}; negative = killed by that signal) during an "
-                      f"earlier test; restarting it.\n{tail}")
-        dev_server.start()
+    dev_server.restart_if_dead()
     dev_server.reset()
     return dev_server
 

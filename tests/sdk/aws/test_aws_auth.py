@@ -12,14 +12,13 @@ from botocore.exceptions import ClientError
 from aws_harness import (
     ACCOUNT_A,
     DEFAULT_DEV_ACCOUNT,
-    CertplaneServer,
     RawResponse,
     cert_arn,
     expect_error,
-    http_request,
     iot_client,
     signed_request,
 )
+from certplane_server import CertplaneServer, find_key, http_request
 
 VERIFIED_A = "111122223333"
 VERIFIED_B = "444455556666"
@@ -64,22 +63,6 @@ def test_dev_mode_ignores_secret(make_iot):
 
 
 # --- verified mode ---------------------------------------------------------------------------------
-
-def find_key(doc, name):
-    if isinstance(doc, dict):
-        if name in doc:
-            return doc[name]
-        for v in doc.values():
-            found = find_key(v, name)
-            if found is not None:
-                return found
-    if isinstance(doc, list):
-        for v in doc:
-            found = find_key(v, name)
-            if found is not None:
-                return found
-    return None
-
 
 @pytest.fixture(scope="module")
 def verified(binary, tmp_path_factory):

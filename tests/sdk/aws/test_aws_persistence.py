@@ -10,12 +10,12 @@ import pytest
 from aws_harness import (
     ACCOUNT_A,
     ACCOUNT_B,
-    CertplaneServer,
     all_certificate_ids,
     iot_client,
     openssl_verify,
 )
 from aws_x509 import load_pem, make_ca, make_leaf, make_verification_cert
+from certplane_server import CertplaneServer
 
 POLICY_DOC = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}'
 

@@ -11,10 +11,9 @@ from botocore.exceptions import ClientError
 
 from aws_harness import (
     expect_4xx,
-    http_request,
-    parse_rfc3339,
     signed_request,
 )
+from certplane_server import http_request, parse_rfc3339
 
 
 def is_number(v):

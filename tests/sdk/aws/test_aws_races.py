@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-
 from botocore.exceptions import ClientError
 
 from aws_harness import error_code, status_of
 from aws_x509 import make_ca, make_leaf
+from certplane_server import race_threads
 
 THREADS = 16
 
 
 def race(fn, n=THREADS):
     """Run fn(i) in n threads released together; return per-thread ('ok', value) or ('err', code)."""
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def worker(i):
-        barrier.wait()
-        try:
-            results[i] = ("ok", fn(i))
-        except ClientError as e:
-            results[i] = ("err", error_code(e))
-        except Exception as e:  # noqa: BLE001
-            results[i] = ("exc", repr(e))
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results
+    return race_threads(n, fn, ClientError, error_code)
 
 
 def test_revoke_racing_activate_ends_revoked(iot):
