@@ -4,6 +4,7 @@
 //! (certplane `--dev` or moto) and prints, per workload, a human line and a JSON line.
 
 mod http;
+mod orders;
 mod workloads;
 
 use std::process::ExitCode;
@@ -22,7 +23,8 @@ use crate::workloads::{Kind, Outcome, Settings};
     about = "Load generator for the AWS IoT certificate API (certplane --dev or moto)"
 )]
 struct Cli {
-    /// Base URL of the server, e.g. http://127.0.0.1:8080
+    /// Base URL of the server, e.g. http://127.0.0.1:8080; several comma-separated URLs (nodes
+    /// of one service) share the connections round-robin.
     #[arg(long)]
     target: String,
     /// Name of the target in the output (e.g. certplane, moto).
@@ -40,6 +42,9 @@ struct Cli {
     /// Comma-separated workloads to run, in order.
     #[arg(long, default_value = "describe,update,transfer")]
     workloads: String,
+    /// A PEM CSR the order workloads send (their certificates certify its key).
+    #[arg(long)]
+    csr_file: Option<std::path::PathBuf>,
     /// Load-generator threads (1 = a single-threaded runtime, leaving the other cores to the
     /// server when both run on one machine).
     #[arg(long, default_value_t = 1)]
@@ -48,8 +53,18 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let target = match Target::parse(&cli.target) {
-        Ok(t) => t,
+    let targets: Result<Vec<Target>, String> = cli
+        .target
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| Target::parse(t.trim()))
+        .collect();
+    let targets = match targets {
+        Ok(t) if !t.is_empty() => t,
+        Ok(_) => {
+            eprintln!("certplane-bench: --target is empty");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("certplane-bench: {e}");
             return ExitCode::from(2);
@@ -80,8 +95,19 @@ fn main() -> ExitCode {
         eprintln!("certplane-bench: --concurrency must be at least 1");
         return ExitCode::from(2);
     }
+    let csr = match &cli.csr_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(pem) => Some(form_encode(&pem)),
+            Err(e) => {
+                eprintln!("certplane-bench: reading {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let settings = Settings {
-        target,
+        csr,
+        targets,
         label: cli.label,
         concurrency: cli.concurrency,
         duration: Duration::from_secs_f64(cli.duration),
@@ -183,4 +209,19 @@ fn report(s: &Settings, kind: Kind, outcome: &Outcome) {
         }
     };
     println!("{line}");
+}
+
+/// `application/x-www-form-urlencoded` text: unreserved characters as they are, space as `+`.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }

@@ -19,6 +19,10 @@ pub enum Kind {
     Describe,
     Update,
     Transfer,
+    /// Alibaba CAS: order (with a CSR) → issue (DescribeCertificateState) → cancel-for-package.
+    Order,
+    /// Alibaba CAS: DescribeCertificateState of issued orders.
+    OrderDescribe,
 }
 
 impl Kind {
@@ -27,6 +31,8 @@ impl Kind {
             Kind::Describe => "describe",
             Kind::Update => "update",
             Kind::Transfer => "transfer",
+            Kind::Order => "order",
+            Kind::OrderDescribe => "order-describe",
         }
     }
 
@@ -35,8 +41,10 @@ impl Kind {
             "describe" => Ok(Kind::Describe),
             "update" => Ok(Kind::Update),
             "transfer" => Ok(Kind::Transfer),
+            "order" => Ok(Kind::Order),
+            "order-describe" => Ok(Kind::OrderDescribe),
             other => Err(format!(
-                "unknown workload {other:?} (describe, update, transfer)"
+                "unknown workload {other:?} (describe, update, transfer, order, order-describe)"
             )),
         }
     }
@@ -44,7 +52,7 @@ impl Kind {
     /// What one counted operation is.
     pub fn unit(self) -> &'static str {
         match self {
-            Kind::Transfer => "round trips/s",
+            Kind::Transfer | Kind::Order => "round trips/s",
             _ => "requests/s",
         }
     }
@@ -52,11 +60,14 @@ impl Kind {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub target: Target,
+    /// One or more servers (nodes of one service); connection i goes to target i mod n.
+    pub targets: Vec<Target>,
     pub label: String,
     pub concurrency: usize,
     pub duration: Duration,
     pub account_header: bool,
+    /// A form-encoded PEM CSR for the order workloads.
+    pub csr: Option<String>,
 }
 
 /// The measured result of one workload.
@@ -165,7 +176,8 @@ async fn create_certificates(
 ) -> Result<Vec<(Conn, String)>, String> {
     let mut set = JoinSet::new();
     for i in 0..n {
-        let mut conn = Conn::new(s.target.clone(), s.account_header);
+        let target = s.targets[i % s.targets.len()].clone();
+        let mut conn = Conn::new(target, s.account_header);
         set.spawn(async move {
             let r = conn
                 .request(
@@ -292,6 +304,9 @@ fn transfer_paths(id: &str) -> (String, String) {
 
 /// Setup, then the timed loop.
 pub async fn run(s: &Settings, kind: Kind) -> Outcome {
+    if matches!(kind, Kind::Order | Kind::OrderDescribe) {
+        return crate::orders::run(s, kind).await;
+    }
     let n = s.concurrency.max(1);
     let account = match kind {
         Kind::Transfer => SOURCE_ACCOUNT,
@@ -308,6 +323,8 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
 
     let mut plans: Vec<(Conn, Plan)> = Vec::with_capacity(n);
     match kind {
+        // Handled at the top; kept here so the match stays exhaustive.
+        Kind::Order | Kind::OrderDescribe => return crate::orders::run(s, kind).await,
         Kind::Describe => {
             let paths: Arc<Vec<String>> = Arc::new(
                 conns

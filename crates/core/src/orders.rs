@@ -343,30 +343,50 @@ impl Core {
         if !self.validator.check(&cur.value).await {
             return Ok(());
         }
-        match self.issue_order(&cur, now).await {
-            Err(DomainError::Stale) => Ok(()),
-            other => other,
-        }
+        // The key is made once, outside the retries: RSA generation is the costly part.
+        let key = self.order_key(&cur.value).await?;
+        self.with_retry(|| async {
+            let Some(cur) = store::get::<Order>(self.store(), &id.to_string()).await? else {
+                return Ok(());
+            };
+            if cur.value.state != OrderState::DomainVerify {
+                // Someone else issued (or failed) it meanwhile.
+                return Ok(());
+            }
+            self.issue_order(&cur, &key, self.now()).await
+        })
+        .await
     }
 
-    async fn issue_order(&self, cur: &Stored<Order>, now: Millis) -> DomainResult<()> {
-        let order = &cur.value;
-        let names = vec![order.domain.clone()];
-        let (spki, private_key) = match &order.csr {
-            Some(csr) => (
+    /// The public key an order's certificate certifies, and the private key when certplane
+    /// makes it.
+    async fn order_key(&self, order: &Order) -> DomainResult<(Vec<u8>, Option<String>)> {
+        match &order.csr {
+            Some(csr) => Ok((
                 parse_csr(csr)
                     .map_err(|e| DomainError::invalid(format!("Csr: {e}")))?
                     .spki_der,
                 None,
-            ),
+            )),
             None => {
                 let (spki, keys) = tokio::task::spawn_blocking(generate_rsa_key)
                     .await
                     .map_err(|e| DomainError::internal(format!("key generation task: {e}")))?
                     .map_err(crate::certificates::pki_error)?;
-                (spki, Some(keys.private_key_pem.to_string()))
+                Ok((spki, Some(keys.private_key_pem.to_string())))
             }
-        };
+        }
+    }
+
+    async fn issue_order(
+        &self,
+        cur: &Stored<Order>,
+        key: &(Vec<u8>, Option<String>),
+        now: Millis,
+    ) -> DomainResult<()> {
+        let order = &cur.value;
+        let names = vec![order.domain.clone()];
+        let (spki, private_key) = (key.0.clone(), key.1.clone());
         let (pem, _der) = self
             .issuer
             .issue(&IssueRequest {

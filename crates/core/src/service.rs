@@ -36,9 +36,10 @@ impl DomainValidator for NeverValid {
     }
 }
 
-/// How often a service re-reads and re-decides after losing a compare-and-set race before
-/// giving up with `Unavailable` (only reachable under pathological contention).
-const MAX_ATTEMPTS: usize = 16;
+/// How long a service keeps re-reading and re-deciding after losing compare-and-set races
+/// before giving up with `Unavailable`. Many callers on one hot record (a quota package taking
+/// orders) win one at a time per commit, so this is a time budget, not a small count.
+const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl Core {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, issuer: Arc<IssuingCa>) -> Self {
@@ -77,14 +78,28 @@ impl Core {
         F: FnMut() -> Fut,
         Fut: Future<Output = DomainResult<T>>,
     {
-        for _ in 0..MAX_ATTEMPTS {
+        let started = std::time::Instant::now();
+        let mut losses: u32 = 0;
+        loop {
             match attempt().await {
-                Err(DomainError::Stale) => continue,
+                Err(DomainError::Stale) => {}
                 other => return other,
             }
+            losses += 1;
+            if started.elapsed() > RETRY_BUDGET {
+                return Err(DomainError::Unavailable(
+                    "too much contention on one record; retry".into(),
+                ));
+            }
+            // After a few immediate retries, back off a little (randomised, growing to ~8 ms)
+            // so a crowd of losers does not stampede the next commit.
+            if losses > 3 {
+                let mut b = [0u8; 2];
+                let _ = aws_lc_rs::rand::fill(&mut b);
+                let cap = 1u64 << losses.min(13);
+                let micros = u64::from(u16::from_le_bytes(b)) % cap;
+                tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+            }
         }
-        Err(DomainError::Unavailable(
-            "too much contention on one record; retry".into(),
-        ))
     }
 }
