@@ -80,3 +80,45 @@ impl Response {
         self
     }
 }
+
+/// The three components of an HMAC Authorization header (`<SCHEME> Credential=…,
+/// SignedHeaders=…, Signature=…`), as AWS SigV4 and Alibaba ACS3 both write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HmacAuthorization<'a> {
+    pub credential: &'a str,
+    pub signed_headers: &'a str,
+    pub signature: &'a str,
+}
+
+/// Splits an Authorization header of the given scheme; the error names what is wrong.
+pub fn parse_hmac_authorization<'a>(
+    value: &'a str,
+    scheme: &str,
+) -> Result<HmacAuthorization<'a>, String> {
+    let rest = value
+        .strip_prefix(scheme)
+        .and_then(|r| r.strip_prefix(' '))
+        .ok_or_else(|| format!("the Authorization header must start with {scheme}"))?;
+    let (mut credential, mut signed, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        } else if !part.is_empty() {
+            return Err("the Authorization header has an unknown component".into());
+        }
+    }
+    let need = |v: Option<&'a str>, name: &str| {
+        v.filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("the Authorization header needs {name}"))
+    };
+    Ok(HmacAuthorization {
+        credential: need(credential, "Credential")?,
+        signed_headers: need(signed, "SignedHeaders")?,
+        signature: need(signature, "Signature")?,
+    })
+}

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::wire::Request;
+use crate::wire::{parse_hmac_authorization, HmacAuthorization, Request};
 
 /// Clock skew tolerated on `x-acs-date` / `Timestamp`, in milliseconds.
 pub const MAX_SKEW_MS: i64 = 15 * 60 * 1000;
@@ -84,31 +84,13 @@ pub fn claim(req: &Request, params: &[(String, String)]) -> Option<Result<Claim,
 
 fn claim_v3(req: &Request, auth: &str) -> Result<Claim, SigError> {
     let bad = |m: &str| SigError::Incomplete(m.to_string());
-    let rest = auth
-        .strip_prefix("ACS3-HMAC-SHA256 ")
-        .ok_or_else(|| bad("the Authorization header must start with ACS3-HMAC-SHA256"))?;
-    let (mut credential, mut signed, mut signature) = (None, None, None);
-    for part in rest.split(',') {
-        let part = part.trim();
-        if let Some(v) = part.strip_prefix("Credential=") {
-            credential = Some(v);
-        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
-            signed = Some(v);
-        } else if let Some(v) = part.strip_prefix("Signature=") {
-            signature = Some(v);
-        } else if !part.is_empty() {
-            return Err(bad("the Authorization header has an unknown component"));
-        }
-    }
-    let credential = credential
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| bad("the Authorization header needs Credential"))?;
-    let signed: Vec<String> = signed
-        .ok_or_else(|| bad("the Authorization header needs SignedHeaders"))?
-        .split(';')
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let signature = signature
+    let HmacAuthorization {
+        credential,
+        signed_headers: signed,
+        signature,
+    } = parse_hmac_authorization(auth, "ACS3-HMAC-SHA256").map_err(SigError::Incomplete)?;
+    let signed: Vec<String> = signed.split(';').map(str::to_ascii_lowercase).collect();
+    let signature = Some(signature)
         .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| bad("Signature must be 64 hexadecimal characters"))?;
     for required in ["host", "x-acs-date", "x-acs-signature-nonce"] {

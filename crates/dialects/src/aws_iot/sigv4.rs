@@ -7,7 +7,7 @@
 use aws_lc_rs::{digest, hmac};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::wire::Request;
+use crate::wire::{parse_hmac_authorization, HmacAuthorization, Request};
 
 /// Clock skew tolerated between the request's X-Amz-Date and the server, in milliseconds.
 pub const MAX_SKEW_MS: i64 = 15 * 60 * 1000;
@@ -42,28 +42,11 @@ pub enum SigError {
 
 pub fn parse_authorization(value: &str) -> Result<Authorization, SigError> {
     let bad = |m: &str| SigError::Malformed(m.to_string());
-    let rest = value
-        .strip_prefix("AWS4-HMAC-SHA256 ")
-        .ok_or_else(|| bad("Authorization header must start with AWS4-HMAC-SHA256"))?;
-    let (mut credential, mut signed, mut signature) = (None, None, None);
-    for part in rest.split(',') {
-        let part = part.trim();
-        if let Some(v) = part.strip_prefix("Credential=") {
-            credential = Some(v);
-        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
-            signed = Some(v);
-        } else if let Some(v) = part.strip_prefix("Signature=") {
-            signature = Some(v);
-        } else if !part.is_empty() {
-            return Err(bad("Authorization header has an unknown component"));
-        }
-    }
-    let credential =
-        credential.ok_or_else(|| bad("Authorization header requires a Credential parameter"))?;
-    let signed =
-        signed.ok_or_else(|| bad("Authorization header requires a SignedHeaders parameter"))?;
-    let signature =
-        signature.ok_or_else(|| bad("Authorization header requires a Signature parameter"))?;
+    let HmacAuthorization {
+        credential,
+        signed_headers: signed,
+        signature,
+    } = parse_hmac_authorization(value, "AWS4-HMAC-SHA256").map_err(SigError::Malformed)?;
     let parts: Vec<&str> = credential.split('/').collect();
     let [akid, date, region, service, terminator] = parts.as_slice() else {
         return Err(bad(
