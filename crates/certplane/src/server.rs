@@ -138,7 +138,8 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
     let path = parts.uri.path().to_string();
     match (&parts.method, path.as_str()) {
         (&Method::GET, "/healthz") => return json_response(200, json!({ "status": "ok" })),
-        (&Method::GET, "/") if app.dev => {
+        // Only a bare `GET /`: `GET /?Action=…` is an Alibaba RPC call.
+        (&Method::GET, "/") if app.dev && parts.uri.query().is_none() => {
             return json_response(200, json!({ "service": "certplane", "mode": "dev" }))
         }
         (&Method::POST, "/moto-api/reset") if app.dev => {
