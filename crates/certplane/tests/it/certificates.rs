@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use aws_sdk_iot::types::CertificateStatus;
 
 use crate::harness::{
-    csr_pem, describe_err, is_cert_id, new_cert, ok, openssl_verify, pem_to_der, sha256_hex,
-    status_of, Server, ACCOUNT_A, ACCOUNT_B,
+    csr_pem, err_code, is_cert_id, new_cert, ok, openssl_verify, pem_to_der, sha256_hex, status_of,
+    Server, ACCOUNT_A, ACCOUNT_B,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,17 +82,12 @@ async fn create_keys_and_certificate_is_active_hash_named_and_chains_to_the_ca()
 
     // Another account does not see it.
     let b = server.client(ACCOUNT_B);
-    let err = b
-        .describe_certificate()
-        .certificate_id(id)
-        .send()
-        .await
-        .expect_err("account B must not see A's certificate");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "{}",
-        describe_err(&err)
+    assert_eq!(
+        err_code(
+            b.describe_certificate().certificate_id(id).send().await,
+            "account B must not see A's certificate"
+        ),
+        "ResourceNotFoundException"
     );
 }
 
@@ -159,17 +154,15 @@ async fn create_certificate_from_csr_inactive_and_distinct_per_call() {
     );
 
     // Garbage CSR: InvalidRequestException.
-    let err = a
-        .create_certificate_from_csr()
-        .certificate_signing_request("-----BEGIN CERTIFICATE REQUEST-----\nnope\n")
-        .send()
-        .await
-        .expect_err("a garbage CSR must be refused");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_invalid_request_exception()),
-        "{}",
-        describe_err(&err)
+    assert_eq!(
+        err_code(
+            a.create_certificate_from_csr()
+                .certificate_signing_request("-----BEGIN CERTIFICATE REQUEST-----\nnope\n")
+                .send()
+                .await,
+            "a garbage CSR must be refused"
+        ),
+        "InvalidRequestException"
     );
 }
 
@@ -184,18 +177,17 @@ async fn update_certificate_status_rules() {
         CertificateStatus::PendingTransfer,
         CertificateStatus::PendingActivation,
     ] {
-        let err = a
-            .update_certificate()
-            .certificate_id(&id)
-            .new_status(refused.clone())
-            .send()
-            .await
-            .expect_err("an internal status must be refused");
-        assert!(
-            err.as_service_error()
-                .is_some_and(|e| e.is_invalid_request_exception()),
-            "{refused:?}: {}",
-            describe_err(&err)
+        assert_eq!(
+            err_code(
+                a.update_certificate()
+                    .certificate_id(&id)
+                    .new_status(refused.clone())
+                    .send()
+                    .await,
+                "an internal status must be refused"
+            ),
+            "InvalidRequestException",
+            "{refused:?}"
         );
         assert_eq!(status_of(&a, &id).await, CertificateStatus::Active);
     }
@@ -234,49 +226,44 @@ async fn update_certificate_status_rules() {
         );
     }
     for back in [CertificateStatus::Active, CertificateStatus::Inactive] {
-        let err = a
-            .update_certificate()
-            .certificate_id(&id)
-            .new_status(back.clone())
-            .send()
-            .await
-            .expect_err("a revoked certificate's status cannot change");
-        assert!(
-            err.as_service_error()
-                .is_some_and(|e| e.is_certificate_state_exception()),
-            "REVOKED -> {back:?}: {}",
-            describe_err(&err)
+        assert_eq!(
+            err_code(
+                a.update_certificate()
+                    .certificate_id(&id)
+                    .new_status(back.clone())
+                    .send()
+                    .await,
+                "a revoked certificate's status cannot change"
+            ),
+            "CertificateStateException",
+            "REVOKED -> {back:?}"
         );
     }
     assert_eq!(status_of(&a, &id).await, CertificateStatus::Revoked);
 
     // Unknown certificate: ResourceNotFoundException, also for another account.
-    let err = a
-        .update_certificate()
-        .certificate_id("ab".repeat(32))
-        .new_status(CertificateStatus::Inactive)
-        .send()
-        .await
-        .expect_err("unknown certificate");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "{}",
-        describe_err(&err)
+    assert_eq!(
+        err_code(
+            a.update_certificate()
+                .certificate_id("ab".repeat(32))
+                .new_status(CertificateStatus::Inactive)
+                .send()
+                .await,
+            "unknown certificate"
+        ),
+        "ResourceNotFoundException"
     );
     let b = server.client(ACCOUNT_B);
-    let err = b
-        .update_certificate()
-        .certificate_id(&id)
-        .new_status(CertificateStatus::Inactive)
-        .send()
-        .await
-        .expect_err("another account's certificate");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "{}",
-        describe_err(&err)
+    assert_eq!(
+        err_code(
+            b.update_certificate()
+                .certificate_id(&id)
+                .new_status(CertificateStatus::Inactive)
+                .send()
+                .await,
+            "another account's certificate"
+        ),
+        "ResourceNotFoundException"
     );
 }
 

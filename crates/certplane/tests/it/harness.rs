@@ -198,6 +198,26 @@ where
     }
 }
 
+/// The error code (the modeled exception name, e.g. "InvalidRequestException") of an SDK call
+/// that must fail. Panics with `what` if it succeeded or failed without a service error code;
+/// the full error goes to stderr, shown when the test fails.
+pub fn err_code<T, E, R>(r: Result<T, SdkError<E, R>>, what: &str) -> String
+where
+    T: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let e = match r {
+        Ok(v) => panic!("{what}: expected an error, got {v:?}"),
+        Err(e) => e,
+    };
+    eprintln!("{what}: {}", describe_err(&e));
+    match e.code() {
+        Some(code) => code.to_string(),
+        None => panic!("{what}: no service error code: {}", describe_err(&e)),
+    }
+}
+
 /// A PEM certificate's DER (first block).
 pub fn pem_to_der(pem: &str) -> Vec<u8> {
     let mut inside = false;

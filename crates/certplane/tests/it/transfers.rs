@@ -3,7 +3,7 @@
 use aws_sdk_iot::types::CertificateStatus;
 use aws_sdk_iot::Client;
 
-use crate::harness::{describe_err, new_cert, ok, status_of, Server, ACCOUNT_A, ACCOUNT_B};
+use crate::harness::{err_code, new_cert, ok, status_of, Server, ACCOUNT_A, ACCOUNT_B};
 
 /// Starts a transfer A→B of an INACTIVE certificate of A and checks the pending state.
 async fn start_transfer(a: &Client, b: &Client, id: &str, message: &str) {
@@ -57,19 +57,12 @@ async fn outgoing_of(client: &Client) -> Vec<(String, Option<String>)> {
 /// Asserts `r` failed with TransferAlreadyCompletedException.
 macro_rules! assert_tac {
     ($r:expr, $what:expr) => {{
-        match $r {
-            Ok(_) => panic!(
-                "{}: expected TransferAlreadyCompletedException, got Ok",
-                $what
-            ),
-            Err(e) => assert!(
-                e.as_service_error()
-                    .is_some_and(|s| s.is_transfer_already_completed_exception()),
-                "{}: expected TransferAlreadyCompletedException, got {}",
-                $what,
-                describe_err(&e)
-            ),
-        }
+        assert_eq!(
+            err_code($r, $what),
+            "TransferAlreadyCompletedException",
+            "{}",
+            $what
+        );
     }};
 }
 
@@ -81,18 +74,16 @@ async fn transfer_accepted_moves_the_certificate_to_b() {
     let id = new_cert(&a, CertificateStatus::Active).await;
 
     // ACTIVE cannot be transferred.
-    let err = a
-        .transfer_certificate()
-        .certificate_id(&id)
-        .target_aws_account(ACCOUNT_B)
-        .send()
-        .await
-        .expect_err("an ACTIVE certificate cannot be transferred");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_certificate_state_exception()),
-        "{}",
-        describe_err(&err)
+    assert_eq!(
+        err_code(
+            a.transfer_certificate()
+                .certificate_id(&id)
+                .target_aws_account(ACCOUNT_B)
+                .send()
+                .await,
+            "an ACTIVE certificate cannot be transferred"
+        ),
+        "CertificateStateException"
     );
     assert_eq!(status_of(&a, &id).await, CertificateStatus::Active);
     assert!(outgoing_of(&a).await.is_empty());
@@ -139,17 +130,12 @@ async fn transfer_accepted_moves_the_certificate_to_b() {
         d.transfer_data()
     );
 
-    let err = a
-        .describe_certificate()
-        .certificate_id(&id)
-        .send()
-        .await
-        .expect_err("A no longer owns the certificate");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "{}",
-        describe_err(&err)
+    assert_eq!(
+        err_code(
+            a.describe_certificate().certificate_id(&id).send().await,
+            "A no longer owns the certificate"
+        ),
+        "ResourceNotFoundException"
     );
     assert!(
         outgoing_of(&a).await.is_empty(),
@@ -241,17 +227,12 @@ async fn transfer_rejected_returns_to_a_inactive() {
         "nothing outgoing after reject"
     );
 
-    let err = b
-        .describe_certificate()
-        .certificate_id(&id)
-        .send()
-        .await
-        .expect_err("B does not see a rejected certificate");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "{}",
-        describe_err(&err)
+    assert_eq!(
+        err_code(
+            b.describe_certificate().certificate_id(&id).send().await,
+            "B does not see a rejected certificate"
+        ),
+        "ResourceNotFoundException"
     );
 
     assert_tac!(
@@ -297,45 +278,45 @@ async fn transfer_cancelled_returns_to_a_inactive() {
     start_transfer(&a, &b, &id, "oops").await;
 
     // Wrong parties are refused and change nothing.
-    let err = b
-        .cancel_certificate_transfer()
-        .certificate_id(&id)
-        .send()
-        .await
-        .expect_err("the target cannot cancel");
-    assert!(
-        err.as_service_error().is_some_and(
-            |e| e.is_invalid_request_exception() || e.is_resource_not_found_exception()
-        ),
-        "{}",
-        describe_err(&err)
+    let code = err_code(
+        b.cancel_certificate_transfer()
+            .certificate_id(&id)
+            .send()
+            .await,
+        "the target cannot cancel",
     );
-    let err = a
-        .accept_certificate_transfer()
-        .certificate_id(&id)
-        .send()
-        .await
-        .expect_err("the source cannot accept");
     assert!(
-        err.as_service_error().is_some_and(
-            |e| e.is_invalid_request_exception() || e.is_resource_not_found_exception()
+        matches!(
+            code.as_str(),
+            "InvalidRequestException" | "ResourceNotFoundException"
         ),
-        "{}",
-        describe_err(&err)
+        "{code}"
+    );
+    let code = err_code(
+        a.accept_certificate_transfer()
+            .certificate_id(&id)
+            .send()
+            .await,
+        "the source cannot accept",
+    );
+    assert!(
+        matches!(
+            code.as_str(),
+            "InvalidRequestException" | "ResourceNotFoundException"
+        ),
+        "{code}"
     );
     // A PENDING_TRANSFER certificate cannot change status directly.
-    let err = a
-        .update_certificate()
-        .certificate_id(&id)
-        .new_status(CertificateStatus::Active)
-        .send()
-        .await
-        .expect_err("PENDING_TRANSFER cannot be activated");
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_certificate_state_exception()),
-        "{}",
-        describe_err(&err)
+    assert_eq!(
+        err_code(
+            a.update_certificate()
+                .certificate_id(&id)
+                .new_status(CertificateStatus::Active)
+                .send()
+                .await,
+            "PENDING_TRANSFER cannot be activated"
+        ),
+        "CertificateStateException"
     );
     assert_eq!(status_of(&a, &id).await, CertificateStatus::PendingTransfer);
 
