@@ -177,9 +177,9 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
         body: bytes::Bytes::new(),
     };
     let aliyun = Aliyun::recognises(&request);
-    request.body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    request.body = match read_body(body).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(()) => {
             let message = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
             let id = uuid::Uuid::new_v4().to_string().to_uppercase();
             return to_http(if aliyun {
@@ -193,5 +193,33 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
         to_http(app.aliyun.handle(request).await)
     } else {
         to_http(app.aws.handle(request).await)
+    }
+}
+
+/// How much of an oversized body is still read (and dropped) before answering 413, so a client
+/// that sends the whole body before reading the answer (most do) gets the 413 instead of a
+/// broken connection. Bodies beyond this are cut off.
+const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The request body, or `Err` when it is larger than `MAX_BODY_BYTES` (or unreadable).
+async fn read_body(mut body: Body) -> Result<bytes::Bytes, ()> {
+    use http_body_util::BodyExt;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(()) };
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= MAX_BODY_BYTES {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT_BYTES {
+                return Err(());
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        Err(())
+    } else {
+        Ok(buf.freeze())
     }
 }
