@@ -14,12 +14,23 @@ CONCURRENCY="${BENCH_CONCURRENCY:-32}"
 DURATION="${BENCH_DURATION:-5}"
 PG_ADMIN="${CERTPLANE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/certplane-engines.XXXXXX")"
-PIDS=()
-DBS=()
+# start_node and new_db run in $(…) subshells: they record what to clean up in files.
+PIDFILE="$WORK/pids"
+DBFILE="$WORK/dbs"
+: >"$PIDFILE"; : >"$DBFILE"
 log() { echo "[bench] $*" >&2; }
+stop_nodes() {
+    while read -r p; do
+        kill "$p" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done <"$PIDFILE"
+    : >"$PIDFILE"
+}
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    for d in "${DBS[@]}"; do psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
+    stop_nodes
+    while read -r d; do
+        psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true
+    done <"$DBFILE"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -33,7 +44,7 @@ BENCH="$ROOT/target/release/certplane-bench"
 start_node() {
     local name=$1; shift
     "$CP" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --dev "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
-    PIDS+=($!)
+    echo $! >>"$PIDFILE"
     for _ in $(seq 1 300); do
         if grep -q "listening on" "$WORK/$name.out" 2>/dev/null; then
             sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$WORK/$name.out" | head -1
@@ -43,14 +54,10 @@ start_node() {
     done
     log "$name did not start"; cat "$WORK/$name.log" >&2; return 1
 }
-stop_nodes() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    PIDS=()
-}
 new_db() {
     local name="certplane_bench_$$_$1"
     psql "$PG_ADMIN" -qc "CREATE DATABASE $name" >/dev/null
-    DBS+=("$name")
+    echo "$name" >>"$DBFILE"
     echo "${PG_ADMIN%/*}/$name"
 }
 run() { # LABEL TARGETS WORKLOADS [extra bench args]
