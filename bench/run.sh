@@ -101,7 +101,7 @@ for _ in $(seq 1 300); do
 done
 wait_for_port "$PORT" "$SERVER_PID" "$WORK/certplane.log" certplane
 log "benchmarking certplane (concurrency $CONCURRENCY, $DURATION s per workload)"
-"$BENCH" --target "http://127.0.0.1:$PORT" --label certplane "${BENCH_ARGS[@]}" \
+"$BENCH" --target "http://127.0.0.1:$PORT" --label certplane --cpu "server=$SERVER_PID" "${BENCH_ARGS[@]}" \
     | tee "$WORK/certplane.out" >&2 || log "certplane-bench reported a failure (see above)"
 stop_server
 
@@ -112,7 +112,7 @@ log "starting moto $MOTO_VERSION on 127.0.0.1:$PORT"
 SERVER_PID=$!
 wait_for_port "$PORT" "$SERVER_PID" "$WORK/moto.log" moto
 log "benchmarking moto (concurrency $CONCURRENCY, $DURATION s per workload)"
-"$BENCH" --target "http://127.0.0.1:$PORT" --label moto --account-header "${BENCH_ARGS[@]}" \
+"$BENCH" --target "http://127.0.0.1:$PORT" --label moto --account-header --cpu "server=$SERVER_PID" "${BENCH_ARGS[@]}" \
     | tee "$WORK/moto.out" >&2 || log "certplane-bench reported a failure (see above)"
 stop_server
 
@@ -145,19 +145,21 @@ cp, moto = load(sys.argv[1]), load(sys.argv[2])
 
 def cells(r):
     if r is None:
-        return ["missing", "", ""]
+        return ["missing", "", "", ""]
     if r.get("status") != "ok":
-        return [r.get("status", "?"), "–", "–"]
+        return [r.get("status", "?"), "–", "–", "–"]
     rps = f"{r['rps']:,.0f}"
     if r.get("errors"):
         rps += f" ({r['errors']} errors)"
-    return [rps, f"{r['p50_ms']:.2f} ms", f"{r['p99_ms']:.2f} ms"]
+    server = r.get("cpu", {}).get("server")
+    cpu = f"{server['us_per_op']:,.0f} µs" if server else "–"
+    return [rps, f"{r['p50_ms']:.2f} ms", f"{r['p99_ms']:.2f} ms", cpu]
 
 names = {"describe": "describe (GET /certificates/{id})",
          "update": "update (PUT newStatus)",
          "transfer": "transfer round trip (transfer + reject)"}
-print("| workload | certplane rps | p50 | p99 | moto rps | p50 | p99 | ratio |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| workload | certplane rps | p50 | p99 | server CPU/op | moto rps | p50 | p99 | server CPU/op | ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for w in ["describe", "update", "transfer"]:
     a, b = cp.get(w), moto.get(w)
     if a is None and b is None:

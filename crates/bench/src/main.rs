@@ -3,6 +3,7 @@
 //! Runs the describe, update and transfer workloads one after another against one server
 //! (certplane `--dev` or moto) and prints, per workload, a human line and a JSON line.
 
+mod cpu;
 mod http;
 mod orders;
 mod workloads;
@@ -49,6 +50,11 @@ struct Cli {
     /// server when both run on one machine).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Report the CPU time of a process group during each timed loop: `NAME=PID[,PID...]` or
+    /// `NAME=comm:PROCESS_NAME` (e.g. `postgres=comm:postgres`). Repeatable; the load
+    /// generator's own CPU is always reported as `client`.
+    #[arg(long = "cpu", value_name = "NAME=PIDS")]
+    cpu: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -105,7 +111,18 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    let mut cpu_watches = vec![cpu::Watch::this_process()];
+    for spec in &cli.cpu {
+        match cpu::Watch::parse(spec) {
+            Ok(w) => cpu_watches.push(w),
+            Err(e) => {
+                eprintln!("certplane-bench: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let settings = Settings {
+        cpu: cpu_watches,
         csr,
         targets,
         label: cli.label,
@@ -158,6 +175,20 @@ fn report(s: &Settings, kind: Kind, outcome: &Outcome) {
     let line = match outcome {
         Outcome::Measured(m) => {
             let (rps, p50, p99) = (m.rps(), m.percentile_ms(0.5), m.percentile_ms(0.99));
+            let secs = m.elapsed.as_secs_f64().max(f64::EPSILON);
+            // Per group: CPU microseconds per successful operation, and cores kept busy.
+            let cpu: Vec<(String, f64, f64)> = m
+                .cpu
+                .iter()
+                .map(|(name, spent)| {
+                    let s = spent.as_secs_f64();
+                    (name.clone(), s * 1e6 / (m.ok.max(1) as f64), s / secs)
+                })
+                .collect();
+            let cpu_text: String = cpu
+                .iter()
+                .map(|(n, us, cores)| format!("  {n} {us:.0} µs/op {cores:.2} cores"))
+                .collect();
             println!(
                 "{label:<10} {name:<9} {rps:>10.1} {unit:<13}  p50 {p50:>8.3} ms  p99 {p99:>8.3} ms  errors {errors}  ({ok} ok in {secs:.2} s, {conc} connections)",
                 unit = kind.unit(),
@@ -166,6 +197,9 @@ fn report(s: &Settings, kind: Kind, outcome: &Outcome) {
                 secs = m.elapsed.as_secs_f64(),
                 conc = s.concurrency,
             );
+            if !cpu_text.is_empty() {
+                println!("{label:<10} {name:<9} cpu:{cpu_text}");
+            }
             json!({
                 "label": label,
                 "workload": name,
@@ -177,6 +211,10 @@ fn report(s: &Settings, kind: Kind, outcome: &Outcome) {
                 "ok": m.ok,
                 "elapsed_s": round3(m.elapsed.as_secs_f64()),
                 "concurrency": s.concurrency,
+                "cpu": cpu
+                    .iter()
+                    .map(|(n, us, cores)| (n.clone(), json!({"us_per_op": round3(*us), "cores": round3(*cores)})))
+                    .collect::<serde_json::Map<_, _>>(),
             })
         }
         Outcome::Unsupported(why) => {

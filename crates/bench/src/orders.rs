@@ -133,6 +133,7 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
             Ok::<_, String>((ok, errors, lat))
         });
     }
+    let cpu_before = crate::cpu::snapshot(&s.cpu);
     let start = Instant::now();
     let (mut ok, mut errors, mut latencies_ns) = (0, 0, Vec::new());
     while let Some(j) = set.join_next().await {
@@ -146,11 +147,14 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
             Err(e) => return Outcome::Failed(format!("worker task: {e}")),
         }
     }
+    let elapsed = start.elapsed();
+    let cpu = crate::cpu::since(&s.cpu, &cpu_before);
     latencies_ns.sort_unstable();
     Outcome::Measured(Measured {
         ok,
         errors,
-        elapsed: start.elapsed(),
+        elapsed,
         latencies_ns,
+        cpu,
     })
 }

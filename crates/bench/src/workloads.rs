@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cpu;
+
 use tokio::task::JoinSet;
 
 use crate::http::{Conn, Response, Target};
@@ -68,6 +70,8 @@ pub struct Settings {
     pub account_header: bool,
     /// A form-encoded PEM CSR for the order workloads.
     pub csr: Option<String>,
+    /// Process groups whose CPU time the timed loop reports (the load generator is always one).
+    pub cpu: Vec<crate::cpu::Watch>,
 }
 
 /// The measured result of one workload.
@@ -81,6 +85,8 @@ pub struct Measured {
     pub elapsed: Duration,
     /// Every operation's duration in nanoseconds, sorted.
     pub latencies_ns: Vec<u64>,
+    /// CPU time each watched process group spent in the timed loop.
+    pub cpu: crate::cpu::Spent,
 }
 
 impl Measured {
@@ -408,6 +414,7 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
         }
     }
 
+    let cpu_before = cpu::snapshot(&s.cpu);
     let start = Instant::now();
     let deadline = start + s.duration;
     let mut set = JoinSet::new();
@@ -428,12 +435,14 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
         }
     }
     let elapsed = start.elapsed();
+    let cpu = cpu::since(&s.cpu, &cpu_before);
     latencies_ns.sort_unstable();
     Outcome::Measured(Measured {
         ok,
         errors,
         elapsed,
         latencies_ns,
+        cpu,
     })
 }
 
@@ -448,6 +457,7 @@ mod tests {
             errors: 0,
             elapsed: Duration::from_secs(2),
             latencies_ns: (1..=100).map(|i| i * 1_000_000).collect(),
+            cpu: Vec::new(),
         };
         assert_eq!(m.percentile_ms(0.5), 50.0);
         assert_eq!(m.percentile_ms(0.99), 99.0);
