@@ -5,7 +5,7 @@ use std::sync::Arc;
 use certplane_core::error::DomainError;
 use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, Write};
 
-fn doc(key: &str, account: &str, idx1: Option<&str>, body: &str) -> Doc {
+pub(crate) fn doc(key: &str, account: &str, idx1: Option<&str>, body: &str) -> Doc {
     Doc {
         kind: Kind::Thing,
         key: key.into(),
@@ -101,6 +101,49 @@ pub async fn batches_are_atomic(s: &dyn Store) {
         .await;
     assert_eq!(r, Err(DomainError::Stale));
     assert!(s.get(Kind::Thing, "atomic-1").await.expect("get").is_none());
+
+    // A duplicate insert after a successful compare-and-set undoes the update too.
+    s.apply(vec![Write::Insert(doc("atomic-2", "1", None, "old"))])
+        .await
+        .expect("insert");
+    let r = s
+        .apply(vec![
+            Write::Update {
+                doc: doc("atomic-2", "1", None, "new"),
+                expected_version: 1,
+            },
+            Write::Insert(doc("atomic-2", "1", None, "dup")),
+        ])
+        .await;
+    assert!(matches!(r, Err(DomainError::AlreadyExists { .. })), "{r:?}");
+    let kept = s
+        .get(Kind::Thing, "atomic-2")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!((kept.version, kept.doc.body.as_str()), (1, "old"));
+
+    // Three writes that all hold commit together.
+    s.apply(vec![
+        Write::Update {
+            doc: doc("atomic-2", "1", None, "newer"),
+            expected_version: 1,
+        },
+        Write::Insert(doc("atomic-3", "1", None, "{}")),
+        Write::InsertIfAbsent(doc("atomic-1", "1", None, "{}")),
+    ])
+    .await
+    .expect("batch");
+    assert_eq!(
+        s.get(Kind::Thing, "atomic-2")
+            .await
+            .expect("get")
+            .expect("present")
+            .version,
+        2
+    );
+    assert!(s.get(Kind::Thing, "atomic-3").await.expect("get").is_some());
+    assert!(s.get(Kind::Thing, "atomic-1").await.expect("get").is_some());
 }
 
 /// Racing compare-and-sets on one record from many tasks: exactly one wins.

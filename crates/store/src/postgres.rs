@@ -14,8 +14,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::future::join_all;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use certplane_core::error::{DomainError, DomainResult};
@@ -216,95 +218,94 @@ impl PostgresStore {
     }
 }
 
-/// One write on a client or inside a transaction. Nothing here fails on a lost race: the row
-/// counts decide, so the caller can still choose to commit or roll back.
-async fn run_write(tx: &impl GenericClient, w: &Write) -> DomainResult<()> {
+const INSERT: &str = "INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body)
+     VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT (kind, key) DO NOTHING";
+const UPDATE: &str = "UPDATE documents SET account = $1, region = $2, idx1 = $3, idx2 = $4,
+     body = $5, version = version + 1
+     WHERE kind = $6 AND key = $7 AND version = $8";
+const DELETE: &str = "DELETE FROM documents WHERE kind = $1 AND key = $2 AND version = $3";
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// The statement and parameters of one write. None of them fails on a lost race or a
+/// duplicate: the row count decides (`outcome`), so a batch can still choose to roll back.
+fn statement<'a>(w: &'a Write, kind: &'a &'static str) -> (&'static str, Vec<Param<'a>>) {
     match w {
-        Write::Insert(d) | Write::InsertIfAbsent(d) => {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body)
-                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT (kind, key) DO NOTHING",
-                )
-                .await
-                .map_err(|e| pg_fault("prepare", e))?;
-            let n = tx
-                .execute(
-                    &stmt,
-                    &[
-                        &d.kind.as_str(),
-                        &d.key,
-                        &d.account,
-                        &d.region,
-                        &d.idx1,
-                        &d.idx2,
-                        &d.body,
-                    ],
-                )
-                .await
-                .map_err(|e| pg_fault("insert", e))?;
-            if n == 0 && matches!(w, Write::Insert(_)) {
-                return Err(DomainError::AlreadyExists {
-                    resource: d.kind.resource(),
-                    id: d.key.clone(),
-                });
-            }
-            Ok(())
-        }
+        Write::Insert(d) | Write::InsertIfAbsent(d) => (
+            INSERT,
+            vec![
+                kind, &d.key, &d.account, &d.region, &d.idx1, &d.idx2, &d.body,
+            ],
+        ),
         Write::Update {
             doc: d,
             expected_version,
-        } => {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE documents SET account = $1, region = $2, idx1 = $3, idx2 = $4,
-                     body = $5, version = version + 1
-                     WHERE kind = $6 AND key = $7 AND version = $8",
-                )
-                .await
-                .map_err(|e| pg_fault("prepare", e))?;
-            let n = tx
-                .execute(
-                    &stmt,
-                    &[
-                        &d.account,
-                        &d.region,
-                        &d.idx1,
-                        &d.idx2,
-                        &d.body,
-                        &d.kind.as_str(),
-                        &d.key,
-                        expected_version,
-                    ],
-                )
-                .await
-                .map_err(|e| pg_fault("update", e))?;
-            if n == 1 {
-                Ok(())
-            } else {
-                Err(DomainError::Stale)
-            }
-        }
+        } => (
+            UPDATE,
+            vec![
+                &d.account,
+                &d.region,
+                &d.idx1,
+                &d.idx2,
+                &d.body,
+                kind,
+                &d.key,
+                expected_version,
+            ],
+        ),
         Write::Delete {
-            kind,
             key,
             expected_version,
-        } => {
-            let stmt = tx
-                .prepare_cached(
-                    "DELETE FROM documents WHERE kind = $1 AND key = $2 AND version = $3",
-                )
-                .await
-                .map_err(|e| pg_fault("prepare", e))?;
-            let n = tx
-                .execute(&stmt, &[&kind.as_str(), key, expected_version])
-                .await
-                .map_err(|e| pg_fault("delete", e))?;
-            if n == 1 {
-                Ok(())
-            } else {
-                Err(DomainError::Stale)
-            }
+            ..
+        } => (DELETE, vec![kind, key, expected_version]),
+    }
+}
+
+fn kind_of(w: &Write) -> &'static str {
+    match w {
+        Write::Insert(d) | Write::InsertIfAbsent(d) | Write::Update { doc: d, .. } => {
+            d.kind.as_str()
+        }
+        Write::Delete { kind, .. } => kind.as_str(),
+    }
+}
+
+/// What the row count of a write means.
+fn outcome(w: &Write, rows: u64) -> DomainResult<()> {
+    match w {
+        Write::Insert(d) if rows == 0 => Err(DomainError::AlreadyExists {
+            resource: d.kind.resource(),
+            id: d.key.clone(),
+        }),
+        Write::Insert(_) | Write::InsertIfAbsent(_) => Ok(()),
+        Write::Update { .. } | Write::Delete { .. } if rows == 1 => Ok(()),
+        Write::Update { .. } | Write::Delete { .. } => Err(DomainError::Stale),
+    }
+}
+
+/// A pooled connection inside a transaction opened by a pipelined `BEGIN`. Until `finish`
+/// (COMMIT or ROLLBACK answered), dropping it — a timeout, a cancelled request — takes the
+/// connection out of the pool and closes it: no pooled connection is ever left inside a
+/// half-done transaction, and the server rolls back when the socket closes.
+struct OpenTransaction(Option<deadpool_postgres::Object>);
+
+impl OpenTransaction {
+    fn client(&self) -> DomainResult<&deadpool_postgres::Object> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| DomainError::internal("transaction already finished"))
+    }
+
+    fn finish(mut self) {
+        // Back to the pool in a clean state.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
         }
     }
 }
@@ -355,21 +356,63 @@ impl Store for PostgresStore {
             return Ok(());
         }
         bounded("write", async {
-            let mut client = self.client().await?;
-            if let [single] = writes.as_slice() {
-                // One statement is its own transaction: one round trip instead of three
-                // (BEGIN, statement, COMMIT), with the same atomicity and durability.
-                return run_write(&client, single).await;
+            let client = self.client().await?;
+            // Statements are prepared once per connection and cached, so after warm-up this
+            // costs no round trip.
+            let kinds: Vec<&'static str> = writes.iter().map(kind_of).collect();
+            let mut prepared = Vec::with_capacity(writes.len());
+            for (w, kind) in writes.iter().zip(&kinds) {
+                let (text, params) = statement(w, kind);
+                let stmt = client
+                    .prepare_cached(text)
+                    .await
+                    .map_err(|e| pg_fault("prepare", e))?;
+                prepared.push((stmt, params));
             }
-            let tx = client
-                .transaction()
+            if let [(stmt, params)] = prepared.as_slice() {
+                // One statement is its own transaction: one round trip, same atomicity and
+                // durability as BEGIN … COMMIT.
+                let rows = client
+                    .execute(stmt, params)
+                    .await
+                    .map_err(|e| pg_fault("write", e))?;
+                return outcome(&writes[0], rows);
+            }
+            // Several writes: BEGIN and every statement go out in one flight (tokio-postgres
+            // sends requests in the order their futures are first polled), then COMMIT if
+            // every row count is what the compare-and-set expects, ROLLBACK otherwise. Two
+            // round trips whatever the batch size.
+            let tx = OpenTransaction(Some(client));
+            let c = tx.client()?;
+            let (begun, counts) = tokio::join!(
+                c.batch_execute("BEGIN"),
+                join_all(
+                    prepared
+                        .iter()
+                        .map(|(stmt, params)| c.execute(stmt, params))
+                )
+            );
+            begun.map_err(|e| pg_fault("begin", e))?;
+            let mut verdict = Ok(());
+            for (w, rows) in writes.iter().zip(counts) {
+                let r = rows
+                    .map_err(|e| pg_fault("write", e))
+                    .and_then(|n| outcome(w, n));
+                if let Err(e) = r {
+                    verdict = Err(e);
+                    break;
+                }
+            }
+            let end = if verdict.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            c.batch_execute(end)
                 .await
-                .map_err(|e| pg_fault("begin", e))?;
-            for w in &writes {
-                // Dropping `tx` on error rolls the transaction back.
-                run_write(&tx, w).await?;
-            }
-            tx.commit().await.map_err(|e| pg_fault("commit", e))
+                .map_err(|e| pg_fault("commit", e))?;
+            tx.finish();
+            verdict
         })
         .await
     }
@@ -451,6 +494,81 @@ mod tests {
                     .await;
             }
         }
+    }
+
+    /// A batch abandoned half-way (its caller timed out while a row lock held it) leaves no
+    /// pooled connection inside an open transaction and none of its writes behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_batch_leaves_no_open_transaction() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        {
+            let s = PostgresStore::open(&db.url).await.expect("open");
+            let thing = |key: &str, body: &str| conformance::doc(key, "1", None, body);
+            s.apply(vec![Write::Insert(thing("locked", "0"))])
+                .await
+                .expect("insert");
+            // Another session holds the row lock the batch's second write needs.
+            let (locker, conn) = tokio_postgres::connect(&db.url, NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            locker
+                .batch_execute("BEGIN; UPDATE documents SET body = body WHERE key = 'locked'")
+                .await
+                .expect("lock");
+            let batch = s.apply(vec![
+                Write::Insert(thing("abandoned", "{}")),
+                Write::Update {
+                    doc: thing("locked", "1"),
+                    expected_version: 1,
+                },
+            ]);
+            let r = tokio::time::timeout(Duration::from_millis(300), batch).await;
+            assert!(r.is_err(), "the batch should still be waiting: {r:?}");
+            locker.batch_execute("ROLLBACK").await.expect("unlock");
+
+            // The abandoned connection was closed, not pooled: nothing of ours sits idle in
+            // a transaction, and the batch's insert is gone.
+            let mut idle_in_tx = 1;
+            for _ in 0..50 {
+                idle_in_tx = locker
+                    .query_one(
+                        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()
+                         AND application_name = 'certplane' AND state LIKE 'idle in transaction%'",
+                        &[],
+                    )
+                    .await
+                    .expect("activity")
+                    .get::<_, i64>(0);
+                if idle_in_tx == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(idle_in_tx, 0);
+            assert!(s
+                .get(Kind::Thing, "abandoned")
+                .await
+                .expect("get")
+                .is_none());
+            // And the store goes on committing through its pool.
+            for i in 0..20 {
+                s.apply(vec![Write::Insert(thing(&format!("after-{i}"), "{}"))])
+                    .await
+                    .expect("insert after");
+            }
+            let row = locker
+                .query_one(
+                    "SELECT COUNT(*) FROM documents WHERE key LIKE 'after-%'",
+                    &[],
+                )
+                .await
+                .expect("count");
+            assert_eq!(row.get::<_, i64>(0), 20);
+        }
+        db.drop_db().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
