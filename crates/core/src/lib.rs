@@ -13,6 +13,7 @@ pub mod packages;
 pub mod paging;
 pub mod policies;
 pub mod registry;
+pub mod replay;
 pub mod service;
 pub mod store;
 pub mod things;

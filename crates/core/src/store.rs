@@ -184,6 +184,11 @@ pub trait Store: Send + Sync {
     async fn apply(&self, writes: Vec<Write>) -> DomainResult<()>;
     /// Dev mode: deletes every document whose kind does not survive a reset.
     async fn reset(&self) -> DomainResult<()>;
+    /// Replay protection shared by every node on the store: records `key` until
+    /// `expires_at_ms` and answers true, or answers false when `key` is already recorded and
+    /// has not expired at `now_ms`. Durable before it answers; expired keys are purged now and
+    /// then.
+    async fn claim_once(&self, key: &str, now_ms: i64, expires_at_ms: i64) -> DomainResult<bool>;
 }
 
 /// An entity kept as a document.

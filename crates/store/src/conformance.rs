@@ -247,3 +247,35 @@ pub async fn reset_keeps_credentials(s: &dyn Store) {
     assert!(s.get(Kind::AccessKey, "k").await.expect("get").is_some());
     assert!(s.get(Kind::Thing, "gone").await.expect("get").is_none());
 }
+
+/// Single-use keys: the first claim wins until the key expires; expired keys can be claimed
+/// again; racing claims of one key have one winner.
+pub async fn single_use_keys(s: Arc<dyn Store>) {
+    assert!(s.claim_once("n1", 1_000, 2_000).await.expect("claim"));
+    assert!(!s.claim_once("n1", 1_500, 2_500).await.expect("replay"));
+    assert!(s.claim_once("n2", 1_500, 2_500).await.expect("other key"));
+    // Expired (at or after its expiry): claimable again, and then live until the new expiry.
+    assert!(s.claim_once("n1", 2_000, 3_000).await.expect("expired"));
+    assert!(!s.claim_once("n1", 2_999, 4_000).await.expect("live again"));
+    // A purge (a minute later) removes expired keys without touching live ones.
+    assert!(s.claim_once("n3", 200_000, 900_000).await.expect("purges"));
+    assert!(!s
+        .claim_once("n3", 200_001, 900_001)
+        .await
+        .expect("still live"));
+
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.claim_once("raced", 10_000, 20_000).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.expect("join").expect("claim") {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
+}

@@ -24,13 +24,16 @@ use certplane_core::error::{DomainError, DomainResult};
 use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write};
 
 use crate::sql::{self, Arg, Placeholders, COLUMNS};
-use crate::POSTGRES_MIGRATIONS;
+use crate::{CLAIM_NONCE_SQL, NONCE_PURGE_EVERY_MS, POSTGRES_MIGRATIONS, PURGE_NONCES_SQL};
 
 /// Upper bound on any single database interaction.
 pub const DB_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PostgresStore {
     pool: Pool,
+    /// When this node last deleted expired nonces (each node purges on its own; a purge is
+    /// idempotent, so nodes need not agree).
+    last_nonce_purge_ms: std::sync::atomic::AtomicI64,
 }
 
 fn fault(context: &str, e: impl std::fmt::Display) -> DomainError {
@@ -126,7 +129,10 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| format!("building the connection pool: {e}"))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            last_nonce_purge_ms: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -417,6 +423,42 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn claim_once(&self, key: &str, now_ms: i64, expires_at_ms: i64) -> DomainResult<bool> {
+        use std::sync::atomic::Ordering;
+        bounded("claim", async {
+            let client = self.client().await?;
+            let last = self.last_nonce_purge_ms.load(Ordering::Relaxed);
+            if now_ms - last >= NONCE_PURGE_EVERY_MS
+                && self
+                    .last_nonce_purge_ms
+                    .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                let stmt = client
+                    .prepare_cached(PURGE_NONCES_SQL)
+                    .await
+                    .map_err(|e| pg_fault("prepare", e))?;
+                client
+                    .execute(&stmt, &[&now_ms])
+                    .await
+                    .map_err(|e| pg_fault("purging nonces", e))?;
+            }
+            let stmt = client
+                .prepare_cached(CLAIM_NONCE_SQL)
+                .await
+                .map_err(|e| pg_fault("prepare", e))?;
+            // One statement, its own durable transaction. Two nodes claiming the same key
+            // race on its primary key: the loser's upsert sees the winner's live row and
+            // changes nothing.
+            let n = client
+                .execute(&stmt, &[&key, &expires_at_ms, &now_ms])
+                .await
+                .map_err(|e| pg_fault("claiming a nonce", e))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn reset(&self) -> DomainResult<()> {
         bounded("reset", async {
             let client = self.client().await?;
@@ -583,7 +625,9 @@ mod tests {
             conformance::batches_are_atomic(&s).await;
             conformance::queries_filter_and_page_in_creation_order(&s).await;
             conformance::reset_keeps_credentials(&s).await;
-            conformance::racing_updates_have_one_winner(Arc::new(s)).await;
+            let s = Arc::new(s);
+            conformance::racing_updates_have_one_winner(s.clone()).await;
+            conformance::single_use_keys(s).await;
             // A second node on the same database sees the first node's writes at once, and
             // opening it again does not re-run migrations.
             let other = PostgresStore::open(&db.url).await.expect("second open");

@@ -19,7 +19,7 @@ use certplane_core::error::{DomainError, DomainResult};
 use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write};
 
 use crate::sql::{self, Arg, Placeholders, COLUMNS};
-use crate::SQLITE_MIGRATIONS;
+use crate::{CLAIM_NONCE_SQL, NONCE_PURGE_EVERY_MS, PURGE_NONCES_SQL, SQLITE_MIGRATIONS};
 
 /// At most this many batches share one COMMIT.
 const MAX_GROUP: usize = 256;
@@ -27,6 +27,12 @@ const MAX_GROUP: usize = 256;
 enum Job {
     Apply(Vec<Write>, oneshot::Sender<DomainResult<()>>),
     Reset(oneshot::Sender<DomainResult<()>>),
+    Claim {
+        key: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+        answer: oneshot::Sender<DomainResult<bool>>,
+    },
 }
 
 pub struct SqliteStore {
@@ -169,9 +175,13 @@ fn run_write(conn: &Connection, w: &Write) -> DomainResult<()> {
     }
 }
 
-fn run_job(conn: &Connection, job: &Job) -> DomainResult<()> {
+/// Runs one job inside the group's transaction; `true` unless a claim found its key taken.
+fn run_job(conn: &Connection, job: &Job, last_purge_ms: &mut i64) -> DomainResult<bool> {
     match job {
-        Job::Apply(writes, _) => writes.iter().try_for_each(|w| run_write(conn, w)),
+        Job::Apply(writes, _) => writes
+            .iter()
+            .try_for_each(|w| run_write(conn, w))
+            .map(|()| true),
         Job::Reset(_) => {
             let kinds = sql::reset_kinds();
             let placeholders = vec!["?"; kinds.len()].join(", ");
@@ -179,22 +189,45 @@ fn run_job(conn: &Connection, job: &Job) -> DomainResult<()> {
                 &format!("DELETE FROM documents WHERE kind IN ({placeholders})"),
                 params_from_iter(kinds),
             )
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|e| fault("reset", e))
+        }
+        Job::Claim {
+            key,
+            now_ms,
+            expires_at_ms,
+            ..
+        } => {
+            if *now_ms - *last_purge_ms >= NONCE_PURGE_EVERY_MS {
+                conn.prepare_cached(PURGE_NONCES_SQL)
+                    .and_then(|mut st| st.execute(params![now_ms]))
+                    .map_err(|e| fault("purging nonces", e))?;
+                *last_purge_ms = *now_ms;
+            }
+            let n = conn
+                .prepare_cached(CLAIM_NONCE_SQL)
+                .and_then(|mut st| st.execute(params![key, expires_at_ms, now_ms]))
+                .map_err(|e| fault("claiming a nonce", e))?;
+            Ok(n == 1)
         }
     }
 }
 
-fn answer(job: Job, result: DomainResult<()>) {
-    let tx = match job {
-        Job::Apply(_, tx) | Job::Reset(tx) => tx,
-    };
+fn answer(job: Job, result: DomainResult<bool>) {
     // The caller may have gone away (client disconnected); the write stands regardless.
-    let _ = tx.send(result);
+    match job {
+        Job::Apply(_, tx) | Job::Reset(tx) => {
+            let _ = tx.send(result.map(|_| ()));
+        }
+        Job::Claim { answer, .. } => {
+            let _ = answer.send(result);
+        }
+    }
 }
 
 /// The writer thread: group commit with one SAVEPOINT per batch.
 fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    let mut last_purge_ms = i64::MIN / 2;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -216,7 +249,7 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             let r = conn
                 .execute_batch("SAVEPOINT batch")
                 .map_err(|e| fault("savepoint", e))
-                .and_then(|_| run_job(&conn, job));
+                .and_then(|_| run_job(&conn, job, &mut last_purge_ms));
             let closed = if r.is_err() {
                 conn.execute_batch("ROLLBACK TO batch; RELEASE batch")
             } else {
@@ -390,6 +423,22 @@ impl Store for SqliteStore {
     async fn reset(&self) -> DomainResult<()> {
         self.submit(Job::Reset).await
     }
+
+    async fn claim_once(&self, key: &str, now_ms: i64, expires_at_ms: i64) -> DomainResult<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .lock()
+            .map_err(|_| DomainError::internal("sqlite writer queue poisoned"))?
+            .send(Job::Claim {
+                key: key.to_string(),
+                now_ms,
+                expires_at_ms,
+                answer: tx,
+            })
+            .map_err(|_| DomainError::Unavailable("the sqlite writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| DomainError::Unavailable("the sqlite writer has stopped".into()))?
+    }
 }
 
 #[cfg(test)]
@@ -418,7 +467,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn racing_updates() {
         let (_d, s) = open();
-        conformance::racing_updates_have_one_winner(Arc::new(s)).await;
+        let s = Arc::new(s);
+        conformance::racing_updates_have_one_winner(s.clone()).await;
+        conformance::single_use_keys(s).await;
     }
 
     #[tokio::test]

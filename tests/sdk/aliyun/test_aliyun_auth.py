@@ -23,6 +23,7 @@ from aliyun_harness import (
     v3_signed,
 )
 from cas_x509 import make_csr
+import sdk_engine
 
 pytestmark = pytest.mark.slow
 
@@ -104,6 +105,35 @@ def test_replayed_create_makes_one_order(verified):
     assert first.status == 200, first.body
     assert_raw_error(v1_request(verified.url, "", signed=signed), "SignatureNonceUsed", 400)
     assert package_state(client)[1] == used_before + 1
+
+
+def test_replay_to_another_node_is_refused(verified, binary, tmp_path):
+    """Nonces live in the shared database: a request replayed to a second node on the same
+    PostgreSQL database is refused as on the first, and changes nothing."""
+    url = sdk_engine.database_url(verified.data_dir)
+    if url is None:
+        pytest.skip("two nodes share a database only on PostgreSQL (CERTPLANE_SDK_ENGINE=postgres)")
+    other = CertplaneServer(binary, tmp_path / "second-node", dev=False,
+                            extra_args=["--database-url", url])
+    other.start()
+    try:
+        client = cas_client(verified, verified.key_id, verified.secret)
+        _, used_before, _ = package_state(client)
+        signed = v1_signed_params("CreateCertificateForPackageRequest",
+                                  {"ProductCode": FREE, "Domain": "www.replay-two-nodes.com",
+                                   "ValidateType": "DNS"},
+                                  verified.key_id, verified.secret)
+        first = v1_request(verified.url, "", signed=signed)
+        assert first.status == 200, first.body
+        assert_raw_error(v1_request(other.url, "", signed=signed), "SignatureNonceUsed", 400)
+        assert package_state(client)[1] == used_before + 1
+        # And the other way round: first use on the second node, replay on the first.
+        signed = v1_signed_params("DescribePackageState", {"ProductCode": FREE},
+                                  verified.key_id, verified.secret)
+        assert v1_request(other.url, "", signed=signed).status == 200
+        assert_raw_error(v1_request(verified.url, "", signed=signed), "SignatureNonceUsed", 400)
+    finally:
+        other.stop()
 
 
 def test_same_nonce_new_signature_is_replay(verified):

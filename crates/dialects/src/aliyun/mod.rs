@@ -3,7 +3,6 @@
 
 pub mod cas;
 pub mod error;
-mod nonces;
 pub mod params;
 pub mod signature;
 
@@ -14,7 +13,6 @@ use serde_json::Value;
 
 use crate::wire::{Request, Response};
 use error::{from_api, from_domain, from_sig, ApiError, RpcError};
-use nonces::NonceCache;
 use params::Params;
 
 /// The API version of the SSL Certificates Service.
@@ -25,7 +23,6 @@ pub const DEFAULT_DEV_UID: &str = "1000000000000000";
 pub struct Aliyun {
     pub core: Core,
     pub dev: bool,
-    nonces: NonceCache,
 }
 
 fn is_uid(s: &str) -> bool {
@@ -34,11 +31,7 @@ fn is_uid(s: &str) -> bool {
 
 impl Aliyun {
     pub fn new(core: Core, dev: bool) -> Self {
-        Aliyun {
-            core,
-            dev,
-            nonces: NonceCache::default(),
-        }
+        Aliyun { core, dev }
     }
 
     /// An Alibaba Cloud RPC request names its version in `x-acs-version` or in `Version` and
@@ -101,7 +94,14 @@ impl Aliyun {
         };
         let now = self.core.now();
         signature::verify(req, &claim, query, all, &key.secret, now).map_err(from_sig)?;
-        if !self.nonces.first_use(&key.id, &claim.nonce, now) {
+        // A timestamp may be up to the skew either side of now, so a nonce must be remembered
+        // for twice the skew to refuse every replay the timestamp check lets through.
+        let first_use = self
+            .core
+            .first_use_of_nonce("aliyun", &key.id, &claim.nonce, 2 * signature::MAX_SKEW_MS)
+            .await
+            .map_err(from_domain)?;
+        if !first_use {
             return Err(RpcError::new(
                 400,
                 "SignatureNonceUsed",
