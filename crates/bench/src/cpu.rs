@@ -68,8 +68,11 @@ pub fn snapshot(watches: &[Watch]) -> Snapshot {
     Snapshot(watches.iter().map(|w| ticks_of(&w.selector)).collect())
 }
 
+/// /proc reports times in USER_HZ, which the kernel ABI fixes at 100 on the architectures we
+/// run on (x86_64, aarch64), whatever the kernel's internal tick rate.
+const USER_HZ: f64 = 100.0;
+
 pub fn since(watches: &[Watch], before: &Snapshot) -> Spent {
-    let hz = ticks_per_second();
     watches
         .iter()
         .zip(&before.0)
@@ -81,7 +84,10 @@ pub fn since(watches: &[Watch], before: &Snapshot) -> Spent {
                 .iter()
                 .map(|(pid, t)| t.saturating_sub(then.get(pid).copied().unwrap_or(0)))
                 .sum();
-            (w.name.clone(), Duration::from_secs_f64(ticks as f64 / hz))
+            (
+                w.name.clone(),
+                Duration::from_secs_f64(ticks as f64 / USER_HZ),
+            )
         })
         .collect()
 }
@@ -122,12 +128,6 @@ fn parse_stat_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
-}
-
-fn ticks_per_second() -> f64 {
-    // /proc reports times in USER_HZ, which the kernel ABI fixes at 100 on the architectures
-    // we run on (x86_64, aarch64), whatever the kernel's internal tick rate.
-    100.0
 }
 
 #[cfg(test)]

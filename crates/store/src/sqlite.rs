@@ -345,10 +345,10 @@ impl SqliteStore {
         out
     }
 
-    async fn submit(
+    async fn submit<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<DomainResult<()>>) -> Job,
-    ) -> DomainResult<()> {
+        make: impl FnOnce(oneshot::Sender<DomainResult<T>>) -> Job,
+    ) -> DomainResult<T> {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .lock()
@@ -425,19 +425,13 @@ impl Store for SqliteStore {
     }
 
     async fn claim_once(&self, key: &str, now_ms: i64, expires_at_ms: i64) -> DomainResult<bool> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .lock()
-            .map_err(|_| DomainError::internal("sqlite writer queue poisoned"))?
-            .send(Job::Claim {
-                key: key.to_string(),
-                now_ms,
-                expires_at_ms,
-                answer: tx,
-            })
-            .map_err(|_| DomainError::Unavailable("the sqlite writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| DomainError::Unavailable("the sqlite writer has stopped".into()))?
+        self.submit(|answer| Job::Claim {
+            key: key.to_string(),
+            now_ms,
+            expires_at_ms,
+            answer,
+        })
+        .await
     }
 }
 
