@@ -24,8 +24,16 @@ use crate::user_certificates::{UserCertificate, UserCertificateSource};
 
 /// The region CAS-made certificates carry in the shared registry (CAS has no regions).
 pub const CAS_REGION: &str = "cn-hangzhou";
-/// Validity of a certificate issued for an order: 90 days, as Alibaba's DV certificates.
-pub const ORDER_CERT_VALIDITY_MS: Millis = 90 * 86_400_000;
+/// Validity of a certificate issued for an order: three months for the free trial plan
+/// `digicert-free-1-free`, one year for every other plan (the SDK documents
+/// `symantec-free-1-free` as "valid for 1 year").
+pub fn order_cert_validity_ms(product_code: &str) -> Millis {
+    if product_code == "digicert-free-1-free" {
+        90 * DAY_MS
+    } else {
+        365 * DAY_MS
+    }
+}
 /// Cancelling an issued order refunds its unit within this many calendar days of issuance.
 pub const REFUND_WINDOW_DAYS: i64 = 30;
 const DAY_MS: Millis = 86_400_000;
@@ -276,9 +284,10 @@ impl Core {
             ),
             None => None,
         };
-        let domain = match (req.domain.clone(), csr_cn) {
-            (Some(d), _) if !d.is_empty() => d,
-            (_, Some(cn)) => cn,
+        // With both, the CSR's common name is the domain (as the SDK documents for Domain).
+        let domain = match (csr_cn, req.domain.clone()) {
+            (Some(cn), _) => cn,
+            (None, Some(d)) if !d.is_empty() => d,
             _ => return Err(DomainError::invalid("Domain is required")),
         };
         check_domain(&domain)?;
@@ -394,7 +403,7 @@ impl Core {
                 spki_der: &spki,
                 dns_names: &names,
                 not_before: now,
-                not_after: now + ORDER_CERT_VALIDITY_MS,
+                not_after: now + order_cert_validity_ms(&order.product_code),
             })
             .map_err(crate::certificates::pki_error)?;
         let parsed = parse_certificate_pem(&pem).map_err(crate::certificates::pki_error)?;
@@ -442,25 +451,15 @@ impl Core {
     }
 
     /// DescribeCertificateState. Validation is attempted first, so a published proof is seen
-    /// at once. The server-made private key is returned once (the first time the issued
-    /// certificate is described) and then forgotten.
+    /// at once. A server-made private key is part of every answer for the issued order, as on
+    /// Alibaba Cloud (it is also the `Key` of the certificate's GetUserCertificateDetail).
     pub async fn describe_order(&self, account: &str, id: i64) -> DomainResult<Order> {
         let cur = self.load_order(account, id).await?;
-        if cur.value.state == OrderState::DomainVerify {
-            self.advance_order(id).await?;
+        if cur.value.state != OrderState::DomainVerify {
+            return Ok(cur.value);
         }
-        self.with_retry(|| async {
-            let cur = self.load_order(account, id).await?;
-            if cur.value.private_key.is_none() {
-                return Ok(cur.value);
-            }
-            let shown = cur.value.clone();
-            let mut next = cur.value.clone();
-            next.private_key = None;
-            self.store().apply(vec![cur.update_to(&next)?]).await?;
-            Ok(shown)
-        })
-        .await
+        self.advance_order(id).await?;
+        Ok(self.load_order(account, id).await?.value)
     }
 
     /// The background sweep: every order still waiting for its proof, across accounts.

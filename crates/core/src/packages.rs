@@ -9,22 +9,36 @@ use crate::error::{DomainError, DomainResult, Resource};
 use crate::service::Core;
 use crate::store::{self, Document, Kind, Stored, Write};
 
-/// The product codes of Alibaba Cloud's DV certificate resource plans.
+/// The product codes of Alibaba Cloud's certificate resource plans: the values the official
+/// SDK documents for ProductCode, then the DV starter codes earlier plans used (kept so quota
+/// added under them stays usable). Every plan is issued the same way here — certplane checks
+/// domain control, not organizations (see COMPATIBILITY.md).
 pub const PRODUCT_CODES: &[&str] = &[
     "digicert-free-1-free",
     "symantec-free-1-free",
     "symantec-dv-1-starter",
+    "symantec-ov-1-personal",
+    "symantec-ov-w-personal",
+    "geotrust-dv-1-starter",
+    "geotrust-dv-w-starter",
+    "geotrust-ov-1-personal",
+    "geotrust-ov-w-personal",
+    "globalsign-dv-1-personal",
+    "globalsign-dv-w-advanced",
+    "globalsign-ov-1-personal",
+    "globalsign-ov-w-advanced",
+    "cfca-ov-1-personal",
+    "cfca-ev-w-advanced",
     "symantec-dv-w-starter",
     "digicert-dv-1-starter",
     "digicert-dv-w-starter",
-    "geotrust-dv-1-starter",
-    "geotrust-dv-w-starter",
     "globalsign-dv-1-starter",
     "globalsign-dv-w-starter",
 ];
 
-/// The plan DescribePackageState and the order calls use when no ProductCode is given.
-pub const DEFAULT_PRODUCT_CODE: &str = "symantec-free-1-free";
+/// The plan DescribePackageState and the order calls use when no ProductCode is given (the
+/// SDK documents `digicert-free-1-free` as the default).
+pub const DEFAULT_PRODUCT_CODE: &str = "digicert-free-1-free";
 
 pub fn check_product_code(code: &str) -> DomainResult<()> {
     if PRODUCT_CODES.contains(&code) {

@@ -53,7 +53,7 @@ ACCOUNT_B = "6543210987654321"
 DEFAULT_DEV_ACCOUNT = "1000000000000000"
 FREE = "digicert-free-1-free"
 SYMANTEC_FREE = "symantec-free-1-free"
-DEFAULT_PRODUCT_CODE = "symantec-free-1-free"  # DescribePackageState's documented default
+DEFAULT_PRODUCT_CODE = "digicert-free-1-free"  # the SDK-documented default ProductCode
 REQUEST_ID_RE = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
 
 # Documented codes (CAS "Error codes" tables of the order operations; HTTP status as documented).

@@ -67,6 +67,8 @@ def test_lifecycle_every_operation(funded, dns, web, signing, tmp_path):
     issued = wait_type(client, order_id, "certificate")
     leaf = assert_cert_for(issued, domain)
     assert issued.private_key, "no Csr given: PrivateKey must be returned"
+    assert describe(client, order_id).private_key == issued.private_key, \
+        "PrivateKey is part of every answer for the issued order"
     key = load_private_key(issued.private_key)
     assert spki(key) == spki(leaf), "PrivateKey does not match the certificate"
     res = openssl_verify(funded.ca_pem_path, issued.certificate, tmp_path, funded.clock())
@@ -137,6 +139,63 @@ def test_package_request_with_csr(funded, cas, dns, web, kind):
     order_id, issued = issue(cas, dns, web, domain, csr=csr)
     assert spki(pem_certs(issued.certificate)[0]) == spki(key)
     assert not issued.private_key
+
+
+def test_sdk_documented_defaults(server, cas, dns, web):
+    """ProductCode defaults to digicert-free-1-free and ValidateType to DNS for the package
+    call; Domain and Csr together: the CSR's common name is the domain."""
+    server.add_package(ACCOUNT_A, FREE, 3)
+    domain = unique_domain()
+    resp = cas.create_certificate_for_package_request(
+        M.CreateCertificateForPackageRequestRequest(domain=domain))
+    order_id = check_order_id(resp.body.order_id)
+    body = describe(cas, order_id)
+    assert body.type == "domain_verify" and body.record_type == "TXT", body.to_map()
+    assert package_state(cas, None)[:2] == (3, 1), "the default plan is digicert-free-1-free"
+    csr_domain = unique_domain()
+    csr, key = make_csr(csr_domain)
+    both = check_order_id(cas.create_certificate_for_package_request(
+        M.CreateCertificateForPackageRequestRequest(domain=unique_domain(), csr=csr)).body.order_id)
+    body = describe(cas, both)
+    assert body.domain == csr_domain
+    publish_proof(body, dns, web)
+    issued = wait_type(cas, both, "certificate")
+    leaf = assert_cert_for(issued, csr_domain)
+    assert spki(leaf) == spki(key)
+    days = (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days
+    assert 89 <= days <= 90, f"digicert-free-1-free is a three-month certificate: {days} days"
+
+
+def test_symantec_free_is_valid_for_a_year(server, cas, dns, web):
+    server.add_package(ACCOUNT_A, "symantec-free-1-free", 1)
+    _, issued = issue(cas, dns, web, unique_domain(), product_code="symantec-free-1-free")
+    leaf = pem_certs(issued.certificate)[0]
+    assert 364 <= (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days <= 365
+
+
+@pytest.mark.parametrize("missing", ["username", "phone", "email", "validate_type"])
+def test_create_certificate_request_requires_contact(funded, cas, missing):
+    """CreateCertificateRequest and CreateCertificateWithCsrRequest require the applicant's
+    Username, Phone and Email and a ValidateType (SDK models); nothing is ordered without them."""
+    fields = dict(product_code=FREE, validate_type="DNS", username="A", phone="1", email="a@example.com")
+    fields.pop(missing)
+    before = package_state(cas)
+    name = "".join(w.capitalize() for w in missing.split("_"))
+    with expect_error(missing_codes(name), 400):
+        cas.create_certificate_request(M.CreateCertificateRequestRequest(domain=unique_domain(), **fields))
+    with expect_error(missing_codes(name), 400):
+        cas.create_certificate_with_csr_request(M.CreateCertificateWithCsrRequestRequest(
+            csr=make_csr(unique_domain())[0], **fields))
+    assert package_state(cas) == before
+
+
+def test_order_list_source_type_and_buy(funded, cas):
+    order_id = create_order(cas, unique_domain())
+    items = {i.order_id: i for i in list_orders(cas, order_type="CPACK").certificate_order_list or []}
+    assert items[order_id].source_type == "cpack"
+    assert order_id in all_order_ids(cas, keyword=str(order_id))
+    assert not (list_orders(cas, order_type="BUY").certificate_order_list or []), \
+        "quota orders are not purchase orders"
 
 
 def test_two_products_have_separate_quota(server, cas):

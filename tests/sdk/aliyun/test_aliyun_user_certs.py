@@ -99,6 +99,25 @@ def test_upload_expired_certificate(server, cas, upload_ca):
     assert detail(cas, up.cert_id).expired is True
 
 
+def test_cert_list_defaults_to_valid_certificates(server, cas, upload_ca):
+    """OrderType CERT/UPLOAD without Status lists issued and about-to-expire certificates only;
+    Status=EXPIRED finds the expired one; an unknown Status is refused."""
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    old = upload(cas, "expired_for_list", make_leaf(upload_ca, "gone-by.example.com", not_before=past, days=30))
+    valid = upload(cas, "valid_for_list", make_leaf(upload_ca, "current.example.com"))
+    for order_type in ("UPLOAD", "CERT"):
+        ids = {i.certificate_id for i in list_orders(cas, order_type=order_type).certificate_order_list or []}
+        assert valid.cert_id in ids and old.cert_id not in ids, (order_type, ids)
+        expired = list_orders(cas, order_type=order_type, status="EXPIRED").certificate_order_list or []
+        assert old.cert_id in {i.certificate_id for i in expired}
+        assert {i.status for i in expired} == {"EXPIRED"}
+    # Keyword also matches the resource id.
+    by_id = list_orders(cas, order_type="UPLOAD", keyword=str(valid.cert_id)).certificate_order_list or []
+    assert [i.certificate_id for i in by_id] == [valid.cert_id]
+    with expect_error("InvalidStatus", 400):
+        list_orders(cas, order_type="CERT", status="issued")
+
+
 def test_upload_listed(server, cas, upload_ca):
     leaf = make_leaf(upload_ca, "listed.example.com")
     up = upload(cas, "listed_cert", leaf)

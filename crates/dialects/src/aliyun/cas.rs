@@ -98,14 +98,31 @@ enum Need {
     Csr,
 }
 
-fn validate_type(p: &Params) -> Result<ValidateType, ApiError> {
-    let v = p.required("ValidateType")?;
+/// ValidateType is required by CreateCertificateRequest and CreateCertificateWithCsrRequest;
+/// the SDK marks it optional for CreateCertificateForPackageRequest, where DNS is assumed.
+fn validate_type(p: &Params, need: Need) -> Result<ValidateType, ApiError> {
+    let v = match need {
+        Need::Optional => match p.get("ValidateType")? {
+            Some(v) => v,
+            None => return Ok(ValidateType::Dns),
+        },
+        Need::Domain | Need::Csr => p.required("ValidateType")?,
+    };
     ValidateType::parse(v).ok_or_else(|| {
         ParamError::Invalid(
             "ValidateType".into(),
             format!("ValidateType must be DNS or FILE, got {v:?}"),
         )
         .into()
+    })
+}
+
+/// The applicant's contact details: required by CreateCertificateRequest and
+/// CreateCertificateWithCsrRequest, optional for the quota-package call (SDK models).
+fn contact(p: &Params, name: &str, need: Need) -> Result<Option<String>, ApiError> {
+    Ok(match need {
+        Need::Optional => p.get(name)?.map(str::to_string),
+        Need::Domain | Need::Csr => Some(p.required(name)?.to_string()),
     })
 }
 
@@ -131,11 +148,11 @@ async fn create_order(core: &Core, uid: &str, p: &Params, need: Need) -> Res {
                     .to_string(),
                 domain,
                 csr,
-                validate_type: validate_type(p)?,
+                validate_type: validate_type(p, need)?,
                 contact: Contact {
-                    username: p.get("Username")?.map(str::to_string),
-                    phone: p.get("Phone")?.map(str::to_string),
-                    email: p.get("Email")?.map(str::to_string),
+                    username: contact(p, "Username", need)?,
+                    phone: contact(p, "Phone", need)?,
+                    email: contact(p, "Email", need)?,
                     company_name: p.get("CompanyName")?.map(str::to_string),
                 },
                 tags: p.tags(),
@@ -257,6 +274,18 @@ fn order_status(o: &Order, not_after: Option<i64>, now: i64) -> &'static str {
     }
 }
 
+/// ListUserCertificateOrder's Status values (SDK model).
+const ORDER_STATUSES: &[&str] = &[
+    "PAYED",
+    "CHECKING",
+    "CHECKED_FAIL",
+    "ISSUED",
+    "WILLEXPIRED",
+    "EXPIRED",
+    "NOTACTIVATED",
+    "REVOKED",
+];
+
 async fn list_user_certificate_order(core: &Core, uid: &str, p: &Params) -> Res {
     let page = p.long("CurrentPage")?.unwrap_or(1);
     let size = p.long("ShowSize")?.unwrap_or(50);
@@ -277,10 +306,25 @@ async fn list_user_certificate_order(core: &Core, uid: &str, p: &Params) -> Res 
     let keyword = p.get("Keyword")?;
     let status = p.get("Status")?;
     let order_type = p.get("OrderType")?.unwrap_or("CPACK");
+    if let Some(s) = status {
+        if !ORDER_STATUSES.contains(&s) {
+            return Err(ParamError::Invalid(
+                "Status".into(),
+                format!(
+                    "Status must be one of {}, got {s:?}",
+                    ORDER_STATUSES.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
     let now = core.now();
     let mut items: Vec<Value> = Vec::new();
     match order_type {
-        "CPACK" | "BUY" => {
+        // Every order here comes from a quota package (a "resource virtual order"); there are
+        // no purchase orders, so BUY lists none.
+        "BUY" => {}
+        "CPACK" => {
             for o in core.list_orders(uid).await? {
                 let cert = core.order_certificate(&o).await?;
                 let facts = cert.as_ref().and_then(|c| cert_facts(&c.pem, now));
@@ -288,12 +332,16 @@ async fn list_user_certificate_order(core: &Core, uid: &str, p: &Params) -> Res 
                 if status.is_some_and(|s| s != st) {
                     continue;
                 }
-                if keyword.is_some_and(|k| !o.domain.contains(k)) {
+                let instance_id = format!("cas-ivauto-{}", o.id);
+                // Keyword: "the domain name or the corresponding resource ID".
+                if keyword.is_some_and(|k| {
+                    !(o.domain.contains(k) || o.id.to_string() == k || instance_id == k)
+                }) {
                     continue;
                 }
                 let mut m = facts.map(|f| f.1).unwrap_or_default();
                 m.insert("OrderId".into(), json!(o.id));
-                m.insert("InstanceId".into(), json!(format!("cas-ivauto-{}", o.id)));
+                m.insert("InstanceId".into(), json!(instance_id));
                 if let Some(cid) = o.cert_id {
                     m.insert("CertificateId".into(), json!(cid));
                 }
@@ -304,7 +352,7 @@ async fn list_user_certificate_order(core: &Core, uid: &str, p: &Params) -> Res 
                 m.insert("Status".into(), json!(st));
                 m.insert("BuyDate".into(), json!(o.created_at));
                 m.insert("Upload".into(), json!(false));
-                m.insert("SourceType".into(), json!("buy"));
+                m.insert("SourceType".into(), json!("cpack"));
                 items.push(Value::Object(m));
             }
         }
@@ -329,11 +377,16 @@ async fn list_user_certificate_order(core: &Core, uid: &str, p: &Params) -> Res 
                 } else {
                     "ISSUED"
                 };
-                if status.is_some_and(|s| s != st) {
+                // No Status: the valid certificates only (issued or about to expire).
+                let wanted = match status {
+                    Some(s) => s == st,
+                    None => st == "ISSUED" || st == "WILLEXPIRED",
+                };
+                if !wanted {
                     continue;
                 }
                 let names = format!("{} {}", c.name, m["Sans"].as_str().unwrap_or_default());
-                if keyword.is_some_and(|k| !names.contains(k)) {
+                if keyword.is_some_and(|k| !(names.contains(k) || c.id.to_string() == k)) {
                     continue;
                 }
                 m.insert("CertificateId".into(), json!(c.id));
