@@ -340,22 +340,20 @@ impl Core {
             region: Some(scope.region.clone()),
             ..Filter::default()
         };
-        let rows = store::query::<CaCertificate>(self.store(), &filter, page.query).await?;
-        let (rows, next) = page.finish(rows, |r| r.seq);
-        let rows = rows
-            .into_iter()
-            .map(|r| r.value)
-            .filter(|c| match template_name {
-                Some(t) => {
-                    c.registration_config
-                        .as_ref()
-                        .and_then(|r| r.template_name.as_deref())
-                        == Some(t)
-                }
-                None => true,
-            })
-            .collect();
-        Ok((rows, next))
+        let Some(t) = template_name else {
+            let rows = store::query::<CaCertificate>(self.store(), &filter, page.query).await?;
+            let (rows, next) = page.finish(rows, |r| r.seq);
+            return Ok((rows.into_iter().map(|r| r.value).collect(), next));
+        };
+        // Filter first, then cut the page, so pageSize counts matches and a page is only
+        // short at the end.
+        let rows = store::query::<CaCertificate>(self.store(), &filter, PageQuery::all()).await?;
+        Ok(crate::things::page_filtered(rows, page, |c| {
+            c.registration_config
+                .as_ref()
+                .and_then(|r| r.template_name.as_deref())
+                == Some(t)
+        }))
     }
 
     pub async fn update_ca_certificate(

@@ -57,6 +57,10 @@ pub enum DomainError {
     AlreadyExists { resource: Resource, id: String },
     #[error("{0}")]
     InvalidInput(String),
+    /// A document the caller supplied (a policy) that does not parse; distinct from other
+    /// input errors because AWS answers it with its own code.
+    #[error("{0}")]
+    MalformedDocument(String),
     /// The entity is in a state that forbids the action (AWS: CertificateStateException).
     #[error("{message}")]
     WrongState { current: String, message: String },

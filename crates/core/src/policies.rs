@@ -83,8 +83,7 @@ impl Core {
             .ok_or_else(|| DomainError::not_found(Resource::Policy, name))
     }
 
-    /// CreatePolicy. The document must be a JSON object (else InvalidInput, which dialects
-    /// report as a malformed policy).
+    /// CreatePolicy. The document must be a JSON object (else MalformedDocument).
     pub async fn create_policy(
         &self,
         scope: &Scope,
@@ -95,8 +94,8 @@ impl Core {
         match serde_json::from_str::<serde_json::Value>(document) {
             Ok(serde_json::Value::Object(_)) => {}
             _ => {
-                return Err(DomainError::invalid(
-                    "the policy document is not a JSON object",
+                return Err(DomainError::MalformedDocument(
+                    "the policy document is not a JSON object".into(),
                 ))
             }
         }
@@ -194,12 +193,24 @@ impl Core {
         target: &PrincipalRef,
     ) -> DomainResult<()> {
         self.load_policy(scope, policy).await?;
-        self.check_principal(scope, target).await?;
+        self.with_retry(|| self.attach_policy_once(scope, policy, target_text, target))
+            .await
+    }
+
+    async fn attach_policy_once(
+        &self,
+        scope: &Scope,
+        policy: &str,
+        target_text: &str,
+        target: &PrincipalRef,
+    ) -> DomainResult<()> {
         let key = target.key();
         let existing = self.policy_attachments_of_target(scope, &key).await?;
         if existing.iter().any(|e| e.value.policy_name == policy) {
-            return Ok(());
+            // Already attached (a no-op), but the principal must still be the caller's.
+            return self.check_principal(scope, target).await;
         }
+        let mut writes = self.attachment_guard(scope, target).await?;
         if existing.len() >= MAX_POLICIES_PER_TARGET {
             return Err(DomainError::LimitExceeded(format!(
                 "at most {MAX_POLICIES_PER_TARGET} policies can be attached to one target"
@@ -213,9 +224,8 @@ impl Core {
             target_key: key,
             created_at: self.now(),
         };
-        self.store()
-            .apply(vec![store::Write::InsertIfAbsent(link.to_doc()?)])
-            .await
+        writes.push(store::Write::InsertIfAbsent(link.to_doc()?));
+        self.store().apply(writes).await
     }
 
     /// DetachPolicy / DetachPrincipalPolicy: NotFound when not attached.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::certificates::principal_key;
+use crate::certificates::{principal_key, CertificateStatus};
 use crate::clock::Millis;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::{new_uuid, CertificateId, Scope};
@@ -298,6 +298,28 @@ impl Core {
         Ok(())
     }
 
+    /// The writes that guard an attachment to `principal`: for a certificate, a compare-and-set
+    /// of it unchanged, so an attachment and a TransferCertificate (which requires a certificate
+    /// with nothing attached) cannot both commit against the same version — whichever loses
+    /// re-reads and sees the other. A certificate pending transfer takes no new attachments:
+    /// it would reach its new owner with the old owner's attachments.
+    pub(crate) async fn attachment_guard(
+        &self,
+        scope: &Scope,
+        principal: &PrincipalRef,
+    ) -> DomainResult<Vec<store::Write>> {
+        let PrincipalRef::Certificate(id) = principal else {
+            return Ok(Vec::new());
+        };
+        let cert = self.load_owned_certificate(scope, id).await?;
+        if cert.value.status == CertificateStatus::PendingTransfer {
+            return Err(DomainError::invalid(format!(
+                "the certificate {id} is pending transfer; nothing can be attached to it"
+            )));
+        }
+        Ok(vec![cert.update_to(&cert.value)?])
+    }
+
     pub async fn attach_thing_principal(
         &self,
         scope: &Scope,
@@ -307,7 +329,21 @@ impl Core {
         exclusive: bool,
     ) -> DomainResult<()> {
         self.load_thing(scope, thing).await?;
-        self.check_principal(scope, principal).await?;
+        self.with_retry(|| {
+            self.attach_thing_principal_once(scope, thing, principal_text, principal, exclusive)
+        })
+        .await
+    }
+
+    async fn attach_thing_principal_once(
+        &self,
+        scope: &Scope,
+        thing: &str,
+        principal_text: &str,
+        principal: &PrincipalRef,
+        exclusive: bool,
+    ) -> DomainResult<()> {
+        let mut writes = self.attachment_guard(scope, principal).await?;
         let key = principal.key();
         let others = self.things_of_principal(scope, &key).await?;
         let elsewhere: Vec<_> = others
@@ -329,9 +365,8 @@ impl Core {
             exclusive,
             created_at: self.now(),
         };
-        self.store()
-            .apply(vec![store::Write::InsertIfAbsent(link.to_doc()?)])
-            .await
+        writes.push(store::Write::InsertIfAbsent(link.to_doc()?));
+        self.store().apply(writes).await
     }
 
     pub async fn detach_thing_principal(

@@ -437,3 +437,25 @@ def test_register_certificate_self_signed_without_ca(iot):
     cert = make_self_signed()
     iot.register_certificate_without_ca(certificatePem=cert.pem, status="ACTIVE")
     assert status_of(iot, cert.cert_id) == "ACTIVE"
+
+
+def test_list_ca_certificates_by_template_pages_over_matches(iot):
+    """templateName filters before the page is cut: pageSize counts matching CAs."""
+    config = {"templateBody": '{"Resources": {}}', "templateName": "fleet-a"}
+    wanted = []
+    for i in range(4):
+        _, resp = register_ca(iot, registrationConfig=config if i % 2 else {"templateBody": "{}"})
+        if i % 2:
+            wanted.append(resp["certificateId"])
+    seen, marker = [], None
+    while True:
+        kw = {"marker": marker} if marker else {}
+        page = iot.list_ca_certificates(templateName="fleet-a", pageSize=1, **kw)
+        assert len(page["certificates"]) == 1, page
+        seen += [c["certificateId"] for c in page["certificates"]]
+        marker = page.get("nextMarker")
+        if not marker:
+            break
+    assert sorted(seen) == sorted(wanted)
+    with expect_error(iot, "InvalidRequestException", 400):
+        iot.list_ca_certificates(templateName="bad name")

@@ -7,6 +7,7 @@ import json
 
 from aws_harness import (
     ACCOUNT_A,
+    ACCOUNT_B,
     REGION,
     expect_4xx,
     expect_error,
@@ -259,3 +260,60 @@ def test_attachments_do_not_leak_across_accounts(iot, iot_b):
     iot.attach_thing_principal(thingName="shared-name", principal=arn)
     iot_b.create_thing(thingName="shared-name")
     assert iot_b.list_thing_principals(thingName="shared-name")["principals"] == []
+
+
+# --- Attachments and transfers; principal ARNs; error codes ---------------------------------------
+
+def test_nothing_attaches_to_a_certificate_pending_transfer(iot):
+    """TransferCertificate needs a certificate with nothing attached; attaching while the
+    transfer is pending would hand the new owner the old owner's attachments."""
+    cert_id, arn = new_cert(iot)
+    iot.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+    iot.create_policy(policyName="late", policyDocument=POLICY_DOC)
+    iot.create_thing(thingName="late-thing")
+    iot.transfer_certificate(certificateId=cert_id, targetAwsAccount=ACCOUNT_B)
+    with expect_error(iot, "InvalidRequestException", 400):
+        iot.attach_policy(policyName="late", target=arn)
+    with expect_error(iot, "InvalidRequestException", 400):
+        iot.attach_thing_principal(thingName="late-thing", principal=arn)
+    assert iot.list_targets_for_policy(policyName="late")["targets"] == []
+    assert iot.list_thing_principals(thingName="late-thing")["principals"] == []
+    # Once the transfer is cancelled the certificate is the owner's to attach again.
+    iot.cancel_certificate_transfer(certificateId=cert_id)
+    iot.attach_policy(policyName="late", target=arn)
+    iot.attach_thing_principal(thingName="late-thing", principal=arn)
+    assert iot.list_targets_for_policy(policyName="late")["targets"] == [arn]
+
+
+def test_certificate_arn_of_another_account_or_region_is_not_found(iot):
+    cert_id, arn = new_cert(iot)
+    iot.create_policy(policyName="scoped", policyDocument=POLICY_DOC)
+    iot.create_thing(thingName="scoped-thing")
+    foreign = [arn.replace(f":{ACCOUNT_A}:", ":999999999999:"),
+               arn.replace(f":{REGION}:", ":eu-west-3:")]
+    for other in foreign:
+        assert other != arn
+        with expect_error(iot, "ResourceNotFoundException", 404):
+            iot.attach_policy(policyName="scoped", target=other)
+        with expect_error(iot, "ResourceNotFoundException", 404):
+            iot.attach_thing_principal(thingName="scoped-thing", principal=other)
+    assert iot.list_targets_for_policy(policyName="scoped")["targets"] == []
+
+
+def test_create_policy_bad_name_is_invalid_request_not_malformed(iot):
+    with expect_error(iot, "InvalidRequestException", 400):
+        iot.create_policy(policyName="x" * 129, policyDocument=POLICY_DOC)
+    with expect_error(iot, "InvalidRequestException", 400):
+        iot.create_policy(policyName="bad name!", policyDocument=POLICY_DOC)
+    with expect_error(iot, "MalformedPolicyException", 400):
+        iot.create_policy(policyName="good-name", policyDocument="[1, 2]")
+
+
+def test_duplicate_thing_name_with_colons_reports_the_whole_name(iot):
+    iot.create_thing(thingName="site:a:b", attributePayload={"attributes": {"k": "1"}})
+    try:
+        iot.create_thing(thingName="site:a:b", attributePayload={"attributes": {"k": "2"}})
+        raise AssertionError("a different thing with the same name must conflict")
+    except iot.exceptions.ResourceAlreadyExistsException as e:
+        assert e.response["resourceId"] == "site:a:b", e.response
+        assert e.response["resourceArn"] == thing_arn("site:a:b"), e.response

@@ -110,7 +110,9 @@ pub fn from_domain(e: DomainError) -> RpcError {
             Resource::UserCertificate => RpcError::new(400, "NameRepeat", msg),
             _ => RpcError::new(400, "AlreadyExists", msg),
         },
-        DomainError::InvalidInput(_) => RpcError::new(400, "InvalidParameter", msg),
+        DomainError::InvalidInput(_) | DomainError::MalformedDocument(_) => {
+            RpcError::new(400, "InvalidParameter", msg)
+        }
         DomainError::WrongState { .. } => RpcError::new(403, "OrderStateError", msg),
         DomainError::TransferFinished { .. } => RpcError::new(403, "OrderStateError", msg),
         DomainError::NotPermitted(_) => RpcError::new(403, "NoPermission", msg),

@@ -27,14 +27,7 @@ fn registration_config(cx: &Call<'_>) -> Res<Option<RegistrationConfig>> {
     };
     let template_name = field("templateName", 1, 36)?;
     if let Some(t) = &template_name {
-        if !t
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(DomainError::invalid(
-                "templateName must match ^[0-9A-Za-z_-]+$",
-            ));
-        }
+        check_template_name(t)?;
     }
     Ok(Some(RegistrationConfig {
         template_body: field("templateBody", 0, 10240)?,
@@ -93,6 +86,9 @@ pub(super) async fn describe_ca_certificate(cx: &Call<'_>) -> Res<Value> {
 pub(super) async fn list_ca_certificates(cx: &Call<'_>) -> Res<Value> {
     let page = cx.marker_page("cacertificates")?;
     let template = cx.q("templateName");
+    if let Some(t) = template {
+        check_template_name(t)?;
+    }
     let (cas, next) = cx
         .core
         .list_ca_certificates(&cx.scope, &page, template)
@@ -139,4 +135,18 @@ pub(super) async fn delete_ca_certificate(cx: &Call<'_>) -> Res<Value> {
         .delete_ca_certificate(&cx.scope, &cx.label_cert_id()?)
         .await?;
     Ok(json!({}))
+}
+
+/// The model's TemplateName: 1 to 36 characters of `[0-9A-Za-z_-]`.
+fn check_template_name(t: &str) -> Res<()> {
+    if (1..=36).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "templateName must be 1 to 36 characters matching ^[0-9A-Za-z_-]+$",
+        ))
+    }
 }

@@ -63,19 +63,22 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
         DomainError::NotFound { .. } => WireError::new(404, "ResourceNotFoundException", msg),
         DomainError::AlreadyExists { resource, id } => {
             // The modeled extras carry the id the resource is known by on the wire.
+            // Core reports the wire id (certificate id, thing or policy name), which for a
+            // thing may itself contain ':'.
             let (rid, message) = match resource {
                 Resource::Certificate | Resource::CaCertificate => (
-                    id.rsplit(':').next().unwrap_or(id).to_string(),
+                    id.clone(),
                     "The certificate is already provisioned or registered".to_string(),
                 ),
-                _ => (id.rsplit(':').next().unwrap_or(id).to_string(), msg),
+                _ => (id.clone(), msg),
             };
             let mut w = WireError::new(409, "ResourceAlreadyExistsException", message);
             let arn = arn_of(*resource, &rid, scope);
             w.extra = Some(json!({ "resourceId": rid, "resourceArn": arn }));
             w
         }
-        DomainError::InvalidInput(_) => match ep {
+        DomainError::InvalidInput(_) => WireError::invalid(msg),
+        DomainError::MalformedDocument(_) => match ep {
             E::CreatePolicy => WireError::new(400, "MalformedPolicyException", msg),
             _ => WireError::invalid(msg),
         },
@@ -304,6 +307,7 @@ mod tests {
             DomainError::AmbiguousIssuer("m".into()),
             DomainError::Unavailable("m".into()),
             DomainError::Internal("m".into()),
+            DomainError::MalformedDocument("m".into()),
         ]
     }
 
@@ -327,7 +331,7 @@ mod tests {
             E::DeleteCACertificate => &[0, 3],
             E::CreateThing => &[1],
             E::DeleteThing => &[3, 6],
-            E::CreatePolicy => &[1],
+            E::CreatePolicy => &[1, 13],
             E::DeletePolicy => &[0, 6],
             E::AttachPolicy | E::AttachPrincipalPolicy => &[0, 7],
             E::CreateKeysAndCertificate

@@ -209,16 +209,26 @@ pub(super) fn policy_name(v: &str) -> Res<&str> {
     Ok(v)
 }
 
-/// A principal/target as AWS IoT names it: a certificate ARN (`…:cert/<id>`) refers to the
-/// registry; anything else (Cognito identity, thing-group ARN) is kept verbatim.
-pub(super) fn principal_ref(v: &str) -> Res<certplane_core::things::PrincipalRef> {
+/// A principal/target as AWS IoT names it: a certificate ARN
+/// (`arn:<partition>:iot:<region>:<account>:cert/<id>`) refers to the registry; anything else
+/// (Cognito identity, thing-group ARN) is kept verbatim. A certificate ARN naming another
+/// account or region names a certificate the caller does not have: 404, as for a missing one.
+pub(super) fn principal_ref(v: &str, scope: &Scope) -> Res<certplane_core::things::PrincipalRef> {
+    use certplane_core::error::Resource;
     use certplane_core::things::PrincipalRef;
     if v.is_empty() {
         return Err(invalid("the principal must not be empty"));
     }
     if v.starts_with("arn:") {
-        if let Some((_, id)) = v.rsplit_once(":cert/") {
-            return Ok(PrincipalRef::Certificate(CertificateId::parse(id)?));
+        if let Some((prefix, id)) = v.rsplit_once(":cert/") {
+            let id = CertificateId::parse(id)?;
+            let parts: Vec<&str> = prefix.split(':').collect();
+            let in_scope = matches!(parts.as_slice(),
+                ["arn", _, "iot", region, account] if *region == scope.region && *account == scope.account);
+            if !in_scope {
+                return Err(DomainError::not_found(Resource::Certificate, id.as_str()));
+            }
+            return Ok(PrincipalRef::Certificate(id));
         }
     }
     Ok(PrincipalRef::Other(v.to_string()))

@@ -64,7 +64,7 @@ pub(super) async fn attach_policy(cx: &Call<'_>) -> Res<Value> {
     let name = policy_name(cx.label()?)?;
     let t = target(cx)?;
     cx.core
-        .attach_policy(&cx.scope, name, t, &principal_ref(t)?)
+        .attach_policy(&cx.scope, name, t, &principal_ref(t, &cx.scope)?)
         .await?;
     Ok(Value::Null)
 }
@@ -73,7 +73,7 @@ pub(super) async fn detach_policy(cx: &Call<'_>) -> Res<Value> {
     let name = policy_name(cx.label()?)?;
     let t = target(cx)?;
     cx.core
-        .detach_policy(&cx.scope, name, &principal_ref(t)?)
+        .detach_policy(&cx.scope, name, &principal_ref(t, &cx.scope)?)
         .await?;
     Ok(Value::Null)
 }
@@ -82,7 +82,7 @@ async fn policies_of(cx: &Call<'_>, t: &str, list: &'static str) -> Res<Value> {
     let page = cx.marker_page(list)?;
     let (names, next) = cx
         .core
-        .list_attached_policies(&cx.scope, &principal_ref(t)?, &page)
+        .list_attached_policies(&cx.scope, &principal_ref(t, &cx.scope)?, &page)
         .await?;
     let items: Vec<Value> = names
         .iter()
@@ -112,7 +112,7 @@ pub(super) async fn attach_principal_policy(cx: &Call<'_>) -> Res<Value> {
     let name = policy_name(cx.label()?)?;
     let p = cx.required_header("x-amzn-iot-principal", "principal")?;
     cx.core
-        .attach_policy(&cx.scope, name, p, &principal_ref(p)?)
+        .attach_policy(&cx.scope, name, p, &principal_ref(p, &cx.scope)?)
         .await?;
     Ok(Value::Null)
 }
@@ -121,7 +121,7 @@ pub(super) async fn detach_principal_policy(cx: &Call<'_>) -> Res<Value> {
     let name = policy_name(cx.label()?)?;
     let p = cx.required_header("x-amzn-iot-principal", "principal")?;
     cx.core
-        .detach_policy(&cx.scope, name, &principal_ref(p)?)
+        .detach_policy(&cx.scope, name, &principal_ref(p, &cx.scope)?)
         .await?;
     Ok(Value::Null)
 }

@@ -104,7 +104,7 @@ pub(super) async fn attach_thing_principal(cx: &Call<'_>) -> Res<Value> {
             &cx.scope,
             name,
             principal,
-            &principal_ref(principal)?,
+            &principal_ref(principal, &cx.scope)?,
             exclusive,
         )
         .await?;
@@ -115,7 +115,7 @@ pub(super) async fn detach_thing_principal(cx: &Call<'_>) -> Res<Value> {
     let name = thing_name(cx.label()?)?;
     let principal = cx.required_header("x-amzn-principal", "principal")?;
     cx.core
-        .detach_thing_principal(&cx.scope, name, &principal_ref(principal)?)
+        .detach_thing_principal(&cx.scope, name, &principal_ref(principal, &cx.scope)?)
         .await?;
     Ok(json!({}))
 }
@@ -135,7 +135,7 @@ pub(super) async fn list_principal_things(cx: &Call<'_>) -> Res<Value> {
     let page = cx.token_page("principal-things")?;
     let (things, next) = cx
         .core
-        .list_principal_things(&cx.scope, &principal_ref(principal)?, &page)
+        .list_principal_things(&cx.scope, &principal_ref(principal, &cx.scope)?, &page)
         .await?;
     Ok(with_token(json!({ "things": things }), next))
 }
