@@ -317,3 +317,25 @@ def test_duplicate_thing_name_with_colons_reports_the_whole_name(iot):
     except iot.exceptions.ResourceAlreadyExistsException as e:
         assert e.response["resourceId"] == "site:a:b", e.response
         assert e.response["resourceArn"] == thing_arn("site:a:b"), e.response
+
+
+def test_thing_inputs_follow_the_model_patterns(iot):
+    """Patterns botocore does not check client-side: 400 InvalidRequestException, nothing made."""
+    bad_calls = [
+        lambda: iot.create_thing(thingName="p1", attributePayload={"attributes": {"bad key": "v"}}),
+        lambda: iot.create_thing(thingName="p1", attributePayload={"attributes": {"k": "has space"}}),
+        lambda: iot.create_thing(thingName="p1", billingGroupName="no spaces here"),
+        lambda: iot.list_things(attributeName="bad name", attributeValue="v"),
+        lambda: iot.list_things(attributeName="k", attributeValue="a b"),
+        lambda: iot.list_things(thingTypeName="bad type"),
+        lambda: iot.create_policy(policyName="tagged", policyDocument=POLICY_DOC,
+                                  tags=[{"Key": "bad!key", "Value": "v"}]),
+    ]
+    for call in bad_calls:
+        with expect_error(iot, "InvalidRequestException", 400):
+            call()
+    with expect_error(iot, "ResourceNotFoundException"):
+        iot.describe_thing(thingName="p1")
+    iot.create_thing(thingName="p1", attributePayload={"attributes": {"site/room:1": "a=[b],c@d#e"}})
+    assert [t["thingName"] for t in iot.list_things(attributeName="site/room:1",
+                                                      attributeValue="a=[b],c@d#e")["things"]] == ["p1"]

@@ -165,6 +165,11 @@ impl<'a> Call<'a> {
                     .and_then(Value::as_str)
                     .ok_or_else(|| invalid("each tag needs a Key"))?;
                 check_len("Tag.Key", k, 1, 128)?;
+                if let Some(bad) = k.chars().find(|c| {
+                    !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c))
+                }) {
+                    return Err(invalid(format!("Tag.Key {k:?} may not contain {bad:?}")));
+                }
                 let v = t.get("Value").and_then(Value::as_str).unwrap_or("");
                 check_len("Tag.Value", v, 0, 256)?;
                 Ok((k.to_string(), v.to_string()))
@@ -181,6 +186,27 @@ pub(super) fn check_len(name: &str, v: &str, min: usize, max: usize) -> Res<()> 
         )));
     }
     Ok(())
+}
+
+/// A value of at most `max` characters, each a letter or digit or one of `extra` (the model's
+/// `[a-zA-Z0-9<extra>]` patterns), at least `min` long.
+pub(super) fn pattern_value<'v>(
+    name: &str,
+    v: &'v str,
+    min: usize,
+    max: usize,
+    extra: &str,
+) -> Res<&'v str> {
+    check_len(name, v, min, max)?;
+    if let Some(bad) = v
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || extra.contains(*c)))
+    {
+        return Err(invalid(format!(
+            "{name} {v:?} may not contain {bad:?} (allowed: letters, digits and {extra})"
+        )));
+    }
+    Ok(v)
 }
 
 /// ThingName / ThingTypeName: 1..128 of `[a-zA-Z0-9:_-]`.

@@ -6,7 +6,12 @@ use certplane_core::things::ThingQuery;
 use certplane_core::DomainError;
 use serde_json::{json, Value};
 
-use super::input::{principal_ref, thing_name, Call, Res};
+use super::input::{pattern_value, principal_ref, thing_name, Call, Res};
+
+/// The model's AttributeName pattern `[a-zA-Z0-9_.,@/:#-]+` (the letters and digits aside).
+const ATTRIBUTE_NAME_CHARS: &str = "_.,@/:#-";
+/// The model's AttributeValue pattern `[a-zA-Z0-9_.,@/:#=\[\]-]*`.
+const ATTRIBUTE_VALUE_CHARS: &str = "_.,@/:#=[]-";
 use super::shapes;
 
 fn attributes(cx: &Call<'_>) -> Res<BTreeMap<String, String>> {
@@ -22,11 +27,17 @@ fn attributes(cx: &Call<'_>) -> Res<BTreeMap<String, String>> {
         ));
     };
     m.iter()
-        .map(|(k, v)| match v {
-            Value::String(s) if k.len() <= 128 && s.len() <= 800 => Ok((k.clone(), s.clone())),
-            _ => Err(DomainError::invalid(format!(
-                "attribute {k:?} must be a string of at most 800 characters"
-            ))),
+        .map(|(k, v)| {
+            pattern_value("attribute name", k, 1, 128, ATTRIBUTE_NAME_CHARS)?;
+            match v {
+                Value::String(s) => {
+                    pattern_value("attribute value", s, 0, 800, ATTRIBUTE_VALUE_CHARS)?;
+                    Ok((k.clone(), s.clone()))
+                }
+                _ => Err(DomainError::invalid(format!(
+                    "attribute {k:?} must be a string"
+                ))),
+            }
         })
         .collect()
 }
@@ -44,7 +55,10 @@ pub(super) async fn create_thing(cx: &Call<'_>) -> Res<Value> {
         Some(t) => Some(thing_name(t)?.to_string()),
         None => None,
     };
-    let billing = cx.body_str("billingGroupName")?.map(str::to_string);
+    let billing = match cx.body_str("billingGroupName")? {
+        Some(b) => Some(pattern_value("billingGroupName", b, 1, 128, ":_-")?.to_string()),
+        None => None,
+    };
     let thing = cx
         .core
         .create_thing(&cx.scope, name, type_name, attributes(cx)?, billing)
@@ -74,11 +88,35 @@ pub(super) async fn delete_thing(cx: &Call<'_>) -> Res<Value> {
 
 pub(super) async fn list_things(cx: &Call<'_>) -> Res<Value> {
     let page = cx.token_page("things")?;
+    let attribute_name = match cx.q("attributeName") {
+        Some(n) => Some(pattern_value(
+            "attributeName",
+            n,
+            1,
+            128,
+            ATTRIBUTE_NAME_CHARS,
+        )?),
+        None => None,
+    };
+    let attribute_value = match cx.q("attributeValue") {
+        Some(v) => Some(pattern_value(
+            "attributeValue",
+            v,
+            0,
+            800,
+            ATTRIBUTE_VALUE_CHARS,
+        )?),
+        None => None,
+    };
+    let type_name = match cx.q("thingTypeName") {
+        Some(t) => Some(thing_name(t)?),
+        None => None,
+    };
     let query = ThingQuery {
-        attribute_name: cx.q("attributeName").map(str::to_string),
-        attribute_value: cx.q("attributeValue").map(str::to_string),
+        attribute_name: attribute_name.map(str::to_string),
+        attribute_value: attribute_value.map(str::to_string),
         use_prefix_attribute_value: cx.q_bool("usePrefixAttributeValue")?.unwrap_or(false),
-        type_name: cx.q("thingTypeName").map(str::to_string),
+        type_name: type_name.map(str::to_string),
     };
     let (things, next) = cx.core.list_things(&cx.scope, &query, &page).await?;
     Ok(with_token(
