@@ -37,6 +37,9 @@ pub fn order_cert_validity_ms(product_code: &str) -> Millis {
 /// Cancelling an issued order refunds its unit within this many calendar days of issuance.
 pub const REFUND_WINDOW_DAYS: i64 = 30;
 const DAY_MS: Millis = 86_400_000;
+/// An issued certificate with less than this left is "about to expire" (ListUserCertificateOrder
+/// reports it WILLEXPIRED) and its order may be renewed.
+pub const EXPIRING_WITHIN_MS: Millis = 30 * DAY_MS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -579,12 +582,25 @@ impl Core {
         if !matches!(cur.state, OrderState::Certificate) {
             return Err(cur.wrong_state("only an issued order can be renewed"));
         }
+        // "Only when the order of the certificate is in the expiring state": fewer than
+        // EXPIRING_WITHIN_MS left, and not yet expired.
+        let left = match self.order_certificate(&cur).await? {
+            Some(cert) => cert.not_after - self.now(),
+            None => 0,
+        };
+        if !(0..EXPIRING_WITHIN_MS).contains(&left) {
+            return Err(cur.wrong_state(
+                "only an order whose certificate is about to expire (under 30 days left) can be \
+                 renewed",
+            ));
+        }
         self.create_order(
             account,
             NewOrder {
                 product_code: cur.product_code.clone(),
                 domain: Some(cur.domain.clone()),
-                csr: csr.or(cur.csr.clone()),
+                // Without a CSR the service makes a new key, as for a first order.
+                csr,
                 validate_type: cur.validate_type,
                 contact: cur.contact.clone(),
                 tags,

@@ -84,18 +84,12 @@ def test_lifecycle_every_operation(funded, dns, web, signing, tmp_path):
     assert item.product_code == FREE
     assert item.status == "ISSUED"
 
-    renewed = client.renew_certificate_order_for_package_request(
-        M.RenewCertificateOrderForPackageRequestRequest(order_id=order_id)).body.order_id
-    check_order_id(renewed)
-    assert renewed != order_id
-    assert describe(client, renewed).type == "domain_verify"
-    assert describe(client, renewed).domain == domain
-    assert package_state(client) == (5, 2, 1)
-    client.cancel_order_request(M.CancelOrderRequestRequest(order_id=renewed))
+    # Renewal is for certificates about to expire; a fresh one is refused and nothing is taken
+    # (the renewal itself: test_renew_when_expiring).
+    with expect_documented(ORDER_STATE_ERROR):
+        client.renew_certificate_order_for_package_request(
+            M.RenewCertificateOrderForPackageRequestRequest(order_id=order_id))
     assert package_state(client) == (5, 1, 1)
-    client.delete_certificate_request(M.DeleteCertificateRequestRequest(order_id=renewed))
-    with expect_documented(NOT_FOUND_ORDER):
-        describe(client, renewed)
 
     client.cancel_certificate_for_package_request(
         M.CancelCertificateForPackageRequestRequest(order_id=order_id))
@@ -379,9 +373,37 @@ def test_renew_pending_order_refused(funded, cas):
     assert package_state(cas)[1] == 1
 
 
+def test_renew_when_expiring(funded, cas, dns, web):
+    """Documented: renewal only when the certificate is about to expire; without a Csr the
+    service makes a new key (a new CSR), so the renewed certificate certifies a new key."""
+    domain = unique_domain()
+    order_id, issued = issue(cas, dns, web, domain)
+    funded.advance(61 * 86400)  # digicert-free-1-free: 90 days, so 29 days left
+    listed = {i.order_id: i for i in list_orders(cas).certificate_order_list}
+    assert listed[order_id].status == "WILLEXPIRED"
+    renewed = cas.renew_certificate_order_for_package_request(
+        M.RenewCertificateOrderForPackageRequestRequest(order_id=order_id)).body.order_id
+    check_order_id(renewed)
+    assert renewed != order_id
+    body = describe(cas, renewed)
+    assert body.type == "domain_verify" and body.domain == domain
+    assert package_state(cas) == (5, 2, 1)
+    publish_proof(body, dns, web)
+    done = wait_type(cas, renewed, "certificate")
+    assert done.private_key and done.private_key != issued.private_key
+    assert spki(load_private_key(done.private_key)) == spki(pem_certs(done.certificate)[0])
+    assert spki(pem_certs(done.certificate)[0]) != spki(pem_certs(issued.certificate)[0])
+    # Past expiry it is too late to renew.
+    funded.advance(30 * 86400)
+    with expect_documented(ORDER_STATE_ERROR):
+        cas.renew_certificate_order_for_package_request(
+            M.RenewCertificateOrderForPackageRequestRequest(order_id=order_id))
+
+
 def test_renew_with_new_csr(funded, cas, dns, web):
     domain = unique_domain()
     order_id, _ = issue(cas, dns, web, domain)
+    funded.advance(61 * 86400)
     csr, key = make_csr(domain)
     renewed = cas.renew_certificate_order_for_package_request(
         M.RenewCertificateOrderForPackageRequestRequest(order_id=order_id, csr=csr)).body.order_id

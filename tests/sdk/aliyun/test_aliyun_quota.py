@@ -83,6 +83,7 @@ def test_cancel_gives_unit_back_and_allows_new_order(server, cas):
 def test_renew_takes_a_unit(server, cas, dns, web):
     server.add_package(ACCOUNT_A, FREE, 1)
     order_id, _ = issue(cas, dns, web, unique_domain())
+    server.advance(61 * 86400)  # renewal is for certificates about to expire
     with expect_documented(NOT_REMAIN_COUNT):
         cas.renew_certificate_order_for_package_request(
             M.RenewCertificateOrderForPackageRequestRequest(order_id=order_id))

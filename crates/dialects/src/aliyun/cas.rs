@@ -3,7 +3,9 @@
 //! (`orders.rs`, `packages.rs`, `user_certificates.rs`).
 
 use aws_lc_rs::digest;
-use certplane_core::orders::{Contact, NewOrder, Order, OrderState, ValidateType};
+use certplane_core::orders::{
+    Contact, NewOrder, Order, OrderState, ValidateType, EXPIRING_WITHIN_MS,
+};
 use certplane_core::packages::DEFAULT_PRODUCT_CODE;
 use certplane_core::user_certificates::{UserCertificate, UserCertificateSource};
 use certplane_core::Core;
@@ -268,7 +270,7 @@ fn order_status(o: &Order, not_after: Option<i64>, now: i64) -> &'static str {
         OrderState::Revoked => "REVOKED",
         OrderState::Certificate => match not_after {
             Some(end) if end < now => "EXPIRED",
-            Some(end) if end - now < 30 * 86_400_000 => "WILLEXPIRED",
+            Some(end) if end - now < EXPIRING_WITHIN_MS => "WILLEXPIRED",
             _ => "ISSUED",
         },
     }
@@ -372,7 +374,7 @@ async fn list_user_certificate_order(core: &Core, uid: &str, p: &Params) -> Res 
                     "REVOKED"
                 } else if parsed.not_after < now {
                     "EXPIRED"
-                } else if parsed.not_after - now < 30 * 86_400_000 {
+                } else if parsed.not_after - now < EXPIRING_WITHIN_MS {
                     "WILLEXPIRED"
                 } else {
                     "ISSUED"
