@@ -213,3 +213,14 @@ def test_issued_order_certificate_detail(funded, cas, dns, web):
     assert d.expired is False
     certs = list_orders(cas, order_type="CERT")
     assert int(issued.cert_id) in {i.certificate_id for i in certs.certificate_order_list or []}
+
+
+def test_uploaded_chain_is_listed_in_cert_chain(server, cas, upload_ca):
+    """An upload of leaf + issuer PEM: CertChain names both, leaf first."""
+    leaf = make_leaf(upload_ca, "chained.example.com")
+    resp = cas.upload_user_certificate(M.UploadUserCertificateRequest(
+        name="chained_cert", cert=leaf.pem + upload_ca.pem, key=leaf.key_pem)).body
+    chain = detail(cas, resp.cert_id).cert_chain
+    assert [c.common_name for c in chain] == ["chained.example.com", "certplane upload test CA"], \
+        [c.to_map() for c in chain]
+    assert chain[0].issuer_common_name == "certplane upload test CA"

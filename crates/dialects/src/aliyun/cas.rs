@@ -466,6 +466,31 @@ async fn upload_user_certificate(core: &Core, uid: &str, p: &Params) -> Res {
     }))
 }
 
+/// The `-----BEGIN CERTIFICATE-----` blocks of a PEM text, in order.
+fn pem_blocks(pem: &str) -> impl Iterator<Item = &str> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = pem;
+    std::iter::from_fn(move || {
+        let start = rest.find(BEGIN)?;
+        let len = rest[start..].find(END)? + END.len();
+        let block = &rest[start..start + len];
+        rest = &rest[start + len..];
+        Some(block)
+    })
+}
+
+/// One CertChain entry of GetUserCertificateDetail.
+fn chain_entry(c: &ParsedCertificate, now: i64) -> Value {
+    json!({
+        "CommonName": c.subject_cn.clone().unwrap_or_default(),
+        "IssuerCommonName": c.issuer_cn.clone().unwrap_or_default(),
+        "NotBefore": c.not_before,
+        "NotAfter": c.not_after,
+        "RemainDay": (c.not_after - now).max(0) / 86_400_000,
+    })
+}
+
 fn detail(uc: &UserCertificate, with_content: bool, issuer_pem: &str, now: i64) -> Value {
     let mut m = Map::new();
     m.insert("Id".into(), json!(uc.id));
@@ -487,22 +512,18 @@ fn detail(uc: &UserCertificate, with_content: bool, issuer_pem: &str, now: i64) 
         }
         m.insert("NotBefore".into(), json!(c.not_before));
         m.insert("NotAfter".into(), json!(c.not_after));
-        let mut chain = vec![json!({
-            "CommonName": c.subject_cn.clone().unwrap_or_default(),
-            "IssuerCommonName": c.issuer_cn.clone().unwrap_or_default(),
-            "NotBefore": c.not_before,
-            "NotAfter": c.not_after,
-            "RemainDay": (c.not_after - now).max(0) / 86_400_000,
-        })];
+        // Every certificate of the PEM as stored (an upload may carry its chain after the
+        // leaf), then, for an issued one, certplane's issuing CA.
+        let mut chain = vec![chain_entry(&c, now)];
+        chain.extend(
+            pem_blocks(&uc.cert_pem)
+                .skip(1)
+                .filter_map(|b| parse_certificate_pem(b).ok())
+                .map(|ca| chain_entry(&ca, now)),
+        );
         if uc.source == UserCertificateSource::Buy {
             if let Ok(ca) = parse_certificate_pem(issuer_pem) {
-                chain.push(json!({
-                    "CommonName": ca.subject_cn.clone().unwrap_or_default(),
-                    "IssuerCommonName": ca.issuer_cn.clone().unwrap_or_default(),
-                    "NotBefore": ca.not_before,
-                    "NotAfter": ca.not_after,
-                    "RemainDay": (ca.not_after - now).max(0) / 86_400_000,
-                }));
+                chain.push(chain_entry(&ca, now));
             }
         }
         m.insert("CertChain".into(), Value::Array(chain));

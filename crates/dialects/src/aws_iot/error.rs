@@ -244,7 +244,6 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "UnauthorizedException",
             "ServiceUnavailableException",
             "InternalFailureException",
-            "ResourceNotFoundException",
         ],
         E::DeletePolicy => &[
             "DeleteConflictException",
