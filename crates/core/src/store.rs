@@ -29,10 +29,11 @@ pub enum Kind {
     Package,
     Order,
     UserCertificate,
+    UserCertificateName,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -47,6 +48,7 @@ impl Kind {
         Kind::Package,
         Kind::Order,
         Kind::UserCertificate,
+        Kind::UserCertificateName,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Kind {
             Kind::Package => "package",
             Kind::Order => "order",
             Kind::UserCertificate => "user_certificate",
+            Kind::UserCertificateName => "user_certificate_name",
         }
     }
 
@@ -88,7 +91,7 @@ impl Kind {
             Kind::Issuer => Resource::Issuer,
             Kind::Package => Resource::Package,
             Kind::Order => Resource::Order,
-            Kind::UserCertificate => Resource::UserCertificate,
+            Kind::UserCertificate | Kind::UserCertificateName => Resource::UserCertificate,
         }
     }
 

@@ -55,6 +55,41 @@ impl Document for UserCertificate {
     }
 }
 
+/// The claim of an uploaded certificate's name in its account: its key is the pair, so two
+/// uploads racing with one name cannot both insert it (the unique key decides, on every node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCertificateName {
+    pub account: String,
+    pub name: String,
+    pub user_certificate_id: i64,
+}
+
+impl UserCertificateName {
+    fn key_for(account: &str, name: &str) -> String {
+        // The account is a fixed-length uid, so the first ':' ends it whatever the name holds.
+        format!("{account}:{name}")
+    }
+}
+
+impl Document for UserCertificateName {
+    const KIND: Kind = Kind::UserCertificateName;
+    fn key(&self) -> String {
+        Self::key_for(&self.account, &self.name)
+    }
+    fn account(&self) -> String {
+        self.account.clone()
+    }
+    fn region(&self) -> String {
+        String::new()
+    }
+    fn idx1(&self) -> Option<String> {
+        Some(self.user_certificate_id.to_string())
+    }
+    fn idx2(&self) -> Option<String> {
+        None
+    }
+}
+
 impl Core {
     async fn load_user_certificate(
         &self,
@@ -116,12 +151,25 @@ impl Core {
             source: UserCertificateSource::Upload,
             created_at: now,
         };
+        let claim = UserCertificateName {
+            account: account.to_string(),
+            name: name.to_string(),
+            user_certificate_id: user_cert.id,
+        };
         self.store()
             .apply(vec![
+                store::insert(&claim)?,
                 Write::InsertIfAbsent(cert.to_doc()?),
                 store::insert(&user_cert)?,
             ])
-            .await?;
+            .await
+            .map_err(|e| match e {
+                DomainError::AlreadyExists { .. } => DomainError::AlreadyExists {
+                    resource: Resource::UserCertificate,
+                    id: name.to_string(),
+                },
+                other => other,
+            })?;
         Ok(user_cert)
     }
 
@@ -137,7 +185,14 @@ impl Core {
     pub async fn delete_user_certificate(&self, account: &str, id: i64) -> DomainResult<()> {
         self.with_retry(|| async {
             let cur = self.load_user_certificate(account, id).await?;
-            self.store().apply(vec![cur.delete()]).await
+            let mut writes = vec![cur.delete()];
+            let key = UserCertificateName::key_for(account, &cur.value.name);
+            if let Some(claim) = store::get::<UserCertificateName>(self.store(), &key).await? {
+                if claim.value.user_certificate_id == id {
+                    writes.push(claim.delete());
+                }
+            }
+            self.store().apply(writes).await
         })
         .await
     }

@@ -224,3 +224,25 @@ def test_uploaded_chain_is_listed_in_cert_chain(server, cas, upload_ca):
     assert [c.common_name for c in chain] == ["chained.example.com", "certplane upload test CA"], \
         [c.to_map() for c in chain]
     assert chain[0].issuer_common_name == "certplane upload test CA"
+
+
+def test_concurrent_uploads_with_one_name_have_one_winner(server, upload_ca):
+    """Names are unique per account even under concurrent uploads (and on several nodes: the
+    name is claimed by a unique key in the same transaction as the certificate)."""
+    from aliyun_harness import ACCOUNT_A, AlibabaCloudException, cas_client
+    from certplane_server import race_threads
+    n = 8
+    leaves = [make_leaf(upload_ca, f"race{i}.example.com") for i in range(n)]
+    clients = [cas_client(server, ACCOUNT_A) for _ in range(n)]
+    results = race_threads(n, lambda i: clients[i].upload_user_certificate(M.UploadUserCertificateRequest(
+        name="raced_name", cert=leaves[i].pem, key=leaves[i].key_pem)).body.cert_id,
+        AlibabaCloudException, lambda e: (e.code, e.status_code))
+    ok = [r for r in results if r[0] == "ok"]
+    assert len(ok) == 1, results
+    assert all(r == ("err", ("NameRepeat", 400)) for r in results if r[0] != "ok"), results
+    listed = [i for i in list_orders(clients[0], order_type="UPLOAD").certificate_order_list or []
+              if i.name == "raced_name"]
+    assert [i.certificate_id for i in listed] == [ok[0][1]]
+    # Deleting it frees the name.
+    clients[0].delete_user_certificate(M.DeleteUserCertificateRequest(cert_id=ok[0][1]))
+    upload(clients[0], "raced_name", leaves[0])
