@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use certplane_pki::{parse_certificate_pem, verify_signed_by};
 
 use crate::certificates::{pki_error, CertificateMode};
+use crate::claims;
 use crate::clock::Millis;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::{new_uuid, CertificateId, Scope};
@@ -298,16 +299,24 @@ impl Core {
             subject_hash: subject_hash(&ca.subject_der),
             tags: req.tags,
         };
-        self.store()
-            .apply(vec![store::insert(&cert)?])
-            .await
-            .map_err(|e| match e {
-                DomainError::AlreadyExists { .. } => DomainError::AlreadyExists {
-                    resource: Resource::CaCertificate,
-                    id: id.to_string(),
-                },
-                other => other,
-            })?;
+        let mut writes = vec![store::insert(&cert)?];
+        if mode == CertificateMode::Default {
+            // The check above reads; this claim makes two racing registrations (from two
+            // accounts, or two nodes) unable to both commit.
+            writes.push(claims::claim(
+                &default_ca_namespace(&scope.region),
+                id.as_str(),
+                &scope.account,
+                &cert.key(),
+            )?);
+        }
+        self.store().apply(writes).await.map_err(|e| match e {
+            DomainError::AlreadyExists { .. } => DomainError::AlreadyExists {
+                resource: Resource::CaCertificate,
+                id: id.to_string(),
+            },
+            other => other,
+        })?;
         Ok(cert)
     }
 
@@ -404,8 +413,22 @@ impl Core {
                     ),
                 });
             }
-            self.store().apply(vec![cur.delete()]).await
+            let mut writes = vec![cur.delete()];
+            writes.extend(
+                self.release_claim(
+                    &default_ca_namespace(&scope.region),
+                    id.as_str(),
+                    &cur.value.key(),
+                )
+                .await?,
+            );
+            self.store().apply(writes).await
         })
         .await
     }
+}
+
+/// A DEFAULT-mode CA certificate belongs to one account per region (a claim in this namespace).
+fn default_ca_namespace(region: &str) -> String {
+    format!("default-ca:{region}")
 }

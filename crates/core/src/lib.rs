@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod authz;
 pub mod ca_certificates;
 pub mod certificates;
+pub mod claims;
 pub mod clock;
 pub mod error;
 pub mod ids;

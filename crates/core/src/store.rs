@@ -29,7 +29,7 @@ pub enum Kind {
     Package,
     Order,
     UserCertificate,
-    UserCertificateName,
+    Claim,
 }
 
 impl Kind {
@@ -48,7 +48,7 @@ impl Kind {
         Kind::Package,
         Kind::Order,
         Kind::UserCertificate,
-        Kind::UserCertificateName,
+        Kind::Claim,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,7 +67,7 @@ impl Kind {
             Kind::Package => "package",
             Kind::Order => "order",
             Kind::UserCertificate => "user_certificate",
-            Kind::UserCertificateName => "user_certificate_name",
+            Kind::Claim => "claim",
         }
     }
 
@@ -91,7 +91,9 @@ impl Kind {
             Kind::Issuer => Resource::Issuer,
             Kind::Package => Resource::Package,
             Kind::Order => Resource::Order,
-            Kind::UserCertificate | Kind::UserCertificateName => Resource::UserCertificate,
+            Kind::UserCertificate => Resource::UserCertificate,
+            // A lost claim is reported by the service that made it, as its own resource.
+            Kind::Claim => Resource::UserCertificate,
         }
     }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use certplane_pki::parse_certificate_pem;
 
 use crate::certificates::{pki_error, Certificate, CertificateMode, CertificateStatus, Origin};
+use crate::claims;
 use crate::clock::Millis;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::{CertificateId, Scope};
@@ -55,39 +56,9 @@ impl Document for UserCertificate {
     }
 }
 
-/// The claim of an uploaded certificate's name in its account: its key is the pair, so two
-/// uploads racing with one name cannot both insert it (the unique key decides, on every node).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserCertificateName {
-    pub account: String,
-    pub name: String,
-    pub user_certificate_id: i64,
-}
-
-impl UserCertificateName {
-    fn key_for(account: &str, name: &str) -> String {
-        // The account is a fixed-length uid, so the first ':' ends it whatever the name holds.
-        format!("{account}:{name}")
-    }
-}
-
-impl Document for UserCertificateName {
-    const KIND: Kind = Kind::UserCertificateName;
-    fn key(&self) -> String {
-        Self::key_for(&self.account, &self.name)
-    }
-    fn account(&self) -> String {
-        self.account.clone()
-    }
-    fn region(&self) -> String {
-        String::new()
-    }
-    fn idx1(&self) -> Option<String> {
-        Some(self.user_certificate_id.to_string())
-    }
-    fn idx2(&self) -> Option<String> {
-        None
-    }
+/// Uploaded certificates' names are unique per account (a claim in this namespace).
+fn name_namespace(account: &str) -> String {
+    format!("cas-certificate-name:{account}")
 }
 
 impl Core {
@@ -151,14 +122,9 @@ impl Core {
             source: UserCertificateSource::Upload,
             created_at: now,
         };
-        let claim = UserCertificateName {
-            account: account.to_string(),
-            name: name.to_string(),
-            user_certificate_id: user_cert.id,
-        };
         self.store()
             .apply(vec![
-                store::insert(&claim)?,
+                claims::claim(&name_namespace(account), name, account, &user_cert.key())?,
                 Write::InsertIfAbsent(cert.to_doc()?),
                 store::insert(&user_cert)?,
             ])
@@ -186,12 +152,10 @@ impl Core {
         self.with_retry(|| async {
             let cur = self.load_user_certificate(account, id).await?;
             let mut writes = vec![cur.delete()];
-            let key = UserCertificateName::key_for(account, &cur.value.name);
-            if let Some(claim) = store::get::<UserCertificateName>(self.store(), &key).await? {
-                if claim.value.user_certificate_id == id {
-                    writes.push(claim.delete());
-                }
-            }
+            writes.extend(
+                self.release_claim(&name_namespace(account), &cur.value.name, &cur.value.key())
+                    .await?,
+            );
             self.store().apply(writes).await
         })
         .await

@@ -56,3 +56,24 @@ def test_concurrent_creates_are_all_listed(iot):
     for page in iot.get_paginator("list_certificates").paginate(PaginationConfig={"PageSize": 5}):
         listed.update(c["certificateId"] for c in page["certificates"])
     assert listed == ids
+
+
+def test_default_mode_ca_registered_by_racing_accounts_has_one_owner(make_iot):
+    """A DEFAULT-mode CA belongs to one account per region: accounts racing to register the same
+    CA get one winner and ResourceAlreadyExistsException for the rest."""
+    from aws_x509 import make_verification_cert
+    accounts = [f"{i:012d}" for i in range(700000000001, 700000000007)]
+    for round_ in range(3):
+        ca = make_ca()
+        clients = [make_iot(a) for a in accounts]
+        verifications = [make_verification_cert(ca, c.get_registration_code()["registrationCode"])
+                         for c in clients]
+        results = race(lambda i: clients[i].register_ca_certificate(
+            caCertificate=ca.pem, verificationCertificate=verifications[i].pem)["certificateId"],
+            n=len(accounts))
+        winners = [r for r in results if r[0] == "ok"]
+        assert len(winners) == 1, (round_, results)
+        assert all(r == ("err", "ResourceAlreadyExistsException") for r in results if r[0] != "ok"), results
+        owners = [a for a, c in zip(accounts, clients)
+                  if any(x["certificateId"] == winners[0][1] for x in c.list_ca_certificates()["certificates"])]
+        assert len(owners) == 1, owners
