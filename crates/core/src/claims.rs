@@ -2,7 +2,8 @@
 //! certificate's name in its account, a DEFAULT-mode CA certificate in its region. A claim is a
 //! document keyed by the namespaced value and inserted in the same transaction as what needs
 //! it, so of two racing creators the store's unique key lets exactly one commit; the loser's
-//! whole transaction fails with `AlreadyExists`.
+//! whole transaction fails with `AlreadyExists`. Request idempotence tokens (Alibaba's
+//! ClientToken) are claims too, holding what the first request made.
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,19 @@ pub fn claim(namespace: &str, value: &str, account: &str, holder: &str) -> Domai
 }
 
 impl Core {
+    /// Who holds `value` in `namespace`, if anyone.
+    pub(crate) async fn claim_holder(
+        &self,
+        namespace: &str,
+        value: &str,
+    ) -> DomainResult<Option<String>> {
+        Ok(
+            store::get::<Claim>(self.store(), &Claim::key_for(namespace, value))
+                .await?
+                .map(|c| c.value.holder),
+        )
+    }
+
     /// The write that gives `value` back, when `holder` holds it (a claim made before claims
     /// existed, or held by someone else, is left alone).
     pub(crate) async fn release_claim(

@@ -56,6 +56,11 @@ impl Document for UserCertificate {
     }
 }
 
+/// A ClientToken is claimed per action and account, holding what the first call made.
+fn token_namespace(action: &str, account: &str) -> String {
+    format!("client-token:{action}:{account}")
+}
+
 /// Uploaded certificates' names are unique per account (a claim in this namespace).
 fn name_namespace(account: &str) -> String {
     format!("cas-certificate-name:{account}")
@@ -76,15 +81,39 @@ impl Core {
         }
     }
 
+    /// The certificate an earlier upload with this ClientToken made, if it is still there.
+    async fn uploaded_with_token(
+        &self,
+        account: &str,
+        token: &str,
+    ) -> DomainResult<Option<UserCertificate>> {
+        let Some(holder) = self
+            .claim_holder(&token_namespace("UploadUserCertificate", account), token)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(store::get::<UserCertificate>(self.store(), &holder)
+            .await?
+            .map(|c| c.value))
+    }
+
     /// UploadUserCertificate. The name is unique per account; the certificate joins the
-    /// registry (ACTIVE) unless it is there already.
+    /// registry (ACTIVE) unless it is there already. A retry with the same `client_token`
+    /// answers the certificate the first call made instead of uploading again.
     pub async fn upload_user_certificate(
         &self,
         account: &str,
         name: &str,
         cert_pem: &str,
         key_pem: Option<&str>,
+        client_token: Option<&str>,
     ) -> DomainResult<UserCertificate> {
+        if let Some(token) = client_token {
+            if let Some(done) = self.uploaded_with_token(account, token).await? {
+                return Ok(done);
+            }
+        }
         let parsed = parse_certificate_pem(cert_pem).map_err(pki_error)?;
         if let Some(key) = key_pem {
             certplane_pki::check_key_matches(key, &parsed).map_err(pki_error)?;
@@ -122,21 +151,35 @@ impl Core {
             source: UserCertificateSource::Upload,
             created_at: now,
         };
-        self.store()
-            .apply(vec![
-                claims::claim(&name_namespace(account), name, account, &user_cert.key())?,
-                Write::InsertIfAbsent(cert.to_doc()?),
-                store::insert(&user_cert)?,
-            ])
-            .await
-            .map_err(|e| match e {
-                DomainError::AlreadyExists { .. } => DomainError::AlreadyExists {
+        let mut writes = vec![
+            claims::claim(&name_namespace(account), name, account, &user_cert.key())?,
+            Write::InsertIfAbsent(cert.to_doc()?),
+            store::insert(&user_cert)?,
+        ];
+        if let Some(token) = client_token {
+            writes.push(claims::claim(
+                &token_namespace("UploadUserCertificate", account),
+                token,
+                account,
+                &user_cert.key(),
+            )?);
+        }
+        match self.store().apply(writes).await {
+            Ok(()) => Ok(user_cert),
+            Err(DomainError::AlreadyExists { .. }) => {
+                // Two calls with one token raced: the winner's certificate is the answer.
+                if let Some(token) = client_token {
+                    if let Some(done) = self.uploaded_with_token(account, token).await? {
+                        return Ok(done);
+                    }
+                }
+                Err(DomainError::AlreadyExists {
                     resource: Resource::UserCertificate,
                     id: name.to_string(),
-                },
-                other => other,
-            })?;
-        Ok(user_cert)
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn get_user_certificate(
@@ -147,11 +190,31 @@ impl Core {
         Ok(self.load_user_certificate(account, id).await?.value)
     }
 
-    /// DeleteUserCertificate: removes it from the list (the registry keeps its history).
-    pub async fn delete_user_certificate(&self, account: &str, id: i64) -> DomainResult<()> {
+    /// DeleteUserCertificate: removes it from the list (the registry keeps its history). A
+    /// retry with the `client_token` of a delete that succeeded succeeds again.
+    pub async fn delete_user_certificate(
+        &self,
+        account: &str,
+        id: i64,
+        client_token: Option<&str>,
+    ) -> DomainResult<()> {
+        let token_space = token_namespace("DeleteUserCertificate", account);
         self.with_retry(|| async {
+            if let Some(token) = client_token {
+                if self.claim_holder(&token_space, token).await? == Some(id.to_string()) {
+                    return Ok(());
+                }
+            }
             let cur = self.load_user_certificate(account, id).await?;
             let mut writes = vec![cur.delete()];
+            if let Some(token) = client_token {
+                writes.push(claims::claim(
+                    &token_space,
+                    token,
+                    account,
+                    &id.to_string(),
+                )?);
+            }
             writes.extend(
                 self.release_claim(&name_namespace(account), &cur.value.name, &cur.value.key())
                     .await?,

@@ -246,3 +246,27 @@ def test_concurrent_uploads_with_one_name_have_one_winner(server, upload_ca):
     # Deleting it frees the name.
     clients[0].delete_user_certificate(M.DeleteUserCertificateRequest(cert_id=ok[0][1]))
     upload(clients[0], "raced_name", leaves[0])
+
+
+def test_client_token_makes_upload_and_delete_idempotent(server, cas, upload_ca):
+    """ClientToken "ensures the idempotence of the request" (SDK): a retried upload answers the
+    first CertId instead of NameRepeat; a retried delete succeeds instead of answering 404."""
+    import uuid
+    leaf = make_leaf(upload_ca, "idem.example.com")
+    token = uuid.uuid4().hex
+    first = upload(cas, "idem_cert", leaf, client_token=token)
+    again = upload(cas, "idem_cert", leaf, client_token=token)
+    assert again.cert_id == first.cert_id
+    names = [i.name for i in list_orders(cas, order_type="UPLOAD").certificate_order_list or []]
+    assert names.count("idem_cert") == 1
+    with expect_error("NameRepeat", 400):
+        upload(cas, "idem_cert", leaf, client_token=uuid.uuid4().hex)
+
+    delete_token = uuid.uuid4().hex
+    for _ in range(2):
+        cas.delete_user_certificate(M.DeleteUserCertificateRequest(cert_id=first.cert_id,
+                                                                   client_token=delete_token))
+    with expect_error(None):
+        cas.delete_user_certificate(M.DeleteUserCertificateRequest(cert_id=first.cert_id))
+    with expect_error("InvalidClientToken", 400):
+        upload(cas, "idem_other", leaf, client_token="x" * 65)

@@ -85,7 +85,7 @@ pub async fn dispatch(core: &Core, uid: &str, action: Action, p: &Params) -> Res
         A::UploadUserCertificate => upload_user_certificate(core, uid, p).await,
         A::GetUserCertificateDetail => get_user_certificate_detail(core, uid, p).await,
         A::DeleteUserCertificate => {
-            core.delete_user_certificate(uid, p.required_long("CertId")?)
+            core.delete_user_certificate(uid, p.required_long("CertId")?, client_token(p)?)
                 .await?;
             Ok(json!({}))
         }
@@ -434,6 +434,19 @@ async fn list_user_certificate_order(core: &Core, uid: &str, p: &Params) -> Res 
     }))
 }
 
+/// ClientToken: at most 64 ASCII characters (SDK model).
+fn client_token(p: &Params) -> Result<Option<&str>, ApiError> {
+    match p.get("ClientToken")? {
+        Some(t) if t.len() > 64 || !t.is_ascii() => Err(ParamError::Invalid(
+            "ClientToken".into(),
+            "ClientToken must be at most 64 ASCII characters".into(),
+        )
+        .into()),
+        Some("") | None => Ok(None),
+        Some(t) => Ok(Some(t)),
+    }
+}
+
 async fn upload_user_certificate(core: &Core, uid: &str, p: &Params) -> Res {
     let name = p.required("Name")?;
     if name.chars().count() > 64 {
@@ -458,7 +471,7 @@ async fn upload_user_certificate(core: &Core, uid: &str, p: &Params) -> Res {
         }
     };
     let uc = core
-        .upload_user_certificate(uid, name, cert, p.get("Key")?)
+        .upload_user_certificate(uid, name, cert, p.get("Key")?, client_token(p)?)
         .await?;
     Ok(json!({
         "CertId": uc.id,
