@@ -40,6 +40,40 @@ pub const PRODUCT_CODES: &[&str] = &[
 /// SDK documents `digicert-free-1-free` as the default).
 pub const DEFAULT_PRODUCT_CODE: &str = "digicert-free-1-free";
 
+/// What a product code says about its plan: `<brand>-<type>-<1|w>-<edition>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanFacts {
+    /// The CA brand (DigiCert, GeoTrust, GlobalSign, CFCA).
+    pub brand: &'static str,
+    /// `FREE`, `DV`, `OV` or `EV`.
+    pub cert_type: &'static str,
+    /// A wildcard plan (`-w-`) rather than a single domain (`-1-`).
+    pub wildcard: bool,
+}
+
+pub fn plan_facts(code: &str) -> PlanFacts {
+    let mut parts = code.split('-');
+    let brand = match parts.next() {
+        // Symantec's certificate business is DigiCert's (the SDK calls symantec-* DigiCert).
+        Some("digicert" | "symantec") => "DigiCert",
+        Some("geotrust") => "GeoTrust",
+        Some("globalsign") => "GlobalSign",
+        Some("cfca") => "CFCA",
+        _ => "DigiCert",
+    };
+    let cert_type = match parts.next() {
+        Some("free") => "FREE",
+        Some("ov") => "OV",
+        Some("ev") => "EV",
+        _ => "DV",
+    };
+    PlanFacts {
+        brand,
+        cert_type,
+        wildcard: parts.next() == Some("w"),
+    }
+}
+
 pub fn check_product_code(code: &str) -> DomainResult<()> {
     if PRODUCT_CODES.contains(&code) {
         Ok(())

@@ -187,6 +187,10 @@ def test_order_list_source_type_and_buy(funded, cas):
     order_id = create_order(cas, unique_domain())
     items = {i.order_id: i for i in list_orders(cas, order_type="CPACK").certificate_order_list or []}
     assert items[order_id].source_type == "cpack"
+    item = items[order_id]
+    assert (item.cert_type, item.domain_type, item.domain_count, item.wild_domain_count,
+            item.root_brand, item.trustee_status) == ("FREE", "ONE", 1, 0, "DigiCert", "unTrustee"), \
+        item.to_map()
     assert order_id in all_order_ids(cas, keyword=str(order_id))
     assert not (list_orders(cas, order_type="BUY").certificate_order_list or []), \
         "quota orders are not purchase orders"

@@ -6,7 +6,7 @@ use aws_lc_rs::digest;
 use certplane_core::orders::{
     Contact, NewOrder, Order, OrderState, ValidateType, EXPIRING_WITHIN_MS,
 };
-use certplane_core::packages::DEFAULT_PRODUCT_CODE;
+use certplane_core::packages::{plan_facts, DEFAULT_PRODUCT_CODE};
 use certplane_core::user_certificates::{UserCertificate, UserCertificateSource};
 use certplane_core::Core;
 use certplane_pki::{parse_certificate_pem, ParsedCertificate};
@@ -355,6 +355,16 @@ async fn list_user_certificate_order(core: &Core, uid: &str, p: &Params) -> Res 
                 m.insert("BuyDate".into(), json!(o.created_at));
                 m.insert("Upload".into(), json!(false));
                 m.insert("SourceType".into(), json!("cpack"));
+                let plan = plan_facts(&o.product_code);
+                m.insert("CertType".into(), json!(plan.cert_type));
+                m.insert("RootBrand".into(), json!(plan.brand));
+                m.insert(
+                    "DomainType".into(),
+                    json!(if plan.wildcard { "WILDCARD" } else { "ONE" }),
+                );
+                m.insert("DomainCount".into(), json!(1));
+                m.insert("WildDomainCount".into(), json!(i32::from(plan.wildcard)));
+                m.insert("TrusteeStatus".into(), json!("unTrustee"));
                 items.push(Value::Object(m));
             }
         }
