@@ -193,39 +193,31 @@ impl Core {
         target: &PrincipalRef,
     ) -> DomainResult<()> {
         self.load_policy(scope, policy).await?;
-        self.with_retry(|| self.attach_policy_once(scope, policy, target_text, target))
-            .await
-    }
-
-    async fn attach_policy_once(
-        &self,
-        scope: &Scope,
-        policy: &str,
-        target_text: &str,
-        target: &PrincipalRef,
-    ) -> DomainResult<()> {
-        let key = target.key();
-        let existing = self.policy_attachments_of_target(scope, &key).await?;
-        if existing.iter().any(|e| e.value.policy_name == policy) {
-            // Already attached (a no-op), but the principal must still be the caller's.
-            return self.check_principal(scope, target).await;
-        }
-        let mut writes = self.attachment_guard(scope, target).await?;
-        if existing.len() >= MAX_POLICIES_PER_TARGET {
-            return Err(DomainError::LimitExceeded(format!(
-                "at most {MAX_POLICIES_PER_TARGET} policies can be attached to one target"
-            )));
-        }
-        let link = PolicyTarget {
-            account: scope.account.clone(),
-            region: scope.region.clone(),
-            policy_name: policy.to_string(),
-            target: target_text.to_string(),
-            target_key: key,
-            created_at: self.now(),
-        };
-        writes.push(store::Write::InsertIfAbsent(link.to_doc()?));
-        self.store().apply(writes).await
+        self.with_retry(|| async {
+            let key = target.key();
+            let existing = self.policy_attachments_of_target(scope, &key).await?;
+            if existing.iter().any(|e| e.value.policy_name == policy) {
+                // Already attached (a no-op), but the principal must still be the caller's.
+                return self.check_principal(scope, target).await;
+            }
+            let mut writes = self.attachment_guard(scope, target).await?;
+            if existing.len() >= MAX_POLICIES_PER_TARGET {
+                return Err(DomainError::LimitExceeded(format!(
+                    "at most {MAX_POLICIES_PER_TARGET} policies can be attached to one target"
+                )));
+            }
+            let link = PolicyTarget {
+                account: scope.account.clone(),
+                region: scope.region.clone(),
+                policy_name: policy.to_string(),
+                target: target_text.to_string(),
+                target_key: key,
+                created_at: self.now(),
+            };
+            writes.push(store::Write::InsertIfAbsent(link.to_doc()?));
+            self.store().apply(writes).await
+        })
+        .await
     }
 
     /// DetachPolicy / DetachPrincipalPolicy: NotFound when not attached.

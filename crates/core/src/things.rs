@@ -329,44 +329,33 @@ impl Core {
         exclusive: bool,
     ) -> DomainResult<()> {
         self.load_thing(scope, thing).await?;
-        self.with_retry(|| {
-            self.attach_thing_principal_once(scope, thing, principal_text, principal, exclusive)
-        })
-        .await
-    }
-
-    async fn attach_thing_principal_once(
-        &self,
-        scope: &Scope,
-        thing: &str,
-        principal_text: &str,
-        principal: &PrincipalRef,
-        exclusive: bool,
-    ) -> DomainResult<()> {
-        let mut writes = self.attachment_guard(scope, principal).await?;
-        let key = principal.key();
-        let others = self.things_of_principal(scope, &key).await?;
-        let elsewhere: Vec<_> = others
-            .iter()
-            .filter(|o| o.value.thing_name != thing)
-            .collect();
-        if !elsewhere.is_empty() && (exclusive || elsewhere.iter().any(|o| o.value.exclusive)) {
-            return Err(DomainError::invalid(format!(
+        self.with_retry(|| async {
+            let mut writes = self.attachment_guard(scope, principal).await?;
+            let key = principal.key();
+            let others = self.things_of_principal(scope, &key).await?;
+            let elsewhere: Vec<_> = others
+                .iter()
+                .filter(|o| o.value.thing_name != thing)
+                .collect();
+            if !elsewhere.is_empty() && (exclusive || elsewhere.iter().any(|o| o.value.exclusive)) {
+                return Err(DomainError::invalid(format!(
                 "the principal {principal_text} is attached exclusively, or cannot be attached \
                  exclusively because it is attached to another thing"
             )));
-        }
-        let link = ThingPrincipal {
-            account: scope.account.clone(),
-            region: scope.region.clone(),
-            thing_name: thing.to_string(),
-            principal: principal_text.to_string(),
-            principal_key: key,
-            exclusive,
-            created_at: self.now(),
-        };
-        writes.push(store::Write::InsertIfAbsent(link.to_doc()?));
-        self.store().apply(writes).await
+            }
+            let link = ThingPrincipal {
+                account: scope.account.clone(),
+                region: scope.region.clone(),
+                thing_name: thing.to_string(),
+                principal: principal_text.to_string(),
+                principal_key: key,
+                exclusive,
+                created_at: self.now(),
+            };
+            writes.push(store::Write::InsertIfAbsent(link.to_doc()?));
+            self.store().apply(writes).await
+        })
+        .await
     }
 
     pub async fn detach_thing_principal(
