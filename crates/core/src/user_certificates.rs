@@ -219,7 +219,14 @@ impl Core {
                 self.release_claim(&name_namespace(account), &cur.value.name, &cur.value.key())
                     .await?,
             );
-            self.store().apply(writes).await
+            self.store().apply(writes).await.map_err(|e| match e {
+                // Only the token claim can collide here: it answered another certificate.
+                DomainError::AlreadyExists { .. } => DomainError::invalid(
+                    "this ClientToken was already used by a DeleteUserCertificate request for \
+                     another certificate",
+                ),
+                other => other,
+            })
         })
         .await
     }

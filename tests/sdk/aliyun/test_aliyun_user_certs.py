@@ -268,5 +268,11 @@ def test_client_token_makes_upload_and_delete_idempotent(server, cas, upload_ca)
                                                                    client_token=delete_token))
     with expect_error(None):
         cas.delete_user_certificate(M.DeleteUserCertificateRequest(cert_id=first.cert_id))
+    # The token answered for that certificate; used for another one it is refused.
+    other = upload(cas, "idem_second", make_leaf(upload_ca, "idem2.example.com"))
+    with expect_error("InvalidParameter", 400):
+        cas.delete_user_certificate(M.DeleteUserCertificateRequest(cert_id=other.cert_id,
+                                                                   client_token=delete_token))
+    assert detail(cas, other.cert_id).id == other.cert_id
     with expect_error("InvalidClientToken", 400):
         upload(cas, "idem_other", leaf, client_token="x" * 65)
