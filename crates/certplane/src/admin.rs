@@ -43,6 +43,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AccessKeyCommand,
     },
+    /// ApsaraMQ for MQTT instances (OnsMqtt certificate APIs and the device gateway).
+    MqttInstance {
+        #[command(subcommand)]
+        command: crate::mqtt_instances::MqttInstanceCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +170,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
     match cmd {
         AdminCommand::Export { dir } => crate::export::export(&dir).await,
         AdminCommand::Import { file, dir } => crate::export::import(&dir, &file).await,
+        AdminCommand::MqttInstance { command } => crate::mqtt_instances::run(command).await,
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {

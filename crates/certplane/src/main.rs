@@ -3,6 +3,7 @@
 mod admin;
 mod bootstrap;
 mod export;
+mod mqtt_instances;
 mod server;
 mod validation;
 

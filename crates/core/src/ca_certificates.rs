@@ -66,6 +66,12 @@ pub struct CaCertificate {
     /// Hex SHA-256 of the subject name's DER: device certificates find their CA by it.
     pub subject_hash: String,
     pub tags: Vec<(String, String)>,
+    /// The CA's name where the API gives one (ApsaraMQ for MQTT `CaName`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The proof-of-possession certificate it was registered with (MQTT `VerificationContent`).
+    #[serde(default)]
+    pub verification_pem: Option<String>,
 }
 
 impl CaCertificate {
@@ -141,6 +147,7 @@ pub struct CaRegistration<'a> {
     pub allow_auto_registration: bool,
     pub registration_config: Option<RegistrationConfig>,
     pub tags: Vec<(String, String)>,
+    pub name: Option<String>,
 }
 
 /// What UpdateCACertificate was asked to change.
@@ -298,6 +305,8 @@ impl Core {
             not_after: ca.not_after,
             subject_hash: subject_hash(&ca.subject_der),
             tags: req.tags,
+            name: req.name,
+            verification_pem: req.verification_pem.map(str::to_string),
         };
         let mut writes = vec![store::insert(&cert)?];
         if mode == CertificateMode::Default {
@@ -320,7 +329,7 @@ impl Core {
         Ok(cert)
     }
 
-    async fn load_ca(
+    pub(crate) async fn load_ca(
         &self,
         scope: &Scope,
         id: &CertificateId,
@@ -429,6 +438,6 @@ impl Core {
 }
 
 /// A DEFAULT-mode CA certificate belongs to one account per region (a claim in this namespace).
-fn default_ca_namespace(region: &str) -> String {
+pub(crate) fn default_ca_namespace(region: &str) -> String {
     format!("default-ca:{region}")
 }

@@ -19,6 +19,7 @@ pub enum Resource {
     Package,
     Order,
     UserCertificate,
+    MqttInstance,
 }
 
 impl Resource {
@@ -37,6 +38,7 @@ impl Resource {
             Resource::Package => "certificate resource plan",
             Resource::Order => "order",
             Resource::UserCertificate => "certificate",
+            Resource::MqttInstance => "MQTT instance",
         }
     }
 }

@@ -30,10 +30,11 @@ pub enum Kind {
     Order,
     UserCertificate,
     Claim,
+    MqttInstance,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -49,6 +50,7 @@ impl Kind {
         Kind::Order,
         Kind::UserCertificate,
         Kind::Claim,
+        Kind::MqttInstance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Kind {
             Kind::Order => "order",
             Kind::UserCertificate => "user_certificate",
             Kind::Claim => "claim",
+            Kind::MqttInstance => "mqtt_instance",
         }
     }
 
@@ -94,12 +97,16 @@ impl Kind {
             Kind::UserCertificate => Resource::UserCertificate,
             // A lost claim is reported by the service that made it, as its own resource.
             Kind::Claim => Resource::UserCertificate,
+            Kind::MqttInstance => Resource::MqttInstance,
         }
     }
 
     /// Kinds that `reset` (dev mode) keeps: the issuing CA and the credentials.
     pub fn survives_reset(self) -> bool {
-        matches!(self, Kind::Issuer | Kind::Account | Kind::AccessKey)
+        matches!(
+            self,
+            Kind::Issuer | Kind::Account | Kind::AccessKey | Kind::MqttInstance
+        )
     }
 }
 

@@ -15,7 +15,10 @@ pub use issuer::{
 pub fn issuer_not_after() -> Millis {
     ISSUED_NOT_AFTER_MS
 }
-pub use parse::{check_key_matches, parse_certificate_pem, verify_signed_by, ParsedCertificate};
+pub use parse::{
+    check_key_matches, parse_certificate_der, parse_certificate_pem, verify_signed_by,
+    ParsedCertificate,
+};
 
 use thiserror::Error;
 

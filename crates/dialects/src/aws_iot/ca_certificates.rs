@@ -70,6 +70,7 @@ pub(super) async fn register_ca_certificate(cx: &Call<'_>) -> Res<Value> {
         allow_auto_registration: cx.q_bool("allowAutoRegistration")?.unwrap_or(false),
         registration_config: registration_config(cx)?,
         tags: cx.body_tags()?,
+        name: None,
     };
     let ca = cx.core.register_ca_certificate(&cx.scope, req).await?;
     Ok(json!({ "certificateArn": shapes::ca_arn_of(&ca), "certificateId": ca.id.as_str() }))
