@@ -72,6 +72,9 @@ pub struct CaCertificate {
     /// The proof-of-possession certificate it was registered with (MQTT `VerificationContent`).
     #[serde(default)]
     pub verification_pem: Option<String>,
+    /// The registration code its verification certificate proved.
+    #[serde(default)]
+    pub registration_code: Option<String>,
 }
 
 impl CaCertificate {
@@ -148,6 +151,8 @@ pub struct CaRegistration<'a> {
     pub registration_config: Option<RegistrationConfig>,
     pub tags: Vec<(String, String)>,
     pub name: Option<String>,
+    /// Each registration code proves one CA only (ApsaraMQ); AWS keeps a code until deleted.
+    pub consume_registration_code: bool,
 }
 
 /// What UpdateCACertificate was asked to change.
@@ -228,6 +233,8 @@ impl Core {
             ));
         }
         let mode = req.mode.unwrap_or(CertificateMode::Default);
+        // The code proven, and (when the API uses each code once) the write that consumes it.
+        let mut proven_code: Option<(String, Option<Write>)> = None;
         match (mode, req.verification_pem) {
             (CertificateMode::Default, None) => {
                 return Err(DomainError::invalid(
@@ -249,6 +256,15 @@ impl Core {
                             .into(),
                     ));
                 }
+                let consume = if req.consume_registration_code {
+                    store::get::<RegistrationCode>(self.store(), &RegistrationCode::key_for(scope))
+                        .await?
+                        .filter(|c| c.value.code == code)
+                        .map(|c| c.delete())
+                } else {
+                    None
+                };
+                proven_code = Some((code, consume));
                 if !verify_signed_by(&ver.der, &ca.der) {
                     return Err(DomainError::BadCertificate(
                         "the verification certificate is not signed by the CA certificate's key"
@@ -307,8 +323,16 @@ impl Core {
             tags: req.tags,
             name: req.name,
             verification_pem: req.verification_pem.map(str::to_string),
+            registration_code: proven_code.as_ref().map(|(c, _)| c.clone()),
         };
         let mut writes = vec![store::insert(&cert)?];
+        let consumes_code = match proven_code.and_then(|(_, w)| w) {
+            Some(w) => {
+                writes.push(w);
+                true
+            }
+            None => false,
+        };
         if mode == CertificateMode::Default {
             // The check above reads; this claim makes two racing registrations (from two
             // accounts, or two nodes) unable to both commit.
@@ -324,6 +348,10 @@ impl Core {
                 resource: Resource::CaCertificate,
                 id: id.to_string(),
             },
+            // Another registration consumed the same code first.
+            DomainError::Stale if consumes_code => DomainError::RegistrationCodeMismatch(
+                "the register code has already been used; get a new one".into(),
+            ),
             other => other,
         })?;
         Ok(cert)

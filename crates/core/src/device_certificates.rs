@@ -137,6 +137,7 @@ impl Core {
                 mode: Some(CertificateMode::Default),
                 set_as_active: true,
                 name: Some(name.to_string()),
+                consume_registration_code: true,
                 ..CaRegistration::default()
             },
         )

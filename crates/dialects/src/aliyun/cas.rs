@@ -17,28 +17,8 @@ use super::params::{ParamError, Params};
 
 type Res = Result<Value, ApiError>;
 
-macro_rules! actions {
-    ($($name:ident),* $(,)?) => {
-        /// The CAS actions certplane serves, named exactly as Alibaba Cloud names them.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Action { $($name),* }
-
-        impl Action {
-            pub fn parse(s: &str) -> Option<Action> {
-                match s { $(stringify!($name) => Some(Action::$name),)* _ => None }
-            }
-            pub fn name(self) -> &'static str {
-                match self { $(Action::$name => stringify!($name)),* }
-            }
-            /// The RAM action this operation is authorized as.
-            pub fn ram_action(self) -> String {
-                format!("yundun-cert:{}", self.name())
-            }
-        }
-    };
-}
-
-actions! {
+super::rpc_actions! {
+    /// The CAS actions certplane serves, named exactly as Alibaba Cloud names them.
     CreateCertificateForPackageRequest,
     CreateCertificateRequest,
     CreateCertificateWithCsrRequest,
@@ -52,6 +32,13 @@ actions! {
     UploadUserCertificate,
     GetUserCertificateDetail,
     DeleteUserCertificate,
+}
+
+impl Action {
+    /// The RAM action this operation is authorized as.
+    pub fn ram_action(self) -> String {
+        format!("yundun-cert:{}", self.name())
+    }
 }
 
 pub async fn dispatch(core: &Core, uid: &str, action: Action, p: &Params) -> Res {

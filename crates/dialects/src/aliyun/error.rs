@@ -136,3 +136,106 @@ pub fn from_domain(e: DomainError) -> RpcError {
         }
     }
 }
+
+/// The documented message of ParameterFieldCheckFailed, followed by what is wrong.
+fn parameter_error(detail: &str) -> RpcError {
+    RpcError::new(
+        400,
+        "ParameterFieldCheckFailed",
+        format!(
+            "Failed to validate the parameters. The parameters may be missing or invalid. \
+             {detail}"
+        ),
+    )
+}
+
+/// ApsaraMQ for MQTT's wire errors. Where the documentation answers a client mistake with HTTP
+/// 500 (FindDeviceBySnError, MqttInstanceNotFound in older tables), the code is kept and the
+/// status is 4xx, as ApsaraMQ's own status adjustment did (COMPATIBILITY.md).
+pub fn onsmqtt_error(e: ApiError) -> ApiError {
+    ApiError::Rpc(match e {
+        ApiError::Rpc(r) => r,
+        ApiError::Param(ParamError::Missing(name)) => {
+            parameter_error(&format!("{name} is mandatory for this action."))
+        }
+        ApiError::Param(ParamError::Invalid(_, m)) => parameter_error(&m),
+        ApiError::Domain(d) => match d {
+            DomainError::NotFound {
+                resource: Resource::CaCertificate,
+                id,
+            } => RpcError::new(
+                400,
+                "FindCaBySnError",
+                format!("Failed to find the CA by the SN. Please check sn is valid. ({id})"),
+            ),
+            DomainError::NotFound {
+                resource: Resource::Certificate,
+                id,
+            } => RpcError::new(
+                400,
+                "FindDeviceBySnError",
+                format!(
+                    "Failed to find the device certificate by the SN. Please check sn is valid \
+                     ({id})"
+                ),
+            ),
+            DomainError::NotFound {
+                resource: Resource::MqttInstance,
+                id,
+            } => RpcError::new(
+                400,
+                "MqttInstanceNotFound",
+                format!("Specified instance is not found. ({id})"),
+            ),
+            DomainError::AlreadyExists {
+                resource: Resource::CaCertificate,
+                ..
+            } => RpcError::new(
+                401,
+                "SnNotUnique",
+                "Sn is not unique in global. This CA certificate is already registered.",
+            ),
+            DomainError::RegistrationCodeMismatch(m) => RpcError::new(
+                400,
+                "RegisterCodeError",
+                format!("Register code error in verification certificate. ({m})"),
+            ),
+            DomainError::BadCertificate(m) => RpcError::new(
+                401,
+                "CertificateContentError",
+                format!(
+                    "Certificate content error, please check ca/verification certificate \
+                     content. BasicConstraints extension should be set to true in CA \
+                     certificate. ({m})"
+                ),
+            ),
+            DomainError::LimitExceeded(m) => RpcError::new(
+                401,
+                "CaNumExceed",
+                format!("CA certificate num exceed. ({m})"),
+            ),
+            DomainError::InvalidInput(m)
+            | DomainError::MalformedDocument(m)
+            | DomainError::WrongState { message: m, .. } => parameter_error(&m),
+            DomainError::NotPermitted(_) => RpcError::new(
+                403,
+                "MqttOwnerCheckError",
+                "Failed to validate the instance permission.",
+            ),
+            DomainError::NotImplemented(m) => RpcError::new(
+                404,
+                "ApiNotSupport",
+                format!("The specified API is not supported. ({m})"),
+            ),
+            other @ (DomainError::NotFound { .. }
+            | DomainError::AlreadyExists { .. }
+            | DomainError::TransferFinished { .. }
+            | DomainError::StillAttached(_)
+            | DomainError::QuotaExhausted(_)
+            | DomainError::AmbiguousIssuer(_)
+            | DomainError::Stale
+            | DomainError::Unavailable(_)
+            | DomainError::Internal(_)) => from_domain(other),
+        },
+    })
+}

@@ -1,8 +1,30 @@
 //! Alibaba Cloud RPC dialects (one front end: parameters, v3/v1 signatures, replay protection,
-//! the JSON error body) and the products behind it: CAS 2020-04-07 today.
+//! the JSON error body) and the products behind it, chosen by the API version: CAS 2020-04-07
+//! (`cas.rs`) and ApsaraMQ for MQTT's OnsMqtt 2020-04-20 (`onsmqtt.rs`).
+
+/// An RPC product's actions: an enum with one variant per action, named exactly as Alibaba
+/// Cloud names it, and its parse/name pair.
+macro_rules! rpc_actions {
+    ($(#[$doc:meta])* $($name:ident),* $(,)?) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Action { $($name),* }
+
+        impl Action {
+            pub fn parse(s: &str) -> Option<Action> {
+                match s { $(stringify!($name) => Some(Action::$name),)* _ => None }
+            }
+            pub fn name(self) -> &'static str {
+                match self { $(Action::$name => stringify!($name)),* }
+            }
+        }
+    };
+}
+pub(crate) use rpc_actions;
 
 pub mod cas;
 pub mod error;
+pub mod onsmqtt;
 pub mod params;
 pub mod signature;
 
@@ -138,10 +160,28 @@ impl Aliyun {
                     .map_err(from_domain)?;
                 cas::dispatch(&self.core, &uid, action, &p).await
             }
+            onsmqtt::ONSMQTT_VERSION => {
+                let Some(action) = onsmqtt::Action::parse(&action) else {
+                    return Err(onsmqtt::unknown_action(&action));
+                };
+                let instance = onsmqtt::instance_param(&p)?;
+                let principal = Principal {
+                    account: uid.clone(),
+                    access_key_id: None,
+                };
+                // The instance's region is not known before it is read; `*` as CAS does.
+                authorize(
+                    &principal,
+                    action.ram_action(),
+                    &onsmqtt::instance_arn("*", &uid, &instance),
+                )
+                .map_err(|e| error::onsmqtt_error(e.into()))?;
+                onsmqtt::dispatch(&self.core, &uid, action, &p).await
+            }
             other => Err(RpcError::new(
                 400,
                 "InvalidVersion",
-                format!("Specified parameter Version {other:?} is not valid; certplane serves cas {CAS_VERSION}."),
+                format!("Specified parameter Version {other:?} is not valid; certplane serves cas {CAS_VERSION} and OnsMqtt {}.", onsmqtt::ONSMQTT_VERSION),
             )
             .into()),
         }

@@ -71,6 +71,7 @@ pub(super) async fn register_ca_certificate(cx: &Call<'_>) -> Res<Value> {
         registration_config: registration_config(cx)?,
         tags: cx.body_tags()?,
         name: None,
+        consume_registration_code: false,
     };
     let ca = cx.core.register_ca_certificate(&cx.scope, req).await?;
     Ok(json!({ "certificateArn": shapes::ca_arn_of(&ca), "certificateId": ca.id.as_str() }))
