@@ -2,6 +2,7 @@
 //! certificate APIs (OnsMqtt 2020-04-20) and device gateway certplane serves.
 
 use certplane_core::clock::rfc3339;
+use certplane_core::device_certificates::{serial_sn, Tenant};
 use certplane_core::mqtt_instances::{Edition, MqttInstance};
 use clap::Subcommand;
 use serde_json::json;
@@ -30,6 +31,19 @@ pub enum MqttInstanceCommand {
     },
     /// Every instance.
     List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: Location,
+    },
+    /// Registers a device certificate ahead of its first connection, exactly as that connection
+    /// through the gateway would (it must chain to an active CA registered in the instance).
+    RegisterDevice {
+        #[arg(long)]
+        instance_id: String,
+        /// The device certificate (PEM).
+        #[arg(long)]
+        cert: std::path::PathBuf,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -136,6 +150,48 @@ pub async fn run(cmd: MqttInstanceCommand) -> Result<(), String> {
                         i.edition.as_str()
                     );
                 }
+                Ok(())
+            }
+        }
+        MqttInstanceCommand::RegisterDevice {
+            instance_id,
+            cert,
+            json,
+            dir,
+        } => {
+            let pem = std::fs::read_to_string(&cert)
+                .map_err(|e| format!("reading {}: {e}", cert.display()))?;
+            let parsed = certplane_pki::parse_certificate_pem(&pem).map_err(|e| e.to_string())?;
+            let core = bootstrap::open(&dir).await?.core;
+            let instance = core
+                .mqtt_instance(&instance_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no MQTT instance {instance_id}"))?;
+            let a = core
+                .admit_device(&Tenant::Mqtt(instance), &parsed.der)
+                .await
+                .map_err(|e| e.to_string())?;
+            let sn = serial_sn(&parsed.serial_hex);
+            if let Err(r) = &a.verdict {
+                return Err(format!("device certificate {sn} refused: {r}"));
+            }
+            if json {
+                print(&json!({
+                    "certificateId": a.certificate_id.as_str(),
+                    "deviceSn": sn,
+                    "registered": a.registered_now,
+                }))
+            } else {
+                println!(
+                    "device certificate {sn} {} (registry id {})",
+                    if a.registered_now {
+                        "registered, active"
+                    } else {
+                        "already registered, active"
+                    },
+                    a.certificate_id
+                );
                 Ok(())
             }
         }
