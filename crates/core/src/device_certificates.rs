@@ -464,3 +464,37 @@ pub fn pem_of(der: &[u8]) -> String {
     out.push_str("-----END CERTIFICATE-----\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_compare_as_hex_numbers() {
+        assert!(same_serial("00F269", "f269"));
+        assert!(same_serial("0", "000"));
+        assert!(!same_serial("f269", "f26900"));
+        assert_eq!(canonical_serial("000Ab"), "ab");
+        assert_eq!(canonical_serial("00"), "0");
+    }
+
+    #[test]
+    fn serial_parameters_are_bounded_hex() {
+        assert_eq!(parse_sn("Sn", "00F2").ok().as_deref(), Some("00f2"));
+        assert!(parse_sn("Sn", "").is_err());
+        assert!(parse_sn("Sn", "12g").is_err());
+        assert!(parse_sn("Sn", &"a".repeat(129)).is_err());
+        assert!(parse_sn("Sn", &"a".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn pem_of_round_trips_through_the_parser() {
+        let ca = certplane_pki::IssuingCa::generate("t", 0);
+        let Ok(ca) = ca else {
+            panic!("CA generation failed")
+        };
+        let pem = pem_of(ca.cert_der());
+        let parsed = parse_certificate_pem(&pem);
+        assert!(matches!(parsed, Ok(p) if p.der == ca.cert_der()));
+    }
+}

@@ -189,3 +189,43 @@ impl Core {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_dns_labels() {
+        assert!(parse_instance_id("post-cn-7mz2d1x2a0b").is_ok());
+        assert!(parse_instance_id("mqtt-cn-0pp1").is_ok());
+        for bad in [
+            "",
+            "ab",
+            "Post-cn-1",
+            "post_cn",
+            "-post",
+            "post-",
+            "post.cn",
+            &"a".repeat(64),
+        ] {
+            assert!(parse_instance_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_instance_is_its_own_registry_scope() {
+        let i = MqttInstance {
+            id: "post-cn-1".into(),
+            account: "1234567890123456".into(),
+            region: "cn-hangzhou".into(),
+            edition: Edition::Platinum,
+            created_at: 0,
+        };
+        assert_eq!(
+            i.registry_scope(),
+            Scope::new("1234567890123456", "mqtt:post-cn-1")
+        );
+        assert_eq!(Edition::parse("Platinum"), Some(Edition::Platinum));
+        assert_eq!(Edition::parse("gold"), None);
+    }
+}
