@@ -43,6 +43,16 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AccessKeyCommand,
     },
+    /// Azure Billing: billing accounts, products and OAuth clients.
+    Billing {
+        #[command(subcommand)]
+        command: crate::billing::BillingCommand,
+    },
+    /// OAuth2 clients of the Azure (Entra) token endpoint.
+    OauthClient {
+        #[command(subcommand)]
+        command: crate::billing::OauthClientCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +175,8 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
     match cmd {
         AdminCommand::Export { dir } => crate::export::export(&dir).await,
         AdminCommand::Import { file, dir } => crate::export::import(&dir, &file).await,
+        AdminCommand::Billing { command } => crate::billing::run_billing(command).await,
+        AdminCommand::OauthClient { command } => crate::billing::run_oauth_client(command).await,
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {

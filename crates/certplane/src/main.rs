@@ -1,9 +1,11 @@
 //! The `certplane` binary: `serve` and the `admin` commands.
 
 mod admin;
+mod billing;
 mod bootstrap;
 mod export;
 mod server;
+mod tls;
 mod validation;
 
 use std::net::SocketAddr;
@@ -42,6 +44,10 @@ enum Command {
         dev: bool,
         #[command(flatten)]
         validation: server::ValidationArgs,
+        #[command(flatten)]
+        tls: tls::TlsArgs,
+        #[command(flatten)]
+        billing: billing::BillingArgs,
     },
     /// Applies pending database migrations and exits (`serve` also applies them at start).
     Migrate {
@@ -81,7 +87,9 @@ fn main() -> ExitCode {
                 at,
                 dev,
                 validation,
-            } => server::serve(listen, &at, dev, &validation).await,
+                tls,
+                billing,
+            } => server::serve(listen, &at, dev, &validation, &tls, &billing).await,
             Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
                 println!("certplane: the database schema is up to date");
             }),

@@ -19,6 +19,11 @@ pub enum Resource {
     Package,
     Order,
     UserCertificate,
+    BillingAccount,
+    BillingScope,
+    BillingProduct,
+    BillingTransfer,
+    OauthClient,
 }
 
 impl Resource {
@@ -37,6 +42,11 @@ impl Resource {
             Resource::Package => "certificate resource plan",
             Resource::Order => "order",
             Resource::UserCertificate => "certificate",
+            Resource::BillingAccount => "billing account",
+            Resource::BillingScope => "billing scope",
+            Resource::BillingProduct => "product",
+            Resource::BillingTransfer => "transfer",
+            Resource::OauthClient => "OAuth client",
         }
     }
 }

@@ -3,12 +3,15 @@
 
 pub mod accounts;
 pub mod authz;
+pub mod billing;
+pub mod billing_transfers;
 pub mod ca_certificates;
 pub mod certificates;
 pub mod claims;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod oauth;
 pub mod orders;
 pub mod packages;
 pub mod paging;

@@ -30,10 +30,15 @@ pub enum Kind {
     Order,
     UserCertificate,
     Claim,
+    BillingAccount,
+    BillingProduct,
+    BillingTransfer,
+    OauthClient,
+    SigningKey,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -49,6 +54,11 @@ impl Kind {
         Kind::Order,
         Kind::UserCertificate,
         Kind::Claim,
+        Kind::BillingAccount,
+        Kind::BillingProduct,
+        Kind::BillingTransfer,
+        Kind::OauthClient,
+        Kind::SigningKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +78,11 @@ impl Kind {
             Kind::Order => "order",
             Kind::UserCertificate => "user_certificate",
             Kind::Claim => "claim",
+            Kind::BillingAccount => "billing_account",
+            Kind::BillingProduct => "billing_product",
+            Kind::BillingTransfer => "billing_transfer",
+            Kind::OauthClient => "oauth_client",
+            Kind::SigningKey => "signing_key",
         }
     }
 
@@ -94,12 +109,21 @@ impl Kind {
             Kind::UserCertificate => Resource::UserCertificate,
             // A lost claim is reported by the service that made it, as its own resource.
             Kind::Claim => Resource::UserCertificate,
+            Kind::BillingAccount => Resource::BillingAccount,
+            Kind::BillingProduct => Resource::BillingProduct,
+            Kind::BillingTransfer => Resource::BillingTransfer,
+            Kind::OauthClient => Resource::OauthClient,
+            Kind::SigningKey => Resource::Issuer,
         }
     }
 
-    /// Kinds that `reset` (dev mode) keeps: the issuing CA and the credentials.
+    /// Kinds that `reset` (dev mode) keeps: the issuing CA, the token signing key and the
+    /// credentials.
     pub fn survives_reset(self) -> bool {
-        matches!(self, Kind::Issuer | Kind::Account | Kind::AccessKey)
+        matches!(
+            self,
+            Kind::Issuer | Kind::Account | Kind::AccessKey | Kind::OauthClient | Kind::SigningKey
+        )
     }
 }
 
