@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use certplane_core::billing::BillingImport;
-use certplane_core::billing_transfers::TransferState;
 use certplane_core::Core;
 use clap::Subcommand;
 use serde_json::json;
@@ -21,6 +20,8 @@ pub struct BillingArgs {
 /// How often the sweep advances accepted transfers (one step per transfer per tick:
 /// NotStarted → InProgress → Completed/Failed).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Transfers the sweep advances at once.
+const SWEEP_PARALLELISM: usize = 32;
 
 impl BillingArgs {
     pub fn apply(&self, core: Core) -> Result<Core, String> {
@@ -47,13 +48,18 @@ pub fn spawn_sweep(core: Core) -> tokio::task::JoinHandle<()> {
                     continue;
                 }
             };
-            for name in names {
-                match core.advance_billing_transfer(&name).await {
-                    Ok(TransferState::InProgress) | Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(transfer = %name, error = %e, "billing sweep: not advanced")
-                    }
+            // A few transfers at a time, so a long work list does not wait on one commit each.
+            for chunk in names.chunks(SWEEP_PARALLELISM) {
+                let mut set = tokio::task::JoinSet::new();
+                for name in chunk {
+                    let (core, name) = (core.clone(), name.clone());
+                    set.spawn(async move {
+                        if let Err(e) = core.advance_billing_transfer(&name).await {
+                            tracing::warn!(transfer = %name, error = %e, "billing sweep: not advanced");
+                        }
+                    });
                 }
+                while set.join_next().await.is_some() {}
             }
         }
     })

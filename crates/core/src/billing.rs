@@ -455,6 +455,9 @@ impl ProductSpec {
     }
 }
 
+/// Products written per import transaction.
+const IMPORT_CHUNK: usize = 500;
+
 impl Core {
     pub async fn billing_account(&self, name: &str) -> DomainResult<Stored<BillingAccount>> {
         store::get::<BillingAccount>(self.store(), name)
@@ -532,46 +535,60 @@ impl Core {
                 None => report.unchanged += 1,
             }
         }
-        for p in &import.products {
-            let outcome = self
+        // Products go in chunks, one transaction each (compare-and-set on every product read),
+        // so a large catalogue loads in a few commits.
+        for chunk in import.products.chunks(IMPORT_CHUNK) {
+            let (created, updated, unchanged) = self
                 .with_retry(|| async {
-                    match store::get::<Product>(self.store(), &p.id).await? {
-                        None => {
-                            let new = Product {
-                                id: p.id.clone(),
-                                product_type: p.product_type,
-                                status: p.status,
-                                owner: p.owner.clone(),
-                                transfer_failure: p.transfer_failure.clone(),
-                                scope: p.scope.clone(),
-                                in_transfer: None,
-                            };
-                            self.store().apply(vec![store::insert(&new)?]).await?;
-                            Ok(Some(true))
-                        }
-                        Some(cur) => {
-                            let mut new = cur.value.clone();
-                            new.product_type = p.product_type;
-                            new.status = p.status;
-                            new.owner = p.owner.clone();
-                            new.transfer_failure = p.transfer_failure.clone();
-                            if p.scope.is_some() {
-                                new.scope = p.scope.clone();
+                    let mut writes = Vec::new();
+                    let (mut created, mut updated, mut unchanged) = (0, 0, 0);
+                    for p in chunk {
+                        match store::get::<Product>(self.store(), &p.id).await? {
+                            None => {
+                                writes.push(store::insert(&Product {
+                                    id: p.id.clone(),
+                                    product_type: p.product_type,
+                                    status: p.status,
+                                    owner: p.owner.clone(),
+                                    transfer_failure: p.transfer_failure.clone(),
+                                    scope: p.scope.clone(),
+                                    in_transfer: None,
+                                })?);
+                                created += 1;
                             }
-                            if new == cur.value {
-                                return Ok(None);
+                            Some(cur) => {
+                                let mut new = cur.value.clone();
+                                new.product_type = p.product_type;
+                                new.status = p.status;
+                                new.owner = p.owner.clone();
+                                new.transfer_failure = p.transfer_failure.clone();
+                                if p.scope.is_some() {
+                                    new.scope = p.scope.clone();
+                                }
+                                if new == cur.value {
+                                    unchanged += 1;
+                                } else {
+                                    writes.push(cur.update_to(&new)?);
+                                    updated += 1;
+                                }
                             }
-                            self.store().apply(vec![cur.update_to(&new)?]).await?;
-                            Ok(Some(false))
                         }
                     }
+                    if !writes.is_empty() {
+                        match self.store().apply(writes).await {
+                            // Created by someone else meanwhile: read again.
+                            Err(DomainError::AlreadyExists { .. }) => {
+                                return Err(DomainError::Stale)
+                            }
+                            other => other?,
+                        }
+                    }
+                    Ok((created, updated, unchanged))
                 })
                 .await?;
-            match outcome {
-                Some(true) => report.products_created += 1,
-                Some(false) => report.products_updated += 1,
-                None => report.unchanged += 1,
-            }
+            report.products_created += created;
+            report.products_updated += updated;
+            report.unchanged += unchanged;
         }
         for c in &import.oauth_clients {
             match self.upsert_oauth_client(c).await? {
