@@ -3,7 +3,8 @@
 The certplane command-line contract these helpers rely on:
 
 * `certplane serve --listen 127.0.0.1:PORT --data-dir DIR [--dev] [EXTRA ARGS]` prints
-  `certplane listening on http://ADDR` on stdout when ready; `GET /healthz` answers 200.
+  `certplane listening on http://ADDR` (`https://ADDR` with `--tls`, whose certificate chains
+  to `DIR/ca.pem`) on stdout when ready; `GET /healthz` answers 200.
 * `--dev`: `POST /moto-api/reset` clears all state; `GET /dev/clock` reads server time and
   `POST /dev/clock {"advanceSeconds": N}` moves it (both answer `{"now": RFC 3339}`).
 * `certplane admin ... --data-dir DIR` manages accounts, access keys, packages and certificates.
@@ -21,6 +22,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -35,7 +37,7 @@ import sdk_engine
 
 REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
-READY_RE = re.compile(r"certplane listening on (http://\S+)")
+READY_RE = re.compile(r"certplane listening on (https?://\S+)")
 
 
 def bypass_proxies_for_localhost() -> None:
@@ -73,10 +75,15 @@ def free_port() -> int:
 
 
 def http_request(base_url: str, method: str, target: str, body: bytes | None = None,
-                 headers: dict | None = None, timeout: float = 30):
-    """Plain (unsigned) HTTP; returns (status, headers-dict-lowercase, body bytes)."""
+                 headers: dict | None = None, timeout: float = 30, ca_file=None):
+    """Plain (unsigned) HTTP, or HTTPS trusting `ca_file` for an https base URL; returns
+    (status, headers-dict-lowercase, body bytes)."""
     u = urllib.parse.urlsplit(base_url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
     try:
         conn.request(method, target, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -227,7 +234,8 @@ class CertplaneServer:
         last = None
         while time.monotonic() < deadline:
             try:
-                status, _, _ = http_request(self.url, "GET", "/healthz", timeout=5)
+                status, _, _ = http_request(self.url, "GET", "/healthz", timeout=5,
+                                            ca_file=self.ca_pem_path)
                 if status == 200:
                     return self
                 last = f"HTTP {status}"
@@ -278,18 +286,19 @@ class CertplaneServer:
 
     # dev-mode endpoints
     def reset(self) -> None:
-        status, _, body = http_request(self.url, "POST", "/moto-api/reset")
+        status, _, body = http_request(self.url, "POST", "/moto-api/reset",
+                                       ca_file=self.ca_pem_path)
         assert status == 200, f"POST /moto-api/reset -> {status} {body[:200]!r}"
 
     def clock(self) -> dt.datetime:
-        status, _, body = http_request(self.url, "GET", "/dev/clock")
+        status, _, body = http_request(self.url, "GET", "/dev/clock", ca_file=self.ca_pem_path)
         assert status == 200, f"GET /dev/clock -> {status} {body[:200]!r}"
         return parse_rfc3339(json.loads(body)["now"])
 
     def advance(self, seconds: int) -> dt.datetime:
         status, _, body = http_request(
             self.url, "POST", "/dev/clock", json.dumps({"advanceSeconds": seconds}).encode(),
-            {"Content-Type": "application/json"},
+            {"Content-Type": "application/json"}, ca_file=self.ca_pem_path,
         )
         assert status == 200, f"POST /dev/clock -> {status} {body[:200]!r}"
         return parse_rfc3339(json.loads(body)["now"])

@@ -234,6 +234,45 @@ impl Conn {
         self.send_built().await
     }
 
+    /// A request with the given extra headers (e.g. `Authorization: Bearer …`) and an optional
+    /// body of `content_type`, without the SigV4 headers.
+    pub async fn plain(
+        &mut self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Response, String> {
+        let r = &mut self.request;
+        r.clear();
+        let mut put = |s: &str| r.extend_from_slice(s.as_bytes());
+        put(method);
+        put(" ");
+        put(path_and_query);
+        put(" HTTP/1.1\r\nHost: ");
+        put(&self.target.host);
+        put("\r\nAccept-Encoding: identity\r\nUser-Agent: certplane-bench/0.1\r\n");
+        for (k, v) in headers {
+            put(k);
+            put(": ");
+            put(v);
+            put("\r\n");
+        }
+        match body {
+            Some((ct, b)) => {
+                put("Content-Type: ");
+                put(ct);
+                put("\r\nContent-Length: ");
+                put(&b.len().to_string());
+                put("\r\n\r\n");
+                r.extend_from_slice(b);
+            }
+            None if method != "GET" => put("Content-Length: 0\r\n\r\n"),
+            None => put("\r\n"),
+        }
+        self.send_built().await
+    }
+
     async fn send_built(&mut self) -> Result<Response, String> {
         let reused = self.stream.is_some();
         match self.exchange().await {

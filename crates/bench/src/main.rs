@@ -3,6 +3,7 @@
 //! Runs the describe, update and transfer workloads one after another against one server
 //! (certplane `--dev` or moto) and prints, per workload, a human line and a JSON line.
 
+mod azure;
 mod cpu;
 mod http;
 mod orders;

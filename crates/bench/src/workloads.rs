@@ -25,6 +25,11 @@ pub enum Kind {
     Order,
     /// Alibaba CAS: DescribeCertificateState of issued orders.
     OrderDescribe,
+    /// Azure Billing (see azure.rs): token issuance, get, list, initiate → accept → completed.
+    AzureToken,
+    AzureGet,
+    AzureList,
+    AzureFlow,
 }
 
 impl Kind {
@@ -35,6 +40,10 @@ impl Kind {
             Kind::Transfer => "transfer",
             Kind::Order => "order",
             Kind::OrderDescribe => "order-describe",
+            Kind::AzureToken => "azure-token",
+            Kind::AzureGet => "azure-get",
+            Kind::AzureList => "azure-list",
+            Kind::AzureFlow => "azure-flow",
         }
     }
 
@@ -45,8 +54,12 @@ impl Kind {
             "transfer" => Ok(Kind::Transfer),
             "order" => Ok(Kind::Order),
             "order-describe" => Ok(Kind::OrderDescribe),
+            "azure-token" => Ok(Kind::AzureToken),
+            "azure-get" => Ok(Kind::AzureGet),
+            "azure-list" => Ok(Kind::AzureList),
+            "azure-flow" => Ok(Kind::AzureFlow),
             other => Err(format!(
-                "unknown workload {other:?} (describe, update, transfer, order, order-describe)"
+                "unknown workload {other:?} (describe, update, transfer, order, order-describe, azure-token, azure-get, azure-list, azure-flow)"
             )),
         }
     }
@@ -54,7 +67,7 @@ impl Kind {
     /// What one counted operation is.
     pub fn unit(self) -> &'static str {
         match self {
-            Kind::Transfer | Kind::Order => "round trips/s",
+            Kind::Transfer | Kind::Order | Kind::AzureFlow => "round trips/s",
             _ => "requests/s",
         }
     }
@@ -313,6 +326,12 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
     if matches!(kind, Kind::Order | Kind::OrderDescribe) {
         return crate::orders::run(s, kind).await;
     }
+    if matches!(
+        kind,
+        Kind::AzureToken | Kind::AzureGet | Kind::AzureList | Kind::AzureFlow
+    ) {
+        return crate::azure::run(s, kind).await;
+    }
     let n = s.concurrency.max(1);
     let account = match kind {
         Kind::Transfer => SOURCE_ACCOUNT,
@@ -331,6 +350,9 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
     match kind {
         // Handled at the top; kept here so the match stays exhaustive.
         Kind::Order | Kind::OrderDescribe => return crate::orders::run(s, kind).await,
+        Kind::AzureToken | Kind::AzureGet | Kind::AzureList | Kind::AzureFlow => {
+            return crate::azure::run(s, kind).await
+        }
         Kind::Describe => {
             let paths: Arc<Vec<String>> = Arc::new(
                 conns

@@ -48,6 +48,16 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: crate::mqtt_instances::MqttInstanceCommand,
     },
+    /// Azure Billing: billing accounts, products and OAuth clients.
+    Billing {
+        #[command(subcommand)]
+        command: crate::billing::BillingCommand,
+    },
+    /// OAuth2 clients of the Azure (Entra) token endpoint.
+    OauthClient {
+        #[command(subcommand)]
+        command: crate::billing::OauthClientCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +181,8 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::Export { dir } => crate::export::export(&dir).await,
         AdminCommand::Import { file, dir } => crate::export::import(&dir, &file).await,
         AdminCommand::MqttInstance { command } => crate::mqtt_instances::run(command).await,
+        AdminCommand::Billing { command } => crate::billing::run_billing(command).await,
+        AdminCommand::OauthClient { command } => crate::billing::run_oauth_client(command).await,
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {

@@ -1,10 +1,12 @@
 //! The `certplane` binary: `serve` and the `admin` commands.
 
 mod admin;
+mod billing;
 mod bootstrap;
 mod export;
 mod mqtt_instances;
 mod server;
+mod tls;
 mod validation;
 
 use std::net::SocketAddr;
@@ -43,6 +45,10 @@ enum Command {
         dev: bool,
         #[command(flatten)]
         validation: server::ValidationArgs,
+        #[command(flatten)]
+        tls: tls::TlsArgs,
+        #[command(flatten)]
+        billing: billing::BillingArgs,
     },
     /// Applies pending database migrations and exits (`serve` also applies them at start).
     Migrate {
@@ -82,7 +88,9 @@ fn main() -> ExitCode {
                 at,
                 dev,
                 validation,
-            } => server::serve(listen, &at, dev, &validation).await,
+                tls,
+                billing,
+            } => server::serve(listen, &at, dev, &validation, &tls, &billing).await,
             Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
                 println!("certplane: the database schema is up to date");
             }),

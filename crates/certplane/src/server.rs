@@ -12,6 +12,8 @@ use certplane_dialects::aliyun::error::RpcError;
 use certplane_dialects::aliyun::Aliyun;
 use certplane_dialects::aws_iot::error::WireError;
 use certplane_dialects::aws_iot::AwsIot;
+use certplane_dialects::azure_billing::token::TokenKeys;
+use certplane_dialects::azure_billing::AzureBilling;
 use certplane_dialects::wire::{self, MAX_BODY_BYTES};
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -22,6 +24,7 @@ use crate::validation::RealValidator;
 struct App {
     aws: AwsIot,
     aliyun: Aliyun,
+    azure: AzureBilling,
     clock: Arc<OffsetClock>,
     dev: bool,
 }
@@ -54,6 +57,8 @@ pub async fn serve(
     at: &Location,
     dev: bool,
     validation: &ValidationArgs,
+    tls: &crate::tls::TlsArgs,
+    billing: &crate::billing::BillingArgs,
 ) -> Result<(), String> {
     let opened = bootstrap::open(at).await?;
     let validator: Arc<dyn DomainValidator> = match validation.validation {
@@ -73,10 +78,17 @@ pub async fn serve(
         validator,
         validation.validation_timeout.saturating_mul(1000),
     );
+    let core = billing.apply(core)?;
+    let tls_config = crate::tls::config(tls, &core)?;
+    let keys = TokenKeys::load(&core)
+        .await
+        .map_err(|e| format!("loading the token signing key: {e}"))?;
     let sweep = crate::validation::spawn_sweep(core.clone());
+    let billing_sweep = crate::billing::spawn_sweep(core.clone());
     let app = Arc::new(App {
         aws: AwsIot::new(core.clone(), dev),
-        aliyun: Aliyun::new(core, dev),
+        aliyun: Aliyun::new(core.clone(), dev),
+        azure: AzureBilling::new(core, dev, tls_config.is_some(), Some(Arc::new(keys))),
         clock: opened.clock,
         dev,
     });
@@ -88,14 +100,23 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| format!("reading the listen address: {e}"))?;
     println!(
-        "certplane listening on http://{addr}{}",
+        "certplane listening on {}://{addr}{}",
+        if tls_config.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         if dev { " (dev mode)" } else { "" }
     );
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| format!("server error: {e}"));
+    let served = match tls_config {
+        Some(cfg) => crate::tls::serve(listener, cfg, router, shutdown()).await,
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| format!("server error: {e}")),
+    };
     sweep.abort();
+    billing_sweep.abort();
     served
 }
 
@@ -177,6 +198,8 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
         body: bytes::Bytes::new(),
     };
     let aliyun = Aliyun::recognises(&request);
+    let azure =
+        !aliyun && (AzureBilling::recognises(&request) || AzureBilling::recognises_oauth(&request));
     request.body = match read_body(body).await {
         Ok(b) => b,
         Err(()) => {
@@ -184,6 +207,8 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
             let id = uuid::Uuid::new_v4().to_string().to_uppercase();
             return to_http(if aliyun {
                 RpcError::new(413, "RequestEntityTooLarge", message).render(&id, "certplane")
+            } else if azure {
+                AzureBilling::error(413, "RequestEntityTooLarge", message)
             } else {
                 WireError::new(413, "RequestEntityTooLargeException", message).render(&id)
             });
@@ -191,6 +216,8 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
     };
     if aliyun {
         to_http(app.aliyun.handle(request).await)
+    } else if azure {
+        to_http(app.azure.handle(request).await)
     } else {
         to_http(app.aws.handle(request).await)
     }

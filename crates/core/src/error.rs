@@ -20,6 +20,11 @@ pub enum Resource {
     Order,
     UserCertificate,
     MqttInstance,
+    BillingAccount,
+    BillingScope,
+    BillingProduct,
+    BillingTransfer,
+    OauthClient,
 }
 
 impl Resource {
@@ -39,6 +44,11 @@ impl Resource {
             Resource::Order => "order",
             Resource::UserCertificate => "certificate",
             Resource::MqttInstance => "MQTT instance",
+            Resource::BillingAccount => "billing account",
+            Resource::BillingScope => "billing scope",
+            Resource::BillingProduct => "product",
+            Resource::BillingTransfer => "transfer",
+            Resource::OauthClient => "OAuth client",
         }
     }
 }

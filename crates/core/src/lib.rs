@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod authz;
+pub mod billing;
+pub mod billing_transfers;
 pub mod ca_certificates;
 pub mod certificates;
 pub mod claims;
@@ -11,6 +13,7 @@ pub mod device_certificates;
 pub mod error;
 pub mod ids;
 pub mod mqtt_instances;
+pub mod oauth;
 pub mod orders;
 pub mod packages;
 pub mod paging;

@@ -21,6 +21,8 @@ pub struct Core {
     pub validator: Arc<dyn DomainValidator>,
     /// How long an order may wait for its proof before it fails.
     pub validation_timeout_ms: Millis,
+    /// How long a billing transfer stays Pending before it expires.
+    pub billing_transfer_ttl_ms: Millis,
 }
 
 /// Orders fail after 72 hours without proof of domain ownership, unless configured otherwise.
@@ -49,6 +51,7 @@ impl Core {
             issuer,
             validator: Arc::new(NeverValid),
             validation_timeout_ms: DEFAULT_VALIDATION_TIMEOUT_MS,
+            billing_transfer_ttl_ms: crate::billing_transfers::DEFAULT_TRANSFER_TTL_MS,
         }
     }
 

@@ -31,10 +31,15 @@ pub enum Kind {
     UserCertificate,
     Claim,
     MqttInstance,
+    BillingAccount,
+    BillingProduct,
+    BillingTransfer,
+    OauthClient,
+    SigningKey,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -51,6 +56,11 @@ impl Kind {
         Kind::UserCertificate,
         Kind::Claim,
         Kind::MqttInstance,
+        Kind::BillingAccount,
+        Kind::BillingProduct,
+        Kind::BillingTransfer,
+        Kind::OauthClient,
+        Kind::SigningKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +81,11 @@ impl Kind {
             Kind::UserCertificate => "user_certificate",
             Kind::Claim => "claim",
             Kind::MqttInstance => "mqtt_instance",
+            Kind::BillingAccount => "billing_account",
+            Kind::BillingProduct => "billing_product",
+            Kind::BillingTransfer => "billing_transfer",
+            Kind::OauthClient => "oauth_client",
+            Kind::SigningKey => "signing_key",
         }
     }
 
@@ -98,14 +113,25 @@ impl Kind {
             // A lost claim is reported by the service that made it, as its own resource.
             Kind::Claim => Resource::UserCertificate,
             Kind::MqttInstance => Resource::MqttInstance,
+            Kind::BillingAccount => Resource::BillingAccount,
+            Kind::BillingProduct => Resource::BillingProduct,
+            Kind::BillingTransfer => Resource::BillingTransfer,
+            Kind::OauthClient => Resource::OauthClient,
+            Kind::SigningKey => Resource::Issuer,
         }
     }
 
-    /// Kinds that `reset` (dev mode) keeps: the issuing CA and the credentials.
+    /// Kinds that `reset` (dev mode) keeps: the issuing CA, the token signing key and the
+    /// credentials.
     pub fn survives_reset(self) -> bool {
         matches!(
             self,
-            Kind::Issuer | Kind::Account | Kind::AccessKey | Kind::MqttInstance
+            Kind::Issuer
+                | Kind::Account
+                | Kind::AccessKey
+                | Kind::MqttInstance
+                | Kind::OauthClient
+                | Kind::SigningKey
         )
     }
 }

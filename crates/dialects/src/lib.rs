@@ -4,4 +4,5 @@
 
 pub mod aliyun;
 pub mod aws_iot;
+pub mod azure_billing;
 pub mod wire;

@@ -173,6 +173,46 @@ impl IssuingCa {
         Ok((cert.pem(), cert.der().to_vec()))
     }
 
+    /// A TLS server certificate (fresh ECDSA P-256 key, serverAuth) for the given DNS names
+    /// and IP addresses, valid from an hour before `now` for `days`: its PEM and its key's
+    /// PKCS#8 PEM.
+    pub fn issue_tls_server(
+        &self,
+        dns_names: &[String],
+        ips: &[std::net::IpAddr],
+        now: Millis,
+        days: i64,
+    ) -> Result<(String, Zeroizing<String>), PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(sign_err)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "certplane");
+        dn.push(
+            DnType::CommonName,
+            dns_names.first().map(String::as_str).unwrap_or("certplane"),
+        );
+        params.distinguished_name = dn;
+        for name in dns_names {
+            let ia5 = name
+                .as_str()
+                .try_into()
+                .map_err(|_| PkiError::Rejected(format!("{name:?} is not a valid DNS name")))?;
+            params.subject_alt_names.push(SanType::DnsName(ia5));
+        }
+        for ip in ips {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = to_time(now - 3_600_000)?;
+        params.not_after = to_time(now.saturating_add(days.saturating_mul(86_400_000)))?;
+        params.serial_number = Some(random_serial()?);
+        let cert = params.signed_by(&key, &self.issuer).map_err(sign_err)?;
+        Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
+    }
+
     /// CreateKeysAndCertificate: a new RSA-2048 key pair and a certificate for it.
     pub fn create_keys_and_certificate(
         &self,
