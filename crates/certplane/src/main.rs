@@ -3,6 +3,7 @@
 mod admin;
 mod bootstrap;
 mod export;
+mod gateway;
 mod mqtt_instances;
 mod server;
 mod validation;
@@ -43,6 +44,8 @@ enum Command {
         dev: bool,
         #[command(flatten)]
         validation: server::ValidationArgs,
+        #[command(flatten)]
+        gateway: gateway::GatewayArgs,
     },
     /// Applies pending database migrations and exits (`serve` also applies them at start).
     Migrate {
@@ -82,7 +85,8 @@ fn main() -> ExitCode {
                 at,
                 dev,
                 validation,
-            } => server::serve(listen, &at, dev, &validation).await,
+                gateway,
+            } => server::serve(listen, &at, dev, &validation, &gateway).await,
             Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
                 println!("certplane: the database schema is up to date");
             }),

@@ -54,6 +54,7 @@ pub async fn serve(
     at: &Location,
     dev: bool,
     validation: &ValidationArgs,
+    gateway_args: &crate::gateway::GatewayArgs,
 ) -> Result<(), String> {
     let opened = bootstrap::open(at).await?;
     let validator: Arc<dyn DomainValidator> = match validation.validation {
@@ -74,8 +75,9 @@ pub async fn serve(
         validation.validation_timeout.saturating_mul(1000),
     );
     let sweep = crate::validation::spawn_sweep(core.clone());
+    let gateway = crate::gateway::start(&core, gateway_args).await?;
     let app = Arc::new(App {
-        aws: AwsIot::new(core.clone(), dev),
+        aws: AwsIot::new(core.clone(), dev).with_device_domain(&gateway_args.domain),
         aliyun: Aliyun::new(core, dev),
         clock: opened.clock,
         dev,
@@ -96,6 +98,7 @@ pub async fn serve(
         .await
         .map_err(|e| format!("server error: {e}"));
     sweep.abort();
+    drop(gateway);
     served
 }
 
