@@ -4,6 +4,7 @@ mod admin;
 mod billing;
 mod bootstrap;
 mod export;
+mod gateway;
 mod mqtt_instances;
 mod server;
 mod tls;
@@ -30,6 +31,8 @@ struct Cli {
     command: Command,
 }
 
+// `Serve` carries every server flag; the command is parsed once at start, so its size is moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
@@ -49,6 +52,8 @@ enum Command {
         tls: tls::TlsArgs,
         #[command(flatten)]
         billing: billing::BillingArgs,
+        #[command(flatten)]
+        gateway: gateway::GatewayArgs,
     },
     /// Applies pending database migrations and exits (`serve` also applies them at start).
     Migrate {
@@ -90,7 +95,8 @@ fn main() -> ExitCode {
                 validation,
                 tls,
                 billing,
-            } => server::serve(listen, &at, dev, &validation, &tls, &billing).await,
+                gateway,
+            } => server::serve(listen, &at, dev, &validation, &tls, &billing, &gateway).await,
             Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
                 println!("certplane: the database schema is up to date");
             }),

@@ -59,6 +59,7 @@ pub async fn serve(
     validation: &ValidationArgs,
     tls: &crate::tls::TlsArgs,
     billing: &crate::billing::BillingArgs,
+    gateway_args: &crate::gateway::GatewayArgs,
 ) -> Result<(), String> {
     let opened = bootstrap::open(at).await?;
     let validator: Arc<dyn DomainValidator> = match validation.validation {
@@ -85,8 +86,9 @@ pub async fn serve(
         .map_err(|e| format!("loading the token signing key: {e}"))?;
     let sweep = crate::validation::spawn_sweep(core.clone());
     let billing_sweep = crate::billing::spawn_sweep(core.clone());
+    let gateway = crate::gateway::start(&core, gateway_args).await?;
     let app = Arc::new(App {
-        aws: AwsIot::new(core.clone(), dev),
+        aws: AwsIot::new(core.clone(), dev).with_device_domain(&gateway_args.gateway_domain),
         aliyun: Aliyun::new(core.clone(), dev),
         azure: AzureBilling::new(core, dev, tls_config.is_some(), Some(Arc::new(keys))),
         clock: opened.clock,
@@ -117,6 +119,7 @@ pub async fn serve(
     };
     sweep.abort();
     billing_sweep.abort();
+    drop(gateway);
     served
 }
 
@@ -159,8 +162,13 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
     let path = parts.uri.path().to_string();
     match (&parts.method, path.as_str()) {
         (&Method::GET, "/healthz") => return json_response(200, json!({ "status": "ok" })),
-        // Only a bare `GET /`: `GET /?Action=…` is an Alibaba RPC call.
-        (&Method::GET, "/") if app.dev && parts.uri.query().is_none() => {
+        // Only a bare `GET /`: `GET /?Action=…`, or a signed GET / with x-acs-version, is an
+        // Alibaba RPC call.
+        (&Method::GET, "/")
+            if app.dev
+                && parts.uri.query().is_none()
+                && !parts.headers.contains_key("x-acs-version") =>
+        {
             return json_response(200, json!({ "service": "certplane", "mode": "dev" }))
         }
         (&Method::POST, "/moto-api/reset") if app.dev => {

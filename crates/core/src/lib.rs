@@ -10,6 +10,7 @@ pub mod certificates;
 pub mod claims;
 pub mod clock;
 pub mod device_certificates;
+pub mod device_endpoints;
 pub mod error;
 pub mod ids;
 pub mod mqtt_instances;

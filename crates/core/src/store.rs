@@ -121,6 +121,15 @@ impl Kind {
         }
     }
 
+    /// Kinds whose committed changes the store announces on its change feed
+    /// ([`Store::changes`]): what the device gateway's in-memory index mirrors.
+    pub fn is_watched(self) -> bool {
+        matches!(
+            self,
+            Kind::Certificate | Kind::CaCertificate | Kind::MqttInstance
+        )
+    }
+
     /// Kinds that `reset` (dev mode) keeps: the issuing CA, the token signing key and the
     /// credentials.
     pub fn survives_reset(self) -> bool {
@@ -208,8 +217,47 @@ impl PageQuery {
     }
 }
 
+/// One event of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A document of a watched kind was inserted, updated or deleted by a committed
+    /// transaction: re-read it to learn its state.
+    Changed { kind: Kind, key: String },
+    /// Events may have been lost (the PostgreSQL LISTEN connection dropped, a dev-mode reset):
+    /// whatever a subscriber cached from the store must be re-read.
+    Missed,
+}
+
+/// How many feed events a slow subscriber may fall behind before it sees `Lagged` (which it
+/// must treat as [`Change::Missed`]).
+pub const CHANGE_FEED_CAPACITY: usize = 8192;
+
+/// The `Change`s a batch of writes announces once it has committed.
+pub fn changes_of(writes: &[Write]) -> Vec<Change> {
+    writes
+        .iter()
+        .filter_map(|w| {
+            let (kind, key) = match w {
+                Write::Insert(d) | Write::InsertIfAbsent(d) | Write::Update { doc: d, .. } => {
+                    (d.kind, &d.key)
+                }
+                Write::Delete { kind, key, .. } => (*kind, key),
+            };
+            kind.is_watched().then(|| Change::Changed {
+                kind,
+                key: key.clone(),
+            })
+        })
+        .collect()
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// The change feed: every committed change to a document of a watched kind
+    /// ([`Kind::is_watched`]) on this store, whichever node made it (SQLite: this process;
+    /// PostgreSQL: every node on the database). Events arrive after the commit. A receiver
+    /// that lags (`RecvError::Lagged`) or sees [`Change::Missed`] must re-read what it caches.
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>>;
     async fn query(
         &self,

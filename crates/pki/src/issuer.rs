@@ -1,8 +1,9 @@
 //! certplane's issuing CA: the key that signs every certificate certplane makes.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData, RsaKeySize, SanType, SerialNumber, SubjectPublicKeyInfo,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, RsaKeySize,
+    SanType, SerialNumber, SubjectPublicKeyInfo,
 };
 use time::OffsetDateTime;
 use x509_parser::der_parser::ber::BerObjectContent;
@@ -230,6 +231,64 @@ impl IssuingCa {
     }
 }
 
+/// How long a TLS server certificate made at start stays valid (the CA/Browser Forum maximum;
+/// the gateway makes a new one at every start anyway).
+pub const SERVER_CERT_VALIDITY_MS: Millis = 397 * 86_400_000;
+
+/// A TLS server certificate with its private key.
+pub struct ServerCertificate {
+    pub cert_pem: String,
+    pub cert_der: Vec<u8>,
+    /// PKCS#8 DER of the fresh P-256 key.
+    pub key_der: Zeroizing<Vec<u8>>,
+}
+
+impl IssuingCa {
+    /// A TLS server certificate for `names` (DNS names, `*.` wildcards, or IP addresses, all
+    /// in its subjectAltName) on a fresh ECDSA P-256 key, so clients that trust this CA
+    /// (`ca.pem`) trust the server.
+    pub fn issue_server_certificate(
+        &self,
+        names: &[String],
+        now: Millis,
+    ) -> Result<ServerCertificate, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(sign_err)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "certplane");
+        dn.push(
+            DnType::CommonName,
+            names
+                .first()
+                .map(String::as_str)
+                .unwrap_or("certplane device gateway"),
+        );
+        params.distinguished_name = dn;
+        for name in names {
+            let san = match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(name.as_str().try_into().map_err(|_| {
+                    PkiError::Rejected(format!("{name:?} is not a valid DNS name"))
+                })?),
+            };
+            params.subject_alt_names.push(san);
+        }
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = to_time(now - 3_600_000)?;
+        params.not_after = to_time(now + SERVER_CERT_VALIDITY_MS)?;
+        params.serial_number = Some(random_serial()?);
+        let cert = params.signed_by(&key, &self.issuer).map_err(sign_err)?;
+        Ok(ServerCertificate {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key_der: Zeroizing::new(key.serialize_der()),
+        })
+    }
+}
+
 /// Whose name a certificate carries.
 pub enum Subject<'a> {
     /// A DER-encoded X.509 name, e.g. copied from a CSR.
@@ -288,6 +347,31 @@ mod tests {
         let (_, der2, _) = reloaded.create_keys_and_certificate(1_700_000_000_000)?;
         assert!(verify_signed_by(&der2, ca.cert_der()));
         assert!(!verify_signed_by(&der2, other.cert_der()));
+        Ok(())
+    }
+
+    #[test]
+    fn server_certificates_name_hosts_and_addresses() -> Result<(), PkiError> {
+        let ca = IssuingCa::generate("test CA", 1_700_000_000_000)?;
+        let names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "*.iot.us-east-1.localhost".to_string(),
+        ];
+        let server = ca.issue_server_certificate(&names, 1_700_000_000_000)?;
+        assert!(verify_signed_by(&server.cert_der, ca.cert_der()));
+        let (_, cert) = x509_parser::parse_x509_certificate(&server.cert_der)
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        let san = cert
+            .subject_alternative_name()
+            .map_err(|e| PkiError::Malformed(e.to_string()))?
+            .map(|s| format!("{:?}", s.value.general_names))
+            .unwrap_or_default();
+        assert!(san.contains("localhost") && san.contains("*.iot.us-east-1.localhost"));
+        assert!(san.contains("IPAddress"), "{san}");
+        assert!(ca
+            .issue_server_certificate(&["é.example".into()], 0)
+            .is_err());
         Ok(())
     }
 

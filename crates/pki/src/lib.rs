@@ -8,7 +8,8 @@ mod parse;
 
 pub use csr::{parse_csr, CsrInfo};
 pub use issuer::{
-    generate_rsa_key, IssueRequest, IssuedKeyPair, IssuingCa, Subject, ISSUED_NOT_AFTER_MS,
+    generate_rsa_key, IssueRequest, IssuedKeyPair, IssuingCa, ServerCertificate, Subject,
+    ISSUED_NOT_AFTER_MS,
 };
 
 /// The notAfter of every certificate certplane issues.

@@ -279,3 +279,109 @@ pub async fn single_use_keys(s: Arc<dyn Store>) {
     }
     assert_eq!(wins, 1);
 }
+
+fn watched(kind: Kind, key: &str, body: &str) -> Doc {
+    Doc {
+        kind,
+        key: key.into(),
+        account: "1".into(),
+        region: "r".into(),
+        idx1: None,
+        idx2: None,
+        body: body.into(),
+    }
+}
+
+async fn next_change(
+    rx: &mut tokio::sync::broadcast::Receiver<certplane_core::store::Change>,
+) -> certplane_core::store::Change {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a change within 10 s")
+        .expect("the feed is open")
+}
+
+/// Inserts a watched document and expects exactly its change next on `rx`.
+pub async fn expect_change_after_insert(
+    s: &dyn Store,
+    rx: &mut tokio::sync::broadcast::Receiver<certplane_core::store::Change>,
+    key: &str,
+) {
+    use certplane_core::store::Change;
+    s.apply(vec![Write::Insert(watched(Kind::Certificate, key, "{}"))])
+        .await
+        .expect("insert");
+    assert_eq!(
+        next_change(rx).await,
+        Change::Changed {
+            kind: Kind::Certificate,
+            key: key.into()
+        }
+    );
+}
+
+/// Committed changes to watched kinds are announced, in commit order, after the commit;
+/// unwatched kinds and rolled-back batches announce nothing.
+pub async fn change_feed(s: &dyn Store) {
+    use certplane_core::store::Change;
+    let mut rx = s.changes();
+    let changed = |kind, key: &str| Change::Changed {
+        kind,
+        key: key.into(),
+    };
+    // Not watched: no event (the next one seen is the certificate below).
+    s.apply(vec![Write::Insert(doc("feed-thing", "1", None, "{}"))])
+        .await
+        .expect("insert thing");
+    // Rolled back: no event.
+    let r = s
+        .apply(vec![
+            Write::Insert(watched(Kind::Certificate, "feed-rolled-back", "{}")),
+            Write::Update {
+                doc: doc("feed-missing", "1", None, "{}"),
+                expected_version: 1,
+            },
+        ])
+        .await;
+    assert_eq!(r, Err(DomainError::Stale));
+    expect_change_after_insert(s, &mut rx, "feed-cert").await;
+    // One batch touching two watched documents: both, and the store shows the new state when
+    // the event arrives.
+    s.apply(vec![
+        Write::Update {
+            doc: watched(Kind::Certificate, "feed-cert", "{\"v\":2}"),
+            expected_version: 1,
+        },
+        Write::Insert(watched(Kind::CaCertificate, "1:r:feed-ca", "{}")),
+    ])
+    .await
+    .expect("batch");
+    assert_eq!(
+        next_change(&mut rx).await,
+        changed(Kind::Certificate, "feed-cert")
+    );
+    assert_eq!(
+        next_change(&mut rx).await,
+        changed(Kind::CaCertificate, "1:r:feed-ca")
+    );
+    let now = s
+        .get(Kind::Certificate, "feed-cert")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(now.doc.body, "{\"v\":2}");
+    s.apply(vec![Write::Delete {
+        kind: Kind::Certificate,
+        key: "feed-cert".into(),
+        expected_version: 2,
+    }])
+    .await
+    .expect("delete");
+    assert_eq!(
+        next_change(&mut rx).await,
+        changed(Kind::Certificate, "feed-cert")
+    );
+    // A reset drops everything a subscriber cached.
+    s.reset().await.expect("reset");
+    assert_eq!(next_change(&mut rx).await, Change::Missed);
+}

@@ -21,10 +21,15 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use certplane_core::error::{DomainError, DomainResult};
-use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write};
+use certplane_core::store::{
+    changes_of, Change, Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write, CHANGE_FEED_CAPACITY,
+};
+use tokio::sync::broadcast;
 
 use crate::sql::{self, Arg, Placeholders, COLUMNS};
 use crate::{CLAIM_NONCE_SQL, NONCE_PURGE_EVERY_MS, POSTGRES_MIGRATIONS, PURGE_NONCES_SQL};
+
+mod listen;
 
 /// Upper bound on any single database interaction.
 pub const DB_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,6 +39,11 @@ pub struct PostgresStore {
     /// When this node last deleted expired nonces (each node purges on its own; a purge is
     /// idempotent, so nodes need not agree).
     last_nonce_purge_ms: std::sync::atomic::AtomicI64,
+    /// The change feed, fed by one LISTEN connection per node (started by the first
+    /// subscriber, so admin commands never open it).
+    feed: broadcast::Sender<Change>,
+    listen_config: tokio_postgres::Config,
+    listening: std::sync::Once,
 }
 
 fn fault(context: &str, e: impl std::fmt::Display) -> DomainError {
@@ -114,6 +124,11 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("certplane");
         }
+        let listen_config = {
+            let mut c = config.clone();
+            c.application_name("certplane-listen");
+            c
+        };
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -132,6 +147,9 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             last_nonce_purge_ms: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
+            feed: broadcast::channel(CHANGE_FEED_CAPACITY).0,
+            listen_config,
+            listening: std::sync::Once::new(),
         };
         store.migrate().await?;
         Ok(store)
@@ -318,6 +336,20 @@ impl Drop for OpenTransaction {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        let rx = self.feed.subscribe();
+        self.listening
+            .call_once(|| match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(listen::run(self.listen_config.clone(), self.feed.clone()));
+                }
+                Err(_) => {
+                    tracing::warn!("postgres: no async runtime; the change feed stays silent")
+                }
+            });
+        rx
+    }
+
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         let rows = self
             .read(
@@ -366,6 +398,20 @@ impl Store for PostgresStore {
             // Statements are prepared once per connection and cached, so after warm-up this
             // costs no round trip.
             let kinds: Vec<&'static str> = writes.iter().map(kind_of).collect();
+            // Watched documents announce themselves to every node's LISTEN connection; the
+            // notifications ride in the same transaction, so they are delivered only if it
+            // commits.
+            let notices: Vec<String> = changes_of(&writes).iter().map(listen::payload).collect();
+            let notify = if notices.is_empty() {
+                None
+            } else {
+                Some(
+                    client
+                        .prepare_cached(listen::NOTIFY_SQL)
+                        .await
+                        .map_err(|e| pg_fault("prepare", e))?,
+                )
+            };
             let mut prepared = Vec::with_capacity(writes.len());
             for (w, kind) in writes.iter().zip(&kinds) {
                 let (text, params) = statement(w, kind);
@@ -375,7 +421,7 @@ impl Store for PostgresStore {
                     .map_err(|e| pg_fault("prepare", e))?;
                 prepared.push((stmt, params));
             }
-            if let [(stmt, params)] = prepared.as_slice() {
+            if let ([(stmt, params)], None) = (prepared.as_slice(), &notify) {
                 // One statement is its own transaction: one round trip, same atomicity and
                 // durability as BEGIN … COMMIT.
                 let rows = client
@@ -390,14 +436,20 @@ impl Store for PostgresStore {
             // round trips whatever the batch size.
             let tx = OpenTransaction(Some(client));
             let c = tx.client()?;
-            let (begun, counts) = tokio::join!(
-                c.batch_execute("BEGIN"),
-                join_all(
-                    prepared
-                        .iter()
-                        .map(|(stmt, params)| c.execute(stmt, params))
-                )
-            );
+            let notice_params: Vec<[Param<'_>; 1]> =
+                notices.iter().map(|n| [n as Param<'_>]).collect();
+            let (begun, counts, notified) =
+                tokio::join!(
+                    c.batch_execute("BEGIN"),
+                    join_all(
+                        prepared
+                            .iter()
+                            .map(|(stmt, params)| c.execute(stmt, params))
+                    ),
+                    join_all(notify.iter().flat_map(|stmt| {
+                        notice_params.iter().map(move |p| c.execute(stmt, p))
+                    }))
+                );
             begun.map_err(|e| pg_fault("begin", e))?;
             let mut verdict = Ok(());
             for (w, rows) in writes.iter().zip(counts) {
@@ -407,6 +459,11 @@ impl Store for PostgresStore {
                 if let Err(e) = r {
                     verdict = Err(e);
                     break;
+                }
+            }
+            if verdict.is_ok() {
+                if let Some(Err(e)) = notified.into_iter().find(Result::is_err) {
+                    verdict = Err(pg_fault("notify", e));
                 }
             }
             let end = if verdict.is_ok() {
@@ -463,11 +520,24 @@ impl Store for PostgresStore {
         bounded("reset", async {
             let client = self.client().await?;
             let kinds: Vec<String> = sql::reset_kinds().into_iter().map(str::to_string).collect();
-            client
-                .execute("DELETE FROM documents WHERE kind = ANY($1)", &[&kinds])
-                .await
-                .map(|_| ())
-                .map_err(|e| pg_fault("reset", e))
+            // Every node drops what it cached: one "missed" notice in the same transaction.
+            let tx = OpenTransaction(Some(client));
+            let c = tx.client()?;
+            let missed = listen::payload(&Change::Missed);
+            let kinds_param: [Param<'_>; 1] = [&kinds];
+            let missed_param: [Param<'_>; 1] = [&missed];
+            let (begun, deleted, notified, committed) = tokio::join!(
+                c.batch_execute("BEGIN"),
+                c.execute("DELETE FROM documents WHERE kind = ANY($1)", &kinds_param),
+                c.execute(listen::NOTIFY_SQL, &missed_param),
+                c.batch_execute("COMMIT"),
+            );
+            begun.map_err(|e| pg_fault("reset", e))?;
+            deleted.map_err(|e| pg_fault("reset", e))?;
+            notified.map_err(|e| pg_fault("reset", e))?;
+            committed.map_err(|e| pg_fault("reset", e))?;
+            tx.finish();
+            Ok(())
         })
         .await
     }
@@ -613,6 +683,31 @@ mod tests {
         db.drop_db().await;
     }
 
+    /// The LISTEN connection killed by the server: the feed says `Missed`, reconnects, and
+    /// goes on delivering changes.
+    async fn listener_reconnects(s: &PostgresStore, url: &str) {
+        let mut rx = s.changes();
+        let (admin, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        let killed = admin
+            .query_one(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE application_name = 'certplane-listen' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .expect("terminate")
+            .get::<_, i64>(0);
+        assert_eq!(killed, 1, "one LISTEN connection per store");
+        let next = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event after the kill")
+            .expect("feed open");
+        assert_eq!(next, Change::Missed);
+        // Changes made after the reconnect arrive again.
+        conformance::expect_change_after_insert(s, &mut rx, "after-reconnect").await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_suite_on_postgres() {
         let Some(db) = TestDb::create().await else {
@@ -625,6 +720,12 @@ mod tests {
             conformance::batches_are_atomic(&s).await;
             conformance::queries_filter_and_page_in_creation_order(&s).await;
             conformance::reset_keeps_credentials(&s).await;
+            // The feed is live once LISTEN has taken effect, which it announces.
+            let mut first = s.changes();
+            let ready = tokio::time::timeout(Duration::from_secs(10), first.recv()).await;
+            assert!(matches!(ready, Ok(Ok(Change::Missed))), "{ready:?}");
+            conformance::change_feed(&s).await;
+            listener_reconnects(&s, &db.url).await;
             let s = Arc::new(s);
             conformance::racing_updates_have_one_winner(s.clone()).await;
             conformance::single_use_keys(s).await;

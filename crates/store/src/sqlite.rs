@@ -13,10 +13,12 @@ use std::thread;
 
 use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 use certplane_core::error::{DomainError, DomainResult};
-use certplane_core::store::{Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write};
+use certplane_core::store::{
+    changes_of, Change, Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write, CHANGE_FEED_CAPACITY,
+};
 
 use crate::sql::{self, Arg, Placeholders, COLUMNS};
 use crate::{CLAIM_NONCE_SQL, NONCE_PURGE_EVERY_MS, PURGE_NONCES_SQL, SQLITE_MIGRATIONS};
@@ -39,6 +41,9 @@ pub struct SqliteStore {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// The change feed: published by the writer thread once a group has committed. It is
+    /// in-process: another process writing the same file (an admin command) is not seen here.
+    feed: broadcast::Sender<Change>,
 }
 
 fn fault(context: &str, e: rusqlite::Error) -> DomainError {
@@ -225,8 +230,27 @@ fn answer(job: Job, result: DomainResult<bool>) {
     }
 }
 
+/// Announces what a committed job changed (nothing for a job that was rolled back).
+fn publish(feed: &broadcast::Sender<Change>, job: &Job, result: &DomainResult<bool>) {
+    if result.is_err() {
+        return;
+    }
+    // `send` fails only when nobody subscribes: nothing to tell then.
+    match job {
+        Job::Apply(writes, _) => {
+            for c in changes_of(writes) {
+                let _ = feed.send(c);
+            }
+        }
+        Job::Reset(_) => {
+            let _ = feed.send(Change::Missed);
+        }
+        Job::Claim { .. } => {}
+    }
+}
+
 /// The writer thread: group commit with one SAVEPOINT per batch.
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, feed: broadcast::Sender<Change>) {
     let mut last_purge_ms = i64::MIN / 2;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -263,6 +287,7 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
                 for (job, r) in group.into_iter().zip(results) {
+                    publish(&feed, &job, &r);
                     answer(job, r);
                 }
             }
@@ -309,14 +334,17 @@ impl SqliteStore {
         configure(&writer).map_err(|e| format!("configuring {}: {e}", path.display()))?;
         migrate(&mut writer)?;
         let (tx, rx) = mpsc::channel();
+        let (feed, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
+        let writer_feed = feed.clone();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(writer, rx, writer_feed))
             .map_err(|e| format!("starting the sqlite writer thread: {e}"))?;
         Ok(SqliteStore {
             path,
             readers: Mutex::new(Vec::new()),
             jobs: Mutex::new(tx),
+            feed,
         })
     }
 
@@ -378,6 +406,10 @@ fn fix_kind(kind_text: String, mut d: StoredDoc) -> rusqlite::Result<StoredDoc> 
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
+    }
+
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         self.with_reader(|c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -456,6 +488,7 @@ mod tests {
         conformance::batches_are_atomic(&s).await;
         conformance::queries_filter_and_page_in_creation_order(&s).await;
         conformance::reset_keeps_credentials(&s).await;
+        conformance::change_feed(&s).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 
 mod ca_certificates;
 mod certificates;
+mod endpoints;
 pub mod error;
 mod input;
 mod other_operations;
@@ -30,6 +31,8 @@ pub struct AwsIot {
     pub core: Core,
     /// Emulator mode: signatures are parsed but not checked (see README).
     pub dev: bool,
+    /// The domain of the device gateway's endpoint names (DescribeEndpoint).
+    pub device_domain: String,
 }
 
 fn is_aws_account(s: &str) -> bool {
@@ -38,7 +41,17 @@ fn is_aws_account(s: &str) -> bool {
 
 impl AwsIot {
     pub fn new(core: Core, dev: bool) -> Self {
-        AwsIot { core, dev }
+        AwsIot {
+            core,
+            dev,
+            device_domain: certplane_core::device_endpoints::DEFAULT_DEVICE_DOMAIN.to_string(),
+        }
+    }
+
+    /// Names the gateway's endpoints under `domain` (`--gateway-domain`).
+    pub fn with_device_domain(mut self, domain: &str) -> Self {
+        self.device_domain = domain.to_string();
+        self
     }
 
     /// Who signed the request, and for which region.
@@ -154,13 +167,13 @@ impl AwsIot {
         let query = req.query_pairs().map_err(WireError::invalid)?;
         let call = Call::new(&self.core, scope.clone(), label, query, req)
             .map_err(|e| from_domain(&e, endpoint, &scope))?;
-        dispatch(endpoint, &call)
+        dispatch(endpoint, &call, &self.device_domain)
             .await
             .map_err(|e| from_domain(&e, endpoint, &scope))
     }
 }
 
-async fn dispatch(ep: Endpoint, cx: &Call<'_>) -> input::Res<Value> {
+async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Res<Value> {
     use Endpoint as E;
     match ep {
         E::CreateKeysAndCertificate => certificates::create_keys_and_certificate(cx).await,
@@ -204,5 +217,6 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>) -> input::Res<Value> {
         E::DetachPrincipalPolicy => policies::detach_principal_policy(cx).await,
         E::ListPrincipalPolicies => policies::list_principal_policies(cx).await,
         E::ListPolicyPrincipals => policies::list_policy_principals(cx).await,
+        E::DescribeEndpoint => endpoints::describe_endpoint(cx, device_domain),
     }
 }

@@ -285,7 +285,6 @@ pub(crate) const OTHER_OPERATIONS: &[(&str, &str, &str)] = &[
         "/encryption-configuration",
         "DescribeEncryptionConfiguration",
     ),
-    ("GET", "/endpoint", "DescribeEndpoint"),
     (
         "GET",
         "/event-configurations",

@@ -66,6 +66,7 @@ endpoints! {
     DetachPrincipalPolicy,
     ListPrincipalPolicies,
     ListPolicyPrincipals,
+    DescribeEndpoint,
 }
 
 /// A routed request: the operation and its one path label, if it has one.
@@ -108,6 +109,7 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
         ("DELETE", ["things", name, "principals"]) => (DetachThingPrincipal, Some(*name)),
         ("GET", ["things", name, "principals"]) => (ListThingPrincipals, Some(*name)),
         ("GET", ["principals", "things"]) => (ListPrincipalThings, None),
+        ("GET", ["endpoint"]) => (DescribeEndpoint, None),
         ("GET", ["policies"]) => (ListPolicies, None),
         ("POST", ["policies", name]) => (CreatePolicy, Some(*name)),
         ("GET", ["policies", name]) => (GetPolicy, Some(*name)),
@@ -232,8 +234,12 @@ mod tests {
     fn other_operations_are_named() {
         assert_eq!(other_operation("GET", &segs("/jobs")), Some("ListJobs"));
         assert_eq!(
-            other_operation("GET", &segs("/endpoint")),
-            Some("DescribeEndpoint")
+            other_operation("GET", &segs("/thing-types")),
+            Some("ListThingTypes")
+        );
+        assert_eq!(
+            route("GET", &segs("/endpoint")).map(|r| r.endpoint),
+            Some(Endpoint::DescribeEndpoint)
         );
         assert_eq!(route("GET", &segs("/jobs")), None);
         assert_eq!(
