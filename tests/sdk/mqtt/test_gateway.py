@@ -1,0 +1,213 @@
+"""The device gateway end to end: a Mosquitto broker on a free port, certplane serving
+`--gateway` in front of it, real MQTT clients (mosquitto_pub / mosquitto_sub, paho-mqtt) with
+client certificates, and the OnsMqtt SDK changing certificate status while they are connected."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+
+import paho.mqtt.client as paho
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+import certplane_server
+from onsmqtt_harness import (ACCOUNT_A, INSTANCE_A, M, OnsMqttServer, make_ca, make_cert,
+                             make_session_instances, mqtt_client, pem_of, register_ca, sn_of)
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    certplane_server.require(shutil.which("mosquitto_pub") is not None
+                             and shutil.which(MOSQUITTO) is not None,
+                             "mosquitto and mosquitto-clients are needed for the gateway tests")
+    port = certplane_server.free_port()
+    d = tmp_path_factory.mktemp("broker")
+    conf = d / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gw(binary, broker, tmp_path_factory):
+    gport = certplane_server.free_port()
+    data = tmp_path_factory.mktemp("gateway") / "data"
+    srv = OnsMqttServer(binary, data, dev=True, extra_args=[
+        "--gateway", f"127.0.0.1:{gport}", "--gateway-upstream", f"127.0.0.1:{broker}",
+        "--gateway-tenant", INSTANCE_A]).start()
+    make_session_instances(srv)
+    srv.gateway_port = gport
+    srv.ca_file = str(data / "ca.pem")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", gport), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def mq(gw):
+    gw.reset()
+    return mqtt_client(gw, ACCOUNT_A)
+
+
+class Device:
+    def __init__(self, tmp_path, cert, key, name="dev"):
+        self.cert_file = tmp_path / f"{name}.pem"
+        self.key_file = tmp_path / f"{name}.key"
+        self.cert_file.write_text(pem_of(cert))
+        self.key_file.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        self.sn = sn_of(cert)
+
+    def args(self, gw):
+        return ["-h", "127.0.0.1", "-p", str(gw.gateway_port), "--cafile", gw.ca_file,
+                "--cert", str(self.cert_file), "--key", str(self.key_file)]
+
+    def publish(self, gw, topic="t", message="hello"):
+        return subprocess.run(["mosquitto_pub", *self.args(gw), "-t", topic, "-m", message],
+                              capture_output=True, text=True, timeout=15)
+
+    def subscribe(self, gw, topic="t"):
+        return subprocess.Popen(["mosquitto_sub", *self.args(gw), "-t", topic, "-v"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_subscribed(gw, dev, sub, topic="t"):
+    """Publishes until the subscriber has received one message (it is connected and subscribed)."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        assert dev.publish(gw, topic, "ping").returncode == 0
+        time.sleep(0.2)
+        if sub.poll() is not None:
+            pytest.fail(f"subscriber exited: {sub.stderr.read()}")
+        import select
+        r, _, _ = select.select([sub.stdout], [], [], 0.3)
+        if r:
+            assert sub.stdout.readline().startswith(f"{topic} ")
+            return
+    pytest.fail("the subscriber never received a message through the gateway")
+
+
+def device(mq, tmp_path, cn="device-1", **kw):
+    ca = register_ca(mq)
+    cert, key = make_cert(ca, cn, **kw)
+    return ca, Device(tmp_path, cert, key)
+
+
+def test_publish_subscribe_round_trip_and_auto_registration(gw, mq, tmp_path):
+    ca, dev = device(mq, tmp_path)
+    sub = dev.subscribe(gw)
+    try:
+        wait_subscribed(gw, dev, sub)
+    finally:
+        sub.kill()
+    body = mq.list_device_certificate_by_ca_sn(M.ListDeviceCertificateByCaSnRequest(
+        mqtt_instance_id=INSTANCE_A, ca_sn=ca.extra["sn"], page_no="1", page_size="10")).body
+    assert body.data.total == 1
+    vo = body.data.device_certificate_vos[0]
+    assert vo.status == "1" and vo.device_name == "device-1"
+    assert vo.device_content.strip() == dev.cert_file.read_text().strip()
+
+
+def test_paho_mqtt_client_through_the_gateway(gw, mq, tmp_path):
+    _, dev = device(mq, tmp_path)
+    got = []
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    c.tls_set(ca_certs=gw.ca_file, certfile=str(dev.cert_file), keyfile=str(dev.key_file),
+              tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c.on_message = lambda _c, _u, msg: got.append(msg.payload)
+    c.connect("127.0.0.1", gw.gateway_port)
+    c.loop_start()
+    try:
+        c.subscribe("p", qos=1)
+        deadline = time.time() + 10
+        while not got and time.time() < deadline:
+            c.publish("p", b"v5", qos=1)
+            time.sleep(0.2)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    assert got and got[0] == b"v5"
+
+
+def test_inactivate_drops_the_live_session_and_reactivation_lets_it_back(gw, mq, tmp_path):
+    ca, dev = device(mq, tmp_path)
+    sub = dev.subscribe(gw)
+    try:
+        wait_subscribed(gw, dev, sub)
+        t0 = time.time()
+        mq.inactivate_device_certificate(M.InactivateDeviceCertificateRequest(
+            mqtt_instance_id=INSTANCE_A, ca_sn=ca.extra["sn"], device_sn=dev.sn))
+        sub.wait(timeout=5)
+        assert time.time() - t0 < 1.0, "the session outlived the inactivation by a second"
+    finally:
+        sub.kill()
+    assert dev.publish(gw).returncode != 0
+    mq.active_device_certificate(M.ActiveDeviceCertificateRequest(
+        mqtt_instance_id=INSTANCE_A, ca_sn=ca.extra["sn"], device_sn=dev.sn))
+    assert dev.publish(gw).returncode == 0
+
+
+def test_inactivating_the_ca_shuts_out_its_devices(gw, mq, tmp_path):
+    ca, dev = device(mq, tmp_path)
+    sub = dev.subscribe(gw)
+    try:
+        wait_subscribed(gw, dev, sub)
+        mq.inactivate_ca_certificate(M.InactivateCaCertificateRequest(
+            mqtt_instance_id=INSTANCE_A, sn=ca.extra["sn"]))
+        sub.wait(timeout=5)
+    finally:
+        sub.kill()
+    other_cert, other_key = make_cert(ca, "device-2")
+    assert Device(tmp_path, other_cert, other_key, "d2").publish(gw).returncode != 0
+    assert dev.publish(gw).returncode != 0
+
+
+def test_deleting_the_ca_deletes_its_devices(gw, mq, tmp_path):
+    ca, dev = device(mq, tmp_path)
+    assert dev.publish(gw).returncode == 0
+    mq.delete_ca_certificate(M.DeleteCaCertificateRequest(mqtt_instance_id=INSTANCE_A,
+                                                          sn=ca.extra["sn"]))
+    body = mq.list_device_certificate(M.ListDeviceCertificateRequest(
+        mqtt_instance_id=INSTANCE_A, page_no="1", page_size="10")).body
+    assert body.data.total == 0
+    assert dev.publish(gw).returncode != 0
+
+
+def test_unknown_ca_expired_and_not_yet_valid_are_refused(gw, mq, tmp_path):
+    import datetime as dt
+    stranger = make_ca("not registered")
+    cert, key = make_cert(stranger, "stranger")
+    assert Device(tmp_path, cert, key, "s").publish(gw).returncode != 0
+    ca = register_ca(mq)
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+    cert, key = make_cert(ca, "old", not_before=past, days=30)
+    assert Device(tmp_path, cert, key, "old").publish(gw).returncode != 0
+    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    cert, key = make_cert(ca, "young", not_before=future)
+    assert Device(tmp_path, cert, key, "young").publish(gw).returncode != 0
+    body = mq.list_device_certificate(M.ListDeviceCertificateRequest(
+        mqtt_instance_id=INSTANCE_A, page_no="1", page_size="10")).body
+    assert body.data.total == 0
