@@ -45,6 +45,7 @@ from alibabacloud_tea_openapi.exceptions import (
 from alibabacloud_tea_util.models import RuntimeOptions
 
 import certplane_server
+import rpc_signing
 from certplane_server import bypass_proxies_for_localhost, find_key, free_port, http_request, require
 
 VERSION = "2020-04-07"
@@ -351,38 +352,16 @@ def openssl_verify(ca_pem_path, cert_pem: str, tmp_path, at: dt.datetime | None 
 # Raw signed requests (independent of the SDK): for replay, clock skew and wire checks
 
 
-def _enc(s: str) -> str:
-    return urllib.parse.quote(str(s), safe="-_.~")
-
-
-def _utc_stamp(offset_seconds: float = 0) -> str:
-    t = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset_seconds)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class RawResponse(certplane_server.RawResponse):
-    @property
-    def code(self):
-        try:
-            return self.json().get("Code")
-        except ValueError:
-            return None
+_enc = rpc_signing.enc
+_utc_stamp = rpc_signing.utc_stamp
+RawResponse = rpc_signing.RawResponse
 
 
 def v1_signed_params(action: str, params: dict, access_key: str, secret: str,
                      timestamp: str | None = None, nonce: str | None = None,
                      method: str = "POST") -> dict:
-    p = {
-        "Action": action, "Format": "json", "Version": VERSION,
-        "Timestamp": timestamp or _utc_stamp(), "SignatureNonce": nonce or uuid.uuid4().hex,
-        "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "AccessKeyId": access_key,
-    }
-    p.update({k: str(v) for k, v in params.items()})
-    canon = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(p.items()))
-    sts = f"{method}&{_enc('/')}&{_enc(canon)}"
-    p["Signature"] = base64.b64encode(
-        hmac.new((secret + "&").encode(), sts.encode(), hashlib.sha1).digest()).decode()
-    return p
+    return rpc_signing.v1_signed_params(VERSION, action, params, access_key, secret,
+                                        timestamp, nonce, method)
 
 
 def v1_request(url: str, action: str, params: dict | None = None, access_key: str = ACCOUNT_A,
@@ -390,38 +369,19 @@ def v1_request(url: str, action: str, params: dict | None = None, access_key: st
                signed: dict | None = None) -> RawResponse:
     """POST /?<v1-signed query>. `signed` re-sends an already signed parameter set (replay)."""
     p = signed or v1_signed_params(action, params or {}, access_key, secret, timestamp, nonce)
-    target = "/?" + "&".join(f"{_enc(k)}={_enc(v)}" for k, v in p.items())
-    status, headers, body = http_request(url, "POST", target, b"", {"Content-Length": "0"})
-    return RawResponse(status, headers, body)
+    return rpc_signing.send_v1(url, p)
 
 
 def v3_signed(url: str, action: str, params: dict, access_key: str, secret: str,
               date: str | None = None, nonce: str | None = None) -> tuple[str, dict]:
-    host = urllib.parse.urlsplit(url).netloc
-    payload_hash = hashlib.sha256(b"").hexdigest()
-    headers = {
-        "host": host, "x-acs-action": action, "x-acs-version": VERSION,
-        "x-acs-date": date or _utc_stamp(), "x-acs-signature-nonce": nonce or uuid.uuid4().hex,
-        "x-acs-content-sha256": payload_hash, "accept": "application/json",
-    }
-    query = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted((k, str(v)) for k, v in params.items()))
-    signed_names = sorted(headers)
-    canonical_headers = "".join(f"{h}:{headers[h].strip()}\n" for h in signed_names)
-    signed_headers = ";".join(signed_names)
-    canonical = "\n".join(["POST", "/", query, canonical_headers, signed_headers, payload_hash])
-    sts = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-    sig = hmac.new(secret.encode(), sts.encode(), hashlib.sha256).hexdigest()
-    headers["Authorization"] = (f"ACS3-HMAC-SHA256 Credential={access_key},"
-                                f"SignedHeaders={signed_headers},Signature={sig}")
-    return ("/?" + query) if query else "/", headers
+    return rpc_signing.v3_signed(VERSION, url, action, params, access_key, secret, date, nonce)
 
 
 def v3_request(url: str, action: str, params: dict | None = None, access_key: str = ACCOUNT_A,
                secret: str = "dev-secret", date: str | None = None, nonce: str | None = None,
                signed: tuple[str, dict] | None = None) -> RawResponse:
-    target, headers = signed or v3_signed(url, action, params or {}, access_key, secret, date, nonce)
-    status, hdrs, body = http_request(url, "POST", target, b"", dict(headers, **{"Content-Length": "0"}))
-    return RawResponse(status, hdrs, body)
+    return rpc_signing.send_v3(
+        url, signed or v3_signed(url, action, params or {}, access_key, secret, date, nonce))
 
 
 def assert_raw_error(resp: RawResponse, code, status: int | None = None):

@@ -55,6 +55,7 @@ from alibabacloud_tea_openapi.exceptions import (
 from alibabacloud_tea_util.models import RuntimeOptions
 
 import certplane_server
+import rpc_signing
 from certplane_server import bypass_proxies_for_localhost, find_key, http_request
 
 __all__ = [
@@ -514,70 +515,28 @@ def _placeholder_ca() -> Ca:
 # Raw signed requests (independent of the SDK): replay and wire checks
 
 
-def _enc(s: str) -> str:
-    return urllib.parse.quote(str(s), safe="-_.~")
-
-
-def _utc_stamp(offset_seconds: float = 0) -> str:
-    t = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset_seconds)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class RawResponse(certplane_server.RawResponse):
-    @property
-    def code(self):
-        try:
-            return self.json().get("Code")
-        except ValueError:
-            return None
+_enc = rpc_signing.enc
+_utc_stamp = rpc_signing.utc_stamp
+RawResponse = rpc_signing.RawResponse
 
 
 def v1_signed_params(action: str, params: dict, access_key: str, secret: str,
                      nonce: str | None = None, method: str = "POST") -> dict:
-    p = {
-        "Action": action, "Format": "json", "Version": VERSION,
-        "Timestamp": _utc_stamp(), "SignatureNonce": nonce or uuid.uuid4().hex,
-        "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "AccessKeyId": access_key,
-    }
-    p.update({k: str(v) for k, v in params.items()})
-    canon = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(p.items()))
-    sts = f"{method}&{_enc('/')}&{_enc(canon)}"
-    p["Signature"] = base64.b64encode(
-        hmac.new((secret + "&").encode(), sts.encode(), hashlib.sha1).digest()).decode()
-    return p
+    return rpc_signing.v1_signed_params(VERSION, action, params, access_key, secret,
+                                        nonce=nonce, method=method)
 
 
 def v1_request(url: str, signed: dict) -> RawResponse:
-    target = "/?" + "&".join(f"{_enc(k)}={_enc(v)}" for k, v in signed.items())
-    status, headers, body = http_request(url, "POST", target, b"", {"Content-Length": "0"})
-    return RawResponse(status, headers, body)
+    return rpc_signing.send_v1(url, signed)
 
 
 def v3_signed(url: str, action: str, params: dict, access_key: str, secret: str,
               nonce: str | None = None) -> tuple[str, dict]:
-    host = urllib.parse.urlsplit(url).netloc
-    payload_hash = hashlib.sha256(b"").hexdigest()
-    headers = {
-        "host": host, "x-acs-action": action, "x-acs-version": VERSION,
-        "x-acs-date": _utc_stamp(), "x-acs-signature-nonce": nonce or uuid.uuid4().hex,
-        "x-acs-content-sha256": payload_hash, "accept": "application/json",
-    }
-    query = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted((k, str(v)) for k, v in params.items()))
-    names = sorted(headers)
-    canonical_headers = "".join(f"{h}:{headers[h].strip()}\n" for h in names)
-    signed_headers = ";".join(names)
-    canonical = "\n".join(["POST", "/", query, canonical_headers, signed_headers, payload_hash])
-    sts = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-    sig = hmac.new(secret.encode(), sts.encode(), hashlib.sha256).hexdigest()
-    headers["Authorization"] = (f"ACS3-HMAC-SHA256 Credential={access_key},"
-                                f"SignedHeaders={signed_headers},Signature={sig}")
-    return ("/?" + query) if query else "/", headers
+    return rpc_signing.v3_signed(VERSION, url, action, params, access_key, secret, nonce=nonce)
 
 
 def v3_request(url: str, signed: tuple[str, dict]) -> RawResponse:
-    target, headers = signed
-    status, hdrs, body = http_request(url, "POST", target, b"", dict(headers, **{"Content-Length": "0"}))
-    return RawResponse(status, hdrs, body)
+    return rpc_signing.send_v3(url, signed)
 
 
 def assert_raw_error(resp: RawResponse, code: str, status: int) -> dict:
