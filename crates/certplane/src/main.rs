@@ -6,6 +6,7 @@ mod bootstrap;
 mod export;
 mod gateway;
 mod mqtt_instances;
+mod revocation;
 mod server;
 mod tls;
 mod validation;
@@ -54,6 +55,8 @@ enum Command {
         billing: billing::BillingArgs,
         #[command(flatten)]
         gateway: gateway::GatewayArgs,
+        #[command(flatten)]
+        revocation: revocation::RevocationArgs,
     },
     /// Applies pending database migrations and exits (`serve` also applies them at start).
     Migrate {
@@ -96,7 +99,20 @@ fn main() -> ExitCode {
                 tls,
                 billing,
                 gateway,
-            } => server::serve(listen, &at, dev, &validation, &tls, &billing, &gateway).await,
+                revocation,
+            } => {
+                server::serve(
+                    listen,
+                    &at,
+                    dev,
+                    &validation,
+                    &tls,
+                    &billing,
+                    &gateway,
+                    &revocation,
+                )
+                .await
+            }
             Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
                 println!("certplane: the database schema is up to date");
             }),

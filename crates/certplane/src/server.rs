@@ -25,6 +25,7 @@ struct App {
     aws: AwsIot,
     aliyun: Aliyun,
     azure: AzureBilling,
+    revocation: Arc<crate::revocation::Revocation>,
     clock: Arc<OffsetClock>,
     dev: bool,
 }
@@ -52,6 +53,8 @@ pub enum ValidationMode {
     AlwaysValid,
 }
 
+// One argument per flag group of `serve`.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listen: SocketAddr,
     at: &Location,
@@ -60,8 +63,18 @@ pub async fn serve(
     tls: &crate::tls::TlsArgs,
     billing: &crate::billing::BillingArgs,
     gateway_args: &crate::gateway::GatewayArgs,
+    revocation_args: &crate::revocation::RevocationArgs,
 ) -> Result<(), String> {
-    let opened = bootstrap::open(at).await?;
+    // Bound first: the default public URL (written into issued certificates) is the address
+    // actually listened on.
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("reading the listen address: {e}"))?;
+    let public_url = revocation_args.public_url(addr, tls.tls)?;
+    let opened = bootstrap::open_with(at, Some(&public_url)).await?;
     let validator: Arc<dyn DomainValidator> = match validation.validation {
         ValidationMode::AlwaysValid if !dev => {
             return Err("--validation always-valid is only allowed with --dev".into())
@@ -87,20 +100,17 @@ pub async fn serve(
     let sweep = crate::validation::spawn_sweep(core.clone());
     let billing_sweep = crate::billing::spawn_sweep(core.clone());
     let gateway = crate::gateway::start(&core, gateway_args).await?;
+    let (revocation, revocation_task) =
+        crate::revocation::Revocation::start(&core, revocation_args).await?;
     let app = Arc::new(App {
         aws: AwsIot::new(core.clone(), dev).with_device_domain(&gateway_args.gateway_domain),
         aliyun: Aliyun::new(core.clone(), dev),
         azure: AzureBilling::new(core, dev, tls_config.is_some(), Some(Arc::new(keys))),
+        revocation,
         clock: opened.clock,
         dev,
     });
     let router = Router::new().fallback(handle).with_state(app);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("reading the listen address: {e}"))?;
     println!(
         "certplane listening on {}://{addr}{}",
         if tls_config.is_some() {
@@ -119,6 +129,7 @@ pub async fn serve(
     };
     sweep.abort();
     billing_sweep.abort();
+    revocation_task.abort();
     drop(gateway);
     served
 }
@@ -197,6 +208,14 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
             };
         }
         _ => {}
+    }
+    if crate::revocation::Revocation::recognises(&parts.method, &path) {
+        // An oversized OCSP body is no OCSP request: answered malformedRequest, never a 5xx.
+        let body = read_body(body).await.unwrap_or_default();
+        return app
+            .revocation
+            .handle(&parts.method, &path, &parts.headers, &body)
+            .await;
     }
     let mut request = wire::Request {
         method: parts.method,

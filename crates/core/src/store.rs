@@ -36,10 +36,12 @@ pub enum Kind {
     BillingTransfer,
     OauthClient,
     SigningKey,
+    /// Per held CA: the last CRL number used, so numbers grow across restarts and nodes.
+    CrlState,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -61,6 +63,7 @@ impl Kind {
         Kind::BillingTransfer,
         Kind::OauthClient,
         Kind::SigningKey,
+        Kind::CrlState,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +89,7 @@ impl Kind {
             Kind::BillingTransfer => "billing_transfer",
             Kind::OauthClient => "oauth_client",
             Kind::SigningKey => "signing_key",
+            Kind::CrlState => "crl_state",
         }
     }
 
@@ -117,7 +121,7 @@ impl Kind {
             Kind::BillingProduct => Resource::BillingProduct,
             Kind::BillingTransfer => Resource::BillingTransfer,
             Kind::OauthClient => Resource::OauthClient,
-            Kind::SigningKey => Resource::Issuer,
+            Kind::SigningKey | Kind::CrlState => Resource::Issuer,
         }
     }
 
@@ -130,8 +134,8 @@ impl Kind {
         )
     }
 
-    /// Kinds that `reset` (dev mode) keeps: the issuing CA, the token signing key and the
-    /// credentials.
+    /// Kinds that `reset` (dev mode) keeps: the issuing CA, its CRL number (CRL numbers never
+    /// go back), the token signing key and the credentials.
     pub fn survives_reset(self) -> bool {
         matches!(
             self,
@@ -141,6 +145,7 @@ impl Kind {
                 | Kind::MqttInstance
                 | Kind::OauthClient
                 | Kind::SigningKey
+                | Kind::CrlState
         )
     }
 }
