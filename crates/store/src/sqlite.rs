@@ -488,6 +488,7 @@ mod tests {
         conformance::batches_are_atomic(&s).await;
         conformance::queries_filter_and_page_in_creation_order(&s).await;
         conformance::reset_keeps_credentials(&s).await;
+        conformance::crl_counter_survives_reset(&s).await;
         conformance::change_feed(&s).await;
     }
 
