@@ -228,7 +228,8 @@ impl Revocation {
         };
         let now = self.core.now();
         if let Some(cur) = self.current() {
-            let fresh = now < cur.this_update + self.validity_ms / 2;
+            // A thisUpdate in the future (the dev clock was moved back) is not fresh either.
+            let fresh = cur.this_update <= now && now < cur.this_update + self.validity_ms / 2;
             if !force && fresh && cur.entries == entries {
                 return Ok(());
             }
