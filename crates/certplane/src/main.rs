@@ -5,6 +5,7 @@ mod billing;
 mod bootstrap;
 mod export;
 mod gateway;
+mod listener;
 mod mqtt_instances;
 mod server;
 mod tls;
@@ -54,6 +55,8 @@ enum Command {
         billing: billing::BillingArgs,
         #[command(flatten)]
         gateway: gateway::GatewayArgs,
+        #[command(flatten)]
+        listener: listener::ListenerArgs,
     },
     /// Applies pending database migrations and exits (`serve` also applies them at start).
     Migrate {
@@ -96,7 +99,20 @@ fn main() -> ExitCode {
                 tls,
                 billing,
                 gateway,
-            } => server::serve(listen, &at, dev, &validation, &tls, &billing, &gateway).await,
+                listener,
+            } => {
+                server::serve(
+                    listen,
+                    &at,
+                    dev,
+                    &validation,
+                    &tls,
+                    &billing,
+                    &gateway,
+                    &listener,
+                )
+                .await
+            }
             Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
                 println!("certplane: the database schema is up to date");
             }),

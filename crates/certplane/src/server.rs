@@ -27,6 +27,7 @@ struct App {
     azure: AzureBilling,
     clock: Arc<OffsetClock>,
     dev: bool,
+    body_timeout: std::time::Duration,
 }
 
 /// How orders' domain ownership is checked.
@@ -60,6 +61,7 @@ pub async fn serve(
     tls: &crate::tls::TlsArgs,
     billing: &crate::billing::BillingArgs,
     gateway_args: &crate::gateway::GatewayArgs,
+    listener_args: &crate::listener::ListenerArgs,
 ) -> Result<(), String> {
     let opened = bootstrap::open(at).await?;
     let validator: Arc<dyn DomainValidator> = match validation.validation {
@@ -93,6 +95,7 @@ pub async fn serve(
         azure: AzureBilling::new(core, dev, tls_config.is_some(), Some(Arc::new(keys))),
         clock: opened.clock,
         dev,
+        body_timeout: listener_args.body_timeout(),
     });
     let router = Router::new().fallback(handle).with_state(app);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -110,13 +113,8 @@ pub async fn serve(
         },
         if dev { " (dev mode)" } else { "" }
     );
-    let served = match tls_config {
-        Some(cfg) => crate::tls::serve(listener, cfg, router, shutdown()).await,
-        None => axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| format!("server error: {e}")),
-    };
+    let served =
+        crate::listener::serve(listener, tls_config, router, listener_args, shutdown()).await;
     sweep.abort();
     billing_sweep.abort();
     drop(gateway);
@@ -208,18 +206,37 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
     let aliyun = Aliyun::recognises(&request);
     let azure =
         !aliyun && (AzureBilling::recognises(&request) || AzureBilling::recognises_oauth(&request));
-    request.body = match read_body(body).await {
-        Ok(b) => b,
-        Err(()) => {
-            let message = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
-            let id = uuid::Uuid::new_v4().to_string().to_uppercase();
-            return to_http(if aliyun {
-                RpcError::new(413, "RequestEntityTooLarge", message).render(&id, "certplane")
-            } else if azure {
-                AzureBilling::error(413, "RequestEntityTooLarge", message)
-            } else {
-                WireError::new(413, "RequestEntityTooLargeException", message).render(&id)
-            });
+    // The Alibaba and Azure code, and AWS's name for the same refusal.
+    let refused = |status: u16, code: &'static str, aws_code: &'static str, message: String| {
+        let id = uuid::Uuid::new_v4().to_string().to_uppercase();
+        to_http(if aliyun {
+            RpcError::new(status, code, message).render(&id, "certplane")
+        } else if azure {
+            AzureBilling::error(status, code, message)
+        } else {
+            WireError::new(status, aws_code, message).render(&id)
+        })
+    };
+    request.body = match tokio::time::timeout(app.body_timeout, read_body(body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(())) => {
+            return refused(
+                413,
+                "RequestEntityTooLarge",
+                "RequestEntityTooLargeException",
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        Err(_) => {
+            return refused(
+                408,
+                "RequestTimeout",
+                "RequestTimeoutException",
+                format!(
+                    "the request body did not arrive within {} s",
+                    app.body_timeout.as_secs()
+                ),
+            )
         }
     };
     if aliyun {

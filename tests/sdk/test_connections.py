@@ -1,0 +1,135 @@
+"""Slow, stalled and too many clients on the API listener: request heads have a time limit (also
+the idle keep-alive limit), bodies have one (408 in the dialect's format), and connections over
+`--max-connections` are refused politely (503, Retry-After) while the others keep being served."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from certplane_server import CertplaneServer, http_request
+
+
+@pytest.fixture(scope="module")
+def server(binary, tmp_path_factory):
+    srv = CertplaneServer(binary, tmp_path_factory.mktemp("connections") / "data", dev=True,
+                          extra_args=["--header-read-timeout", "2", "--request-body-timeout", "2",
+                                      "--max-connections", "40"]).start()
+    yield srv
+    srv.stop()
+
+
+def addr(srv):
+    host, port = srv.url.rsplit("//", 1)[1].split(":")
+    return host, int(port)
+
+
+def half_head(srv) -> socket.socket:
+    s = socket.create_connection(addr(srv), timeout=10)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+    return s
+
+
+def closed_by_server(s: socket.socket, within: float) -> bool:
+    s.settimeout(within)
+    try:
+        while True:
+            data = s.recv(4096)
+            if not data:
+                return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def wait_until_served(srv, deadline_s: float = 10) -> None:
+    deadline = time.time() + deadline_s
+    while True:
+        try:
+            if http_request(srv.url, "GET", "/healthz", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        assert time.time() < deadline, "the server never served again"
+        time.sleep(0.1)
+
+
+def test_a_stalled_request_head_is_cut_off(server):
+    s = half_head(server)
+    t0 = time.time()
+    assert closed_by_server(s, 10), "a half-sent request head held its connection"
+    assert 1.0 < time.time() - t0 < 8
+    s.close()
+
+
+def test_an_idle_kept_alive_connection_is_closed(server):
+    s = socket.create_connection(addr(server), timeout=10)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = s.recv(4096)
+    assert first.startswith(b"HTTP/1.1 200")
+    assert closed_by_server(s, 10), "an idle kept-alive connection stayed open"
+    s.close()
+
+
+def test_a_slow_body_is_answered_408_in_the_dialect_format(server):
+    s = socket.create_connection(addr(server), timeout=10)
+    s.sendall(b"POST /things/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 100\r\n\r\n{\"a\":")
+    s.settimeout(10)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    head = got.split(b"\r\n\r\n", 1)[0].decode().lower()
+    assert head.startswith("http/1.1 408"), got[:300]
+    assert "x-amzn-errortype: requesttimeoutexception" in head, head
+
+
+def test_over_the_cap_is_refused_politely_and_service_recovers(server):
+    wait_until_served(server)
+    held = [half_head(server) for _ in range(40)]
+    try:
+        time.sleep(0.3)
+        # One more: a 503 with Retry-After, not a hang or a reset.
+        extra = socket.create_connection(addr(server), timeout=5)
+        extra.settimeout(5)
+        answer = extra.recv(4096)
+        extra.close()
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+        assert b"retry-after: 1" in answer.lower()
+        # The stalled heads time out on their own: service comes back without our help.
+        wait_until_served(server, deadline_s=10)
+    finally:
+        for s in held:
+            s.close()
+
+
+@pytest.mark.slow
+def test_thousands_of_stalled_clients_do_not_stop_service(binary, tmp_path):
+    """3,000 half-sent heads against the default cap: every healthy request meanwhile is
+    served, and the stalled connections are all closed by the head timeout."""
+    srv = CertplaneServer(binary, tmp_path / "data", dev=True,
+                          extra_args=["--header-read-timeout", "3"]).start()
+    stalled = []
+    try:
+        for _ in range(3000):
+            stalled.append(half_head(srv))
+        for _ in range(20):
+            status, _, _ = http_request(srv.url, "GET", "/healthz", timeout=5)
+            assert status == 200
+        deadline = time.time() + 15
+        open_left = list(stalled)
+        while open_left and time.time() < deadline:
+            open_left = [s for s in open_left if not closed_by_server(s, 0.01)]
+            time.sleep(0.2)
+        assert not open_left, f"{len(open_left)} stalled connections outlived the head timeout"
+    finally:
+        for s in stalled:
+            s.close()
+        srv.stop()
