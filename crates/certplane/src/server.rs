@@ -53,16 +53,42 @@ pub enum ValidationMode {
     AlwaysValid,
 }
 
-pub async fn serve(
+/// Every flag of `certplane serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    at: &Location,
+    #[command(flatten)]
+    at: Location,
+    /// Emulator mode for tests: signatures are not checked, /moto-api/reset and the settable
+    /// /dev/clock are enabled.
+    #[arg(long)]
     dev: bool,
-    validation: &ValidationArgs,
-    tls: &crate::tls::TlsArgs,
-    billing: &crate::billing::BillingArgs,
-    gateway_args: &crate::gateway::GatewayArgs,
-    listener_args: &crate::listener::ListenerArgs,
-) -> Result<(), String> {
+    #[command(flatten)]
+    validation: ValidationArgs,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    billing: crate::billing::BillingArgs,
+    #[command(flatten)]
+    gateway: crate::gateway::GatewayArgs,
+    #[command(flatten)]
+    listener: crate::listener::ListenerArgs,
+}
+
+pub async fn serve(args: &ServeArgs) -> Result<(), String> {
+    let ServeArgs {
+        listen,
+        at,
+        dev,
+        validation,
+        tls,
+        billing,
+        gateway: gateway_args,
+        listener: listener_args,
+    } = args;
+    let (listen, dev) = (*listen, *dev);
     let opened = bootstrap::open(at).await?;
     let validator: Arc<dyn DomainValidator> = match validation.validation {
         ValidationMode::AlwaysValid if !dev => {
