@@ -135,3 +135,93 @@ def test_postgresql_crash_answers_503_and_recovers_within_5s(binary, tmp_path, c
         assert set(acknowledged) <= listed
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def small_disk():
+    """A 4 MiB tmpfs (the test grows it again with a remount); skipped where mounting is not
+    permitted (it needs root), loudly."""
+    point = Path(tempfile.mkdtemp(prefix="certplane-faults-disk-"))
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        point.rmdir()
+        pytest.skip(f"SKIPPED: cannot mount a small tmpfs here ({r.stderr.strip()}); the full-disk "
+                    "test needs root")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+        shutil.rmtree(point, ignore_errors=True)
+
+
+def test_sqlite_on_a_full_disk_answers_503_and_recovers(binary, small_disk):
+    srv = CertplaneServer(binary, small_disk / "data", dev=True)
+    srv.env = lambda: {k: v for k, v in os.environ.items() if k != "CERTPLANE_DATABASE_URL"}
+    srv.start()
+    try:
+        client = iot(srv)
+        acknowledged, refusal = [], None
+        for _ in range(2000):
+            try:
+                acknowledged.append(
+                    client.register_certificate_without_ca(certificatePem=_filler_pem(),
+                                                           status="ACTIVE")["certificateId"])
+            except botocore.exceptions.ClientError as e:
+                refusal = e.response
+                break
+        assert refusal is not None, "4 MiB never filled up"
+        assert refusal["ResponseMetadata"]["HTTPStatusCode"] == 503, refusal
+        assert refusal["Error"]["Code"] == "ServiceUnavailableException", refusal
+        assert srv.alive(), "the server died on a full disk"
+        # Reads still work on a full disk.
+        client.describe_certificate(certificateId=acknowledged[0])
+
+        r = subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        back = time.time()
+        while True:
+            try:
+                acknowledged.append(
+                    client.register_certificate_without_ca(certificatePem=_filler_pem(),
+                                                           status="ACTIVE")["certificateId"])
+                break
+            except botocore.exceptions.ClientError as e:
+                assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.response
+                assert time.time() - back < 5, "not writing 5 s after space came back"
+                time.sleep(0.1)
+        listed = set()
+        marker = None
+        while True:
+            page = client.list_certificates(pageSize=250, **({"marker": marker} if marker else {}))
+            listed |= {c["certificateId"] for c in page["certificates"]}
+            marker = page.get("nextMarker")
+            if not marker:
+                break
+        assert set(acknowledged) <= listed, "acknowledged certificates were lost"
+    finally:
+        srv.stop()
+
+
+def _filler_pem() -> str:
+    """A fresh self-signed certificate with a bulky subject, so the disk fills quickly."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "filler"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "x" * 60)])
+    now = dt.datetime.now(dt.timezone.utc)
+    sans = [x509.DNSName(f"filler-{i}-{os.urandom(8).hex()}.example") for i in range(60)]
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
