@@ -1,6 +1,7 @@
 """Crash cycles: clients create, inactivate, activate, transfer, accept, reject and cancel
-certificates through the AWS IoT dialect (boto3) while a certplane node is killed with SIGKILL at
-random moments. After each restart a checker reads every certificate back through the API:
+certificates through the AWS IoT dialect (boto3), and inactivate and activate ApsaraMQ device
+certificates through the OnsMqtt dialect (its official SDK), while a certplane node is killed
+with SIGKILL at random moments. After each restart a checker reads every certificate back through the API:
 
 * lost: an acknowledged write that is not there (a certificate, or its acknowledged state);
 * wrong: a certificate in a state no call could have left it in (e.g. a transfer both accepted
@@ -28,12 +29,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "sdk"))
+sys.path.insert(0, str(HERE.parent / "sdk" / "mqtt"))
 
 import boto3  # noqa: E402
 import botocore.exceptions  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 import certplane_server  # noqa: E402
+import onsmqtt_harness as mq  # noqa: E402
 import sdk_engine  # noqa: E402
 
 A, B = "111111111111", "222222222222"
@@ -175,6 +178,70 @@ def _unavailable(e: botocore.exceptions.ClientError) -> bool:
     return e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
 
 
+MQTT_INSTANCE = "post-cn-crashcycles"
+
+
+def mqtt_setup(node, workdir: Path, count: int = 16):
+    """An MQTT instance, a registered CA and `count` active device certificates of it."""
+    node.admin("mqtt-instance", "create", "--account", mq.ACCOUNT_A, "--instance-id",
+               MQTT_INSTANCE, "--json")
+    ca = mq.register_ca(mq.mqtt_client(node.url), instance=MQTT_INSTANCE)
+    devices = []
+    for i in range(count):
+        cert, _ = mq.make_cert(ca, f"crash-device-{i}")
+        path = workdir / f"device-{i}.pem"
+        path.write_text(mq.pem_of(cert))
+        node.admin("mqtt-instance", "register-device", "--instance-id", MQTT_INSTANCE,
+                   "--cert", str(path), "--json")
+        devices.append(Cert(mq.sn_of(cert), ("mqtt", "1")))
+    return ca.extra["sn"], devices
+
+
+def mqtt_worker(url: str, ca_sn: str, devices: list, tally: Tally, stop: threading.Event,
+                seed: int, lock: threading.Lock) -> None:
+    rng = random.Random(seed)
+    api = mq.mqtt_client(url)
+    while not stop.is_set():
+        d = rng.choice(devices)
+        to = ("mqtt", "0" if d.state[1] == "1" else "1")
+        kw = dict(mqtt_instance_id=MQTT_INSTANCE, ca_sn=ca_sn, device_sn=d.id)
+        try:
+            if to[1] == "0":
+                api.inactivate_device_certificate(mq.M.InactivateDeviceCertificateRequest(**kw))
+            else:
+                api.active_device_certificate(mq.M.ActiveDeviceCertificateRequest(**kw))
+        except Exception as e:  # noqa: BLE001 (the SDK wraps connection errors in its own types)
+            status = getattr(e, "status_code", None)
+            if isinstance(status, int) and status < 500:
+                with lock:
+                    tally.bad("wrong", f"device {d.id[:12]} {d.state} -> {to}: {e}")
+                continue
+            d.maybe = to
+            with lock:
+                tally.unknown += 1
+            return
+        d.state = to
+        with lock:
+            tally.acknowledged += 1
+
+
+def mqtt_check(url: str, ca_sn: str, devices: list, tally: Tally) -> None:
+    api = mq.mqtt_client(url)
+    for d in devices:
+        allowed = {d.state} | ({d.maybe} if d.maybe else set())
+        try:
+            got = ("mqtt", mq.get_device(api, ca_sn, d.id, instance=MQTT_INSTANCE).status)
+        except Exception as e:  # noqa: BLE001
+            tally.bad("lost", f"device {d.id[:12]} (acknowledged {d.state}) unreadable: {e}")
+            continue
+        if got not in allowed:
+            tally.bad("lost" if d.maybe is None else "wrong",
+                      f"device {d.id[:12]} is {got}, allowed {sorted(allowed)}")
+        else:
+            d.state = got
+        d.maybe = None
+
+
 def read_back(url: str) -> dict:
     """certificate id -> (owner, status), through the API of both accounts. A certificate
     pending transfer is listed by both (the target sees what is offered to it): it is the
@@ -228,12 +295,15 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
     lock = threading.Lock()
     per_client: list[list] = [[] for _ in range(clients)]
     try:
+        ca_sn, devices = mqtt_setup(nodes.servers[0], workdir)
         for cycle in range(1, cycles + 1):
             stop = threading.Event()
             urls = nodes.urls()
             threads = [threading.Thread(target=worker, args=(
                 urls[i % len(urls)], per_client[i], tally, stop, rng.random(), lock))
                 for i in range(clients)]
+            threads.append(threading.Thread(target=mqtt_worker, args=(
+                urls[-1], ca_sn, devices, tally, stop, rng.random(), lock)))
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(1.0, 3.0))
@@ -246,6 +316,7 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
             all_certs = [c for certs in per_client for c in certs]
             before = tally.unknown_creates
             found = check(victim.url, all_certs, tally, tally.unknown_creates)
+            mqtt_check(victim.url, ca_sn, devices, tally)
             tally.unknown_creates = 0
             # Certificates found from cut-off creates join the first client's set.
             known = {c.id for certs in per_client for c in certs}
