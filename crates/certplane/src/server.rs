@@ -28,6 +28,7 @@ struct App {
     revocation: Arc<crate::revocation::Revocation>,
     clock: Arc<OffsetClock>,
     dev: bool,
+    body_timeout: std::time::Duration,
 }
 
 /// How orders' domain ownership is checked.
@@ -53,18 +54,45 @@ pub enum ValidationMode {
     AlwaysValid,
 }
 
-// One argument per flag group of `serve`.
-#[allow(clippy::too_many_arguments)]
-pub async fn serve(
+/// Every flag of `certplane serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    at: &Location,
+    #[command(flatten)]
+    at: Location,
+    /// Emulator mode for tests: signatures are not checked, /moto-api/reset and the settable
+    /// /dev/clock are enabled.
+    #[arg(long)]
     dev: bool,
-    validation: &ValidationArgs,
-    tls: &crate::tls::TlsArgs,
-    billing: &crate::billing::BillingArgs,
-    gateway_args: &crate::gateway::GatewayArgs,
-    revocation_args: &crate::revocation::RevocationArgs,
-) -> Result<(), String> {
+    #[command(flatten)]
+    validation: ValidationArgs,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    billing: crate::billing::BillingArgs,
+    #[command(flatten)]
+    gateway: crate::gateway::GatewayArgs,
+    #[command(flatten)]
+    listener: crate::listener::ListenerArgs,
+    #[command(flatten)]
+    revocation: crate::revocation::RevocationArgs,
+}
+
+pub async fn serve(args: &ServeArgs) -> Result<(), String> {
+    let ServeArgs {
+        listen,
+        at,
+        dev,
+        validation,
+        tls,
+        billing,
+        gateway: gateway_args,
+        listener: listener_args,
+        revocation: revocation_args,
+    } = args;
+    let (listen, dev) = (*listen, *dev);
     // Bound first: the default public URL (written into issued certificates) is the address
     // actually listened on.
     let listener = tokio::net::TcpListener::bind(listen)
@@ -109,6 +137,7 @@ pub async fn serve(
         revocation,
         clock: opened.clock,
         dev,
+        body_timeout: listener_args.body_timeout(),
     });
     let router = Router::new().fallback(handle).with_state(app);
     println!(
@@ -120,13 +149,8 @@ pub async fn serve(
         },
         if dev { " (dev mode)" } else { "" }
     );
-    let served = match tls_config {
-        Some(cfg) => crate::tls::serve(listener, cfg, router, shutdown()).await,
-        None => axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| format!("server error: {e}")),
-    };
+    let served =
+        crate::listener::serve(listener, tls_config, router, listener_args, shutdown()).await;
     sweep.abort();
     billing_sweep.abort();
     revocation_task.abort();
@@ -227,18 +251,37 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
     let aliyun = Aliyun::recognises(&request);
     let azure =
         !aliyun && (AzureBilling::recognises(&request) || AzureBilling::recognises_oauth(&request));
-    request.body = match read_body(body).await {
-        Ok(b) => b,
-        Err(()) => {
-            let message = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
-            let id = uuid::Uuid::new_v4().to_string().to_uppercase();
-            return to_http(if aliyun {
-                RpcError::new(413, "RequestEntityTooLarge", message).render(&id, "certplane")
-            } else if azure {
-                AzureBilling::error(413, "RequestEntityTooLarge", message)
-            } else {
-                WireError::new(413, "RequestEntityTooLargeException", message).render(&id)
-            });
+    // The Alibaba and Azure code, and AWS's name for the same refusal.
+    let refused = |status: u16, code: &'static str, aws_code: &'static str, message: String| {
+        let id = uuid::Uuid::new_v4().to_string().to_uppercase();
+        to_http(if aliyun {
+            RpcError::new(status, code, message).render(&id, "certplane")
+        } else if azure {
+            AzureBilling::error(status, code, message)
+        } else {
+            WireError::new(status, aws_code, message).render(&id)
+        })
+    };
+    request.body = match tokio::time::timeout(app.body_timeout, read_body(body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(())) => {
+            return refused(
+                413,
+                "RequestEntityTooLarge",
+                "RequestEntityTooLargeException",
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        Err(_) => {
+            return refused(
+                408,
+                "RequestTimeout",
+                "RequestTimeoutException",
+                format!(
+                    "the request body did not arrive within {} s",
+                    app.body_timeout.as_secs()
+                ),
+            )
         }
     };
     if aliyun {

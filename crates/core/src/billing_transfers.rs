@@ -697,14 +697,8 @@ impl Core {
                 return Err(DomainError::not_found(Resource::BillingTransfer, name));
             }
             let cur = self.expire_if_due(cur).await?;
-            if cur.value.replays("Canceled", caller, request_id) {
-                return Ok(cur.value);
-            }
-            let t =
-                cur.value
-                    .decide_end(caller, TransferState::Canceled, self.now(), request_id)?;
-            self.store().apply(vec![cur.update_to(&t)?]).await?;
-            Ok(t)
+            self.end_billing_transfer(cur, caller, TransferState::Canceled, request_id)
+                .await
         })
         .await
     }
@@ -849,16 +843,27 @@ impl Core {
             if !cur.value.is_recipient(caller) {
                 return Err(cur.value.not_recipient(caller));
             }
-            if cur.value.replays("Declined", caller, request_id) {
-                return Ok(cur.value);
-            }
-            let t =
-                cur.value
-                    .decide_end(caller, TransferState::Declined, self.now(), request_id)?;
-            self.store().apply(vec![cur.update_to(&t)?]).await?;
-            Ok(t)
+            self.end_billing_transfer(cur, caller, TransferState::Declined, request_id)
+                .await
         })
         .await
+    }
+
+    /// Cancel or decline, once the caller's side is checked: a replay of the call that made
+    /// the current state answers it again; otherwise one compare-and-set from Pending.
+    async fn end_billing_transfer(
+        &self,
+        cur: Stored<BillingTransfer>,
+        caller: &str,
+        to: TransferState,
+        request_id: Option<&str>,
+    ) -> DomainResult<BillingTransfer> {
+        if cur.value.replays(to.as_str(), caller, request_id) {
+            return Ok(cur.value);
+        }
+        let t = cur.value.decide_end(caller, to, self.now(), request_id)?;
+        self.store().apply(vec![cur.update_to(&t)?]).await?;
+        Ok(t)
     }
 
     /// The names of accepted transfers whose products are still moving.

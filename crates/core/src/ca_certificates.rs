@@ -200,6 +200,22 @@ impl Core {
         .await
     }
 
+    /// Whether a CA of this scope was registered with this (one-use) registration code: each
+    /// CA keeps the code it proved, so no separate record of spent codes is needed.
+    async fn registration_code_used(&self, scope: &Scope, code: &str) -> DomainResult<bool> {
+        let filter = Filter {
+            account: Some(scope.account.clone()),
+            region: Some(scope.region.clone()),
+            ..Filter::default()
+        };
+        Ok(
+            store::query::<CaCertificate>(self.store(), &filter, PageQuery::all())
+                .await?
+                .iter()
+                .any(|c| c.value.registration_code.as_deref() == Some(code)),
+        )
+    }
+
     pub(crate) async fn cas_with_subject(
         &self,
         scope: &Scope,
@@ -250,6 +266,17 @@ impl Core {
                 let ver = parse_certificate_pem(v).map_err(pki_error)?;
                 let code = self.get_registration_code(scope).await?;
                 if ver.subject_cn.as_deref() != Some(code.as_str()) {
+                    if req.consume_registration_code {
+                        if let Some(cn) = ver.subject_cn.as_deref() {
+                            if self.registration_code_used(scope, cn).await? {
+                                return Err(DomainError::RegistrationCodeUsed(
+                                    "the verification certificate carries a register code that \
+                                     already registered a CA; get a new one"
+                                        .into(),
+                                ));
+                            }
+                        }
+                    }
                     return Err(DomainError::RegistrationCodeMismatch(
                         "the verification certificate's common name is not this account's \
                          registration code"
@@ -349,7 +376,7 @@ impl Core {
                 id: id.to_string(),
             },
             // Another registration consumed the same code first.
-            DomainError::Stale if consumes_code => DomainError::RegistrationCodeMismatch(
+            DomainError::Stale if consumes_code => DomainError::RegistrationCodeUsed(
                 "the register code has already been used; get a new one".into(),
             ),
             other => other,

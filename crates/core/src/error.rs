@@ -95,6 +95,10 @@ pub enum DomainError {
     /// The proof of possession does not carry the expected registration code.
     #[error("{0}")]
     RegistrationCodeMismatch(String),
+    /// The proof of possession carries a one-use registration code that already registered a
+    /// CA (ApsaraMQ answers it with its own code).
+    #[error("{0}")]
+    RegistrationCodeUsed(String),
     /// More than one registered CA could have signed the certificate.
     #[error("{0}")]
     AmbiguousIssuer(String),

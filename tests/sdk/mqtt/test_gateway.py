@@ -10,11 +10,14 @@ import ssl
 import subprocess
 import time
 
+import boto3
 import paho.mqtt.client as paho
 import pytest
+from botocore.config import Config
 from cryptography.hazmat.primitives import serialization
 
 import certplane_server
+import sdk_engine
 from onsmqtt_harness import (ACCOUNT_A, INSTANCE_A, M, OnsMqttServer, make_ca, make_cert,
                              make_session_instances, mqtt_client, pem_of, register_ca, sn_of)
 
@@ -44,14 +47,23 @@ def broker(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def gw(binary, broker, tmp_path_factory):
+class GatewayNode(OnsMqttServer):
+    """A --dev server with the gateway on; `shares_with` names the data dir of another node whose
+    storage (on PostgreSQL: database) this one uses too."""
+
+    shares_with = None
+
+    def env(self) -> dict:
+        return sdk_engine.server_env(self.shares_with or self.data_dir)
+
+
+def start_gateway(binary, broker: int, data, shares_with=None) -> GatewayNode:
     gport = certplane_server.free_port()
-    data = tmp_path_factory.mktemp("gateway") / "data"
-    srv = OnsMqttServer(binary, data, dev=True, extra_args=[
+    srv = GatewayNode(binary, data, dev=True, extra_args=[
         "--gateway", f"127.0.0.1:{gport}", "--gateway-upstream", f"127.0.0.1:{broker}",
-        "--gateway-tenant", INSTANCE_A]).start()
-    make_session_instances(srv)
+        "--gateway-tenant", INSTANCE_A])
+    srv.shares_with = shares_with
+    srv.start()
     srv.gateway_port = gport
     srv.ca_file = str(data / "ca.pem")
     deadline = time.time() + 10
@@ -61,6 +73,13 @@ def gw(binary, broker, tmp_path_factory):
             break
         except OSError:
             time.sleep(0.05)
+    return srv
+
+
+@pytest.fixture(scope="module")
+def gw(binary, broker, tmp_path_factory):
+    srv = start_gateway(binary, broker, tmp_path_factory.mktemp("gateway") / "data")
+    make_session_instances(srv)
     yield srv
     srv.stop()
 
@@ -152,21 +171,27 @@ def test_paho_mqtt_client_through_the_gateway(gw, mq, tmp_path):
     assert got and got[0] == b"v5"
 
 
-def test_inactivate_drops_the_live_session_and_reactivation_lets_it_back(gw, mq, tmp_path):
-    ca, dev = device(mq, tmp_path)
+def inactivate_while_subscribed(api, gw, ca, dev) -> None:
+    """`dev` subscribed through `gw`; InactivateDeviceCertificate through `api` (any node): the
+    live session ends within a second and a reconnect is refused; then ActiveDeviceCertificate."""
     sub = dev.subscribe(gw)
     try:
         wait_subscribed(gw, dev, sub)
         t0 = time.time()
-        mq.inactivate_device_certificate(M.InactivateDeviceCertificateRequest(
+        api.inactivate_device_certificate(M.InactivateDeviceCertificateRequest(
             mqtt_instance_id=INSTANCE_A, ca_sn=ca.extra["sn"], device_sn=dev.sn))
         sub.wait(timeout=5)
         assert time.time() - t0 < 1.0, "the session outlived the inactivation by a second"
     finally:
         sub.kill()
     assert dev.publish(gw).returncode != 0
-    mq.active_device_certificate(M.ActiveDeviceCertificateRequest(
+    api.active_device_certificate(M.ActiveDeviceCertificateRequest(
         mqtt_instance_id=INSTANCE_A, ca_sn=ca.extra["sn"], device_sn=dev.sn))
+
+
+def test_inactivate_drops_the_live_session_and_reactivation_lets_it_back(gw, mq, tmp_path):
+    ca, dev = device(mq, tmp_path)
+    inactivate_while_subscribed(mq, gw, ca, dev)
     assert dev.publish(gw).returncode == 0
 
 
@@ -211,3 +236,148 @@ def test_unknown_ca_expired_and_not_yet_valid_are_refused(gw, mq, tmp_path):
     body = mq.list_device_certificate(M.ListDeviceCertificateRequest(
         mqtt_instance_id=INSTANCE_A, page_no="1", page_size="10")).body
     assert body.data.total == 0
+
+
+# --------------------------------------------------------------------------------------------
+# AWS IoT devices: the SNI route and just-in-time registration
+
+AWS_ACCOUNT = "111111111111"
+AWS_REGION = "us-east-1"
+
+
+def iot_client(srv):
+    """boto3 against the --dev server: the 12-digit access key id is the account."""
+    return boto3.client("iot", endpoint_url=srv.url, region_name=AWS_REGION,
+                        aws_access_key_id=AWS_ACCOUNT, aws_secret_access_key="dev-secret",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def _recv_exact(s, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def mqtt_connect(gw, dev: Device, server_name: str, client_id: str = "jitr-device"):
+    """TLS with SNI `server_name` to the gateway, then an MQTT 3.1.1 CONNECT. Returns the open
+    TLS socket after a CONNACK accepting the session, or None when the device was refused (a
+    failed handshake, an alert, or a close before any CONNACK)."""
+    ctx = ssl.create_default_context(cafile=gw.ca_file)
+    ctx.load_cert_chain(str(dev.cert_file), str(dev.key_file))
+    raw = socket.create_connection(("127.0.0.1", gw.gateway_port), timeout=5)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=server_name)
+        cid = client_id.encode()
+        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+        s.sendall(bytes([0x10, len(body)]) + body)
+        ack = _recv_exact(s, 4)
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return None
+    if ack != b"\x20\x02\x00\x00":
+        s.close()
+        return None
+    return s
+
+
+def closed_within(s, seconds: float) -> bool:
+    """Whether the gateway closes this live session within `seconds`."""
+    s.settimeout(seconds)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except (ssl.SSLError, OSError):
+        return True
+
+
+def register_aws_ca(iot, ca):
+    code = iot.get_registration_code()["registrationCode"]
+    verification, _ = make_cert(ca, code)
+    return iot.register_ca_certificate(
+        caCertificate=ca.pem, verificationCertificate=pem_of(verification), setAsActive=True,
+        allowAutoRegistration=True)["certificateId"]
+
+
+def test_aws_device_through_the_sni_route_with_jitr(gw, tmp_path):
+    import hashlib
+    gw.reset()
+    iot = iot_client(gw)
+    endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    assert endpoint == f"a{AWS_ACCOUNT}-ats.iot.{AWS_REGION}.localhost"
+    ca = make_ca("aws jitr CA")
+    ca_id = register_aws_ca(iot, ca)
+    cert, key = make_cert(ca, "thing-1")
+    dev = Device(tmp_path, cert, key, "aws")
+    cert_id = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    # First contact: registered as PENDING_ACTIVATION under its CA, and refused.
+    assert mqtt_connect(gw, dev, endpoint) is None
+    described = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]
+    assert described["status"] == "PENDING_ACTIVATION"
+    assert described["caCertificateId"] == ca_id
+    listed = iot.list_certificates_by_ca(caCertificateId=ca_id)["certificates"]
+    assert [c["certificateId"] for c in listed] == [cert_id]
+    assert mqtt_connect(gw, dev, endpoint) is None, "a pending certificate got a session"
+
+    # Activated (what a JITR Lambda does): the device gets in through the SNI route.
+    iot.update_certificate(certificateId=cert_id, newStatus="ACTIVE")
+    s = mqtt_connect(gw, dev, endpoint)
+    assert s is not None, "the activated device was refused"
+    try:
+        # The same device under another account's endpoint name is not that account's device.
+        assert mqtt_connect(gw, dev, f"a222222222222-ats.iot.{AWS_REGION}.localhost") is None
+        iot.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+        assert closed_within(s, 1.0), "the live session outlived UpdateCertificate INACTIVE"
+    finally:
+        s.close()
+    assert mqtt_connect(gw, dev, endpoint) is None
+
+
+def test_aws_ca_without_auto_registration_refuses_unknown_devices(gw, tmp_path):
+    import hashlib
+    gw.reset()
+    iot = iot_client(gw)
+    endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    ca = make_ca("aws manual CA")
+    ca_id = register_aws_ca(iot, ca)
+    iot.update_ca_certificate(certificateId=ca_id, newAutoRegistrationStatus="DISABLE")
+    cert, key = make_cert(ca, "thing-2")
+    dev = Device(tmp_path, cert, key, "aws2")
+    assert mqtt_connect(gw, dev, endpoint) is None
+    assert iot.list_certificates_by_ca(caCertificateId=ca_id)["certificates"] == []
+    # Registered ahead of time (RegisterCertificate, ACTIVE): let in.
+    resp = iot.register_certificate(certificatePem=pem_of(cert), caCertificatePem=ca.pem,
+                                    status="ACTIVE")
+    assert resp["certificateId"] == hashlib.sha256(
+        cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    s = mqtt_connect(gw, dev, endpoint)
+    assert s is not None
+    s.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Two nodes on one PostgreSQL database
+
+
+def test_inactivation_through_one_node_drops_the_session_on_the_other(gw, broker, tmp_path):
+    if sdk_engine.ENGINE != "postgres":
+        pytest.skip("two nodes share a store only on PostgreSQL (this run is on SQLite)")
+    gw.reset()
+    node2 = start_gateway(gw.binary, broker, tmp_path / "node2", shares_with=gw.data_dir)
+    try:
+        node1_api = mqtt_client(gw, ACCOUNT_A)
+        ca = register_ca(node1_api)
+        cert, key = make_cert(ca, "roaming-device")
+        dev = Device(tmp_path, cert, key, "roam")
+        inactivate_while_subscribed(node1_api, node2, ca, dev)
+        deadline = time.time() + 5
+        while dev.publish(node2).returncode != 0:
+            assert time.time() < deadline, "node 2 never let the reactivated device back"
+            time.sleep(0.1)
+    finally:
+        node2.stop()

@@ -183,9 +183,6 @@ def test_verification_without_common_name(mqtt):
     _unchanged(mqtt, code)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a register code already used by a registered CA is "
-                   "answered 400 RegisterCodeError, ApsaraMQ documents 401 RegisterCodeUsed "
-                   "'Register code has been used.' (known deviation, COMPATIBILITY.md)")
 def test_used_register_code(mqtt):
     first = register_ca(mqtt)
     code_now = register_code(mqtt)
@@ -194,6 +191,21 @@ def test_used_register_code(mqtt):
         register(mqtt, ca, code=first.extra["code"])
     assert [c.sn for c in all_cas(mqtt)] == [first.extra["sn"]]
     assert register_code(mqtt) == code_now
+
+
+def test_racing_registrations_on_one_code(mqtt):
+    """Two CAs proving the same code at once: one registers, the other is told the code is used."""
+    import certplane_server
+    code = register_code(mqtt)
+    cas = [make_ca(f"racer {i}") for i in range(2)]
+    proofs = [verification_for(ca, code) for ca in cas]
+    results = certplane_server.race_threads(
+        2, lambda i: register(mqtt, cas[i], verification=proofs[i]), Exception,
+        lambda e: (getattr(e, "code", None), getattr(e, "status_code", None)))
+    oks = [r for r in results if r[0] == "ok"]
+    errs = [r[1] for r in results if r[0] == "err"]
+    assert len(oks) == 1 and errs == [("RegisterCodeUsed", 401)], results
+    assert len(all_cas(mqtt)) == 1
 
 
 def test_used_register_code_is_refused(mqtt):

@@ -120,7 +120,9 @@ pub fn from_domain(e: DomainError) -> RpcError {
         DomainError::LimitExceeded(_) => RpcError::new(400, "QuotaExceeded", msg),
         DomainError::QuotaExhausted(_) => RpcError::new(404, "NotRemainCount", msg),
         DomainError::BadCertificate(_) => RpcError::new(400, "InvalidCertificate", msg),
-        DomainError::RegistrationCodeMismatch(_) => RpcError::new(400, "InvalidParameter", msg),
+        DomainError::RegistrationCodeMismatch(_) | DomainError::RegistrationCodeUsed(_) => {
+            RpcError::new(400, "InvalidParameter", msg)
+        }
         DomainError::AmbiguousIssuer(_) => RpcError::new(400, "InvalidParameter", msg),
         DomainError::NotImplemented(_) => RpcError::new(404, "InvalidApi.NotFound", msg),
         DomainError::Stale | DomainError::Unavailable(_) => {
@@ -199,6 +201,11 @@ pub fn onsmqtt_error(e: ApiError) -> ApiError {
                 400,
                 "RegisterCodeError",
                 format!("Register code error in verification certificate. ({m})"),
+            ),
+            DomainError::RegistrationCodeUsed(m) => RpcError::new(
+                401,
+                "RegisterCodeUsed",
+                format!("Register code has been used. ({m})"),
             ),
             DomainError::BadCertificate(m) => RpcError::new(
                 401,

@@ -106,7 +106,7 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             }
             _ => WireError::invalid(msg),
         },
-        DomainError::RegistrationCodeMismatch(_) => {
+        DomainError::RegistrationCodeMismatch(_) | DomainError::RegistrationCodeUsed(_) => {
             WireError::new(400, "RegistrationCodeValidationException", msg)
         }
         DomainError::AmbiguousIssuer(_) => WireError::new(409, "CertificateConflictException", msg),

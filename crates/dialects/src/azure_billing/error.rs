@@ -128,6 +128,7 @@ pub fn from_domain(e: DomainError, side: Side) -> ArmError {
         }
         DomainError::BadCertificate(_)
         | DomainError::RegistrationCodeMismatch(_)
+        | DomainError::RegistrationCodeUsed(_)
         | DomainError::AmbiguousIssuer(_) => ArmError::bad_request("InvalidInput", msg),
         DomainError::NotImplemented(_) => ArmError::new(501, "NotImplemented", msg),
         DomainError::Stale | DomainError::Unavailable(_) => {
