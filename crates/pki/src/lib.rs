@@ -4,6 +4,7 @@
 
 mod crl;
 mod csr;
+mod der_lengths;
 mod issuer;
 mod ocsp;
 mod parse;

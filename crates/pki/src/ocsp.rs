@@ -114,6 +114,11 @@ fn parse_cert_id(der: &[u8]) -> Result<CertId, PkiError> {
 /// Reads an OCSPRequest (DER). Signed requests are accepted; their signature is not checked
 /// (certplane answers anyone, as public responders do).
 pub fn parse_ocsp_request(der: &[u8]) -> Result<OcspRequest, PkiError> {
+    if !crate::der_lengths::well_formed(der) {
+        return Err(PkiError::Malformed(
+            "the OCSP request is not well-formed DER (a length runs past its end)".into(),
+        ));
+    }
     let (cert_ids, extensions) = yasna::parse_der(der, |r| {
         r.read_sequence(|r| {
             let parts = r.next().read_sequence(|r| {
