@@ -79,7 +79,9 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
         }
         DomainError::InvalidInput(_) => WireError::invalid(msg),
         DomainError::MalformedDocument(_) => match ep {
-            E::CreatePolicy => WireError::new(400, "MalformedPolicyException", msg),
+            E::CreatePolicy | E::CreatePolicyVersion => {
+                WireError::new(400, "MalformedPolicyException", msg)
+            }
             _ => WireError::invalid(msg),
         },
         DomainError::WrongState { .. } => match ep {
@@ -97,9 +99,10 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             E::DeleteThing => WireError::invalid(msg),
             _ => WireError::new(409, "DeleteConflictException", msg),
         },
-        DomainError::LimitExceeded(_) | DomainError::QuotaExhausted(_) => {
-            WireError::new(410, "LimitExceededException", msg)
-        }
+        DomainError::LimitExceeded(_) | DomainError::QuotaExhausted(_) => match ep {
+            E::CreatePolicyVersion => WireError::new(409, "VersionsLimitExceededException", msg),
+            _ => WireError::new(410, "LimitExceededException", msg),
+        },
         DomainError::BadCertificate(_) => match ep {
             E::RegisterCertificate | E::RegisterCertificateWithoutCA | E::RegisterCACertificate => {
                 WireError::new(400, "CertificateValidationException", msg)
@@ -245,7 +248,17 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "ServiceUnavailableException",
             "InternalFailureException",
         ],
-        E::DeletePolicy => &[
+        E::CreatePolicyVersion => &[
+            "ResourceNotFoundException",
+            "MalformedPolicyException",
+            "VersionsLimitExceededException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::DeletePolicy | E::DeletePolicyVersion => &[
             "DeleteConflictException",
             "ResourceNotFoundException",
             "InvalidRequestException",
@@ -331,7 +344,8 @@ mod tests {
             E::CreateThing => &[1],
             E::DeleteThing => &[3, 6],
             E::CreatePolicy => &[1, 13],
-            E::DeletePolicy => &[0, 6],
+            E::DeletePolicy | E::DeletePolicyVersion => &[0, 6],
+            E::CreatePolicyVersion => &[0, 7, 13],
             E::AttachPolicy | E::AttachPrincipalPolicy => &[0, 7],
             E::CreateKeysAndCertificate
             | E::CreateCertificateFromCsr

@@ -147,7 +147,12 @@ impl AwsIot {
         let (principal, region) = self.authenticate(req).await?;
         let segs = req.segments().map_err(WireError::invalid)?;
         let method = req.method.as_str();
-        let Some(Route { endpoint, label }) = router::route(method, &segs) else {
+        let Some(Route {
+            endpoint,
+            label,
+            sub,
+        }) = router::route(method, &segs)
+        else {
             let what = match router::other_operation(method, &segs) {
                 Some(op) => format!("certplane does not implement the AWS IoT operation {op}"),
                 None => format!(
@@ -165,7 +170,7 @@ impl AwsIot {
         authorize(&principal, endpoint.action(), &resource)
             .map_err(|e| from_domain(&e, endpoint, &scope))?;
         let query = req.query_pairs().map_err(WireError::invalid)?;
-        let call = Call::new(&self.core, scope.clone(), label, query, req)
+        let call = Call::new(&self.core, scope.clone(), label, sub, query, req)
             .map_err(|e| from_domain(&e, endpoint, &scope))?;
         dispatch(endpoint, &call, &self.device_domain)
             .await
@@ -217,6 +222,11 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Re
         E::DetachPrincipalPolicy => policies::detach_principal_policy(cx).await,
         E::ListPrincipalPolicies => policies::list_principal_policies(cx).await,
         E::ListPolicyPrincipals => policies::list_policy_principals(cx).await,
+        E::CreatePolicyVersion => policies::create_policy_version(cx).await,
+        E::GetPolicyVersion => policies::get_policy_version(cx).await,
+        E::ListPolicyVersions => policies::list_policy_versions(cx).await,
+        E::SetDefaultPolicyVersion => policies::set_default_policy_version(cx).await,
+        E::DeletePolicyVersion => policies::delete_policy_version(cx).await,
         E::DescribeEndpoint => endpoints::describe_endpoint(cx, device_domain),
     }
 }

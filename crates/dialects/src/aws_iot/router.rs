@@ -66,19 +66,41 @@ endpoints! {
     DetachPrincipalPolicy,
     ListPrincipalPolicies,
     ListPolicyPrincipals,
+    CreatePolicyVersion,
+    GetPolicyVersion,
+    ListPolicyVersions,
+    SetDefaultPolicyVersion,
+    DeletePolicyVersion,
     DescribeEndpoint,
 }
 
-/// A routed request: the operation and its one path label, if it has one.
+/// A routed request: the operation, its first path label, if it has one, and its second (a
+/// policy version id), if it has two.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub endpoint: Endpoint,
     pub label: Option<String>,
+    pub sub: Option<String>,
 }
 
 pub fn route(method: &str, segs: &[String]) -> Option<Route> {
     use Endpoint::*;
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let two = |endpoint: Endpoint, label: &str, sub: &str| Route {
+        endpoint,
+        label: Some(label.to_string()),
+        sub: Some(sub.to_string()),
+    };
+    match (method, s.as_slice()) {
+        ("GET", ["policies", name, "version", v]) => return Some(two(GetPolicyVersion, name, v)),
+        ("PATCH", ["policies", name, "version", v]) => {
+            return Some(two(SetDefaultPolicyVersion, name, v))
+        }
+        ("DELETE", ["policies", name, "version", v]) => {
+            return Some(two(DeletePolicyVersion, name, v))
+        }
+        _ => {}
+    }
     let (endpoint, label) = match (method, s.as_slice()) {
         ("POST", ["keys-and-certificate"]) => (CreateKeysAndCertificate, None),
         ("POST", ["certificates"]) => (CreateCertificateFromCsr, None),
@@ -114,6 +136,8 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
         ("POST", ["policies", name]) => (CreatePolicy, Some(*name)),
         ("GET", ["policies", name]) => (GetPolicy, Some(*name)),
         ("DELETE", ["policies", name]) => (DeletePolicy, Some(*name)),
+        ("POST", ["policies", name, "version"]) => (CreatePolicyVersion, Some(*name)),
+        ("GET", ["policies", name, "version"]) => (ListPolicyVersions, Some(*name)),
         ("PUT", ["target-policies", name]) => (AttachPolicy, Some(*name)),
         ("POST", ["target-policies", name]) => (DetachPolicy, Some(*name)),
         ("POST", ["attached-policies", target]) => (ListAttachedPolicies, Some(*target)),
@@ -127,6 +151,7 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
     Some(Route {
         endpoint,
         label: label.map(str::to_string),
+        sub: None,
     })
 }
 
@@ -220,6 +245,31 @@ mod tests {
                 "GET",
                 "/things/t1/principals".to_string(),
                 Endpoint::ListThingPrincipals,
+            ),
+            (
+                "POST",
+                "/policies/p/version".to_string(),
+                Endpoint::CreatePolicyVersion,
+            ),
+            (
+                "GET",
+                "/policies/p/version".to_string(),
+                Endpoint::ListPolicyVersions,
+            ),
+            (
+                "GET",
+                "/policies/p/version/2".to_string(),
+                Endpoint::GetPolicyVersion,
+            ),
+            (
+                "PATCH",
+                "/policies/p/version/2".to_string(),
+                Endpoint::SetDefaultPolicyVersion,
+            ),
+            (
+                "DELETE",
+                "/policies/p/version/2".to_string(),
+                Endpoint::DeletePolicyVersion,
             ),
         ];
         for (m, p, e) in cases {
