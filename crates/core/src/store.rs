@@ -36,10 +36,11 @@ pub enum Kind {
     BillingTransfer,
     OauthClient,
     SigningKey,
+    ThingType,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -61,6 +62,7 @@ impl Kind {
         Kind::BillingTransfer,
         Kind::OauthClient,
         Kind::SigningKey,
+        Kind::ThingType,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +88,7 @@ impl Kind {
             Kind::BillingTransfer => "billing_transfer",
             Kind::OauthClient => "oauth_client",
             Kind::SigningKey => "signing_key",
+            Kind::ThingType => "thing_type",
         }
     }
 
@@ -118,6 +121,7 @@ impl Kind {
             Kind::BillingTransfer => Resource::BillingTransfer,
             Kind::OauthClient => Resource::OauthClient,
             Kind::SigningKey => Resource::Issuer,
+            Kind::ThingType => Resource::ThingType,
         }
     }
 

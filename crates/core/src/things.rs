@@ -97,6 +97,32 @@ impl Document for ThingPrincipal {
     }
 }
 
+impl Thing {
+    /// A request's `expectedVersion` against the thing's (VersionConflict when they differ).
+    pub fn check_version(&self, expected: Option<i64>) -> DomainResult<()> {
+        match expected {
+            Some(v) if v != self.version => Err(DomainError::WrongState {
+                current: self.version.to_string(),
+                message: format!(
+                    "the thing {} is at version {}, not {v}",
+                    self.name, self.version
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What an UpdateThing changes.
+#[derive(Debug, Clone, Default)]
+pub struct ThingUpdate {
+    pub type_name: Option<String>,
+    pub remove_type: bool,
+    pub attributes: Option<BTreeMap<String, String>>,
+    pub merge: bool,
+    pub expected_version: Option<i64>,
+}
+
 /// ListThings filters.
 #[derive(Debug, Clone, Default)]
 pub struct ThingQuery {
@@ -184,22 +210,33 @@ impl Core {
             billing_group,
             created_at: self.now(),
         };
-        match self.store().apply(vec![store::insert(&thing)?]).await {
-            Ok(()) => Ok(thing),
-            Err(DomainError::AlreadyExists { .. }) => {
-                let existing = self.load_thing(scope, name).await?.value;
-                if existing.type_name == thing.type_name && existing.attributes == thing.attributes
-                {
-                    Ok(existing)
-                } else {
-                    Err(DomainError::AlreadyExists {
-                        resource: Resource::Thing,
-                        id: name.to_string(),
-                    })
-                }
+        // A Stale means the type changed (deprecated, deleted) between the read and the
+        // commit: re-read it and decide again.
+        self.with_retry(|| async {
+            let mut writes = Vec::new();
+            if let Some(ty) = &thing.type_name {
+                writes.push(self.thing_type_guard(scope, ty).await?);
             }
-            Err(e) => Err(e),
-        }
+            writes.push(store::insert(&thing)?);
+            match self.store().apply(writes).await {
+                Ok(()) => Ok(thing.clone()),
+                Err(DomainError::AlreadyExists { .. }) => {
+                    let existing = self.load_thing(scope, name).await?.value;
+                    if existing.type_name == thing.type_name
+                        && existing.attributes == thing.attributes
+                    {
+                        Ok(existing)
+                    } else {
+                        Err(DomainError::AlreadyExists {
+                            resource: Resource::Thing,
+                            id: name.to_string(),
+                        })
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     pub async fn describe_thing(&self, scope: &Scope, name: &str) -> DomainResult<Thing> {
@@ -218,23 +255,59 @@ impl Core {
             else {
                 return Ok(());
             };
-            if let Some(v) = expected_version {
-                if v != cur.value.version {
-                    return Err(DomainError::WrongState {
-                        current: cur.value.version.to_string(),
-                        message: format!(
-                            "the thing {name} is at version {}, not {v}",
-                            cur.value.version
-                        ),
-                    });
-                }
-            }
+            cur.value.check_version(expected_version)?;
             if !self.principals_of_thing(scope, name).await?.is_empty() {
                 return Err(DomainError::StillAttached(format!(
                     "Cannot delete. Thing {name} is still attached to one or more principals"
                 )));
             }
             self.store().apply(vec![cur.delete()]).await
+        })
+        .await
+    }
+
+    /// UpdateThing. Attributes: with `merge` the given ones are added to the thing's (an
+    /// empty value removes one); without, they replace them all (empty values dropped).
+    pub async fn update_thing(
+        &self,
+        scope: &Scope,
+        name: &str,
+        update: &ThingUpdate,
+    ) -> DomainResult<()> {
+        if update.remove_type && update.type_name.is_some() {
+            return Err(DomainError::invalid(
+                "removeThingType and thingTypeName cannot both be given",
+            ));
+        }
+        self.with_retry(|| async {
+            let cur = self.load_thing(scope, name).await?;
+            cur.value.check_version(update.expected_version)?;
+            let mut writes = Vec::new();
+            let mut next = cur.value.clone();
+            if let Some(ty) = &update.type_name {
+                if cur.value.type_name.as_ref() != Some(ty) {
+                    writes.push(self.thing_type_guard(scope, ty).await?);
+                }
+                next.type_name = Some(ty.clone());
+            }
+            if update.remove_type {
+                next.type_name = None;
+            }
+            if let Some(attrs) = &update.attributes {
+                if !update.merge {
+                    next.attributes.clear();
+                }
+                for (k, v) in attrs {
+                    if v.is_empty() {
+                        next.attributes.remove(k);
+                    } else {
+                        next.attributes.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            next.version = cur.value.version + 1;
+            writes.push(cur.update_to(&next)?);
+            self.store().apply(writes).await
         })
         .await
     }

@@ -52,6 +52,7 @@ fn arn_of(resource: Resource, id: &str, scope: &Scope) -> Option<String> {
         Resource::CaCertificate => Some(shapes::ca_arn(&scope.region, &scope.account, id)),
         Resource::Thing => Some(shapes::thing_arn(&scope.region, &scope.account, id)),
         Resource::Policy => Some(shapes::policy_arn(&scope.region, &scope.account, id)),
+        Resource::ThingType => Some(shapes::thing_type_arn(&scope.region, &scope.account, id)),
         _ => None,
     }
 }
@@ -60,6 +61,11 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
     use Endpoint as E;
     let msg = e.to_string();
     match e {
+        // AWS's own text where it is known (moto's tests copy it).
+        DomainError::NotFound {
+            resource: Resource::Policy,
+            ..
+        } => WireError::new(404, "ResourceNotFoundException", "Policy not found"),
         DomainError::NotFound { .. } => WireError::new(404, "ResourceNotFoundException", msg),
         DomainError::AlreadyExists { resource, id } => {
             // The modeled extras carry the id the resource is known by on the wire.
@@ -69,6 +75,10 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
                 Resource::Certificate | Resource::CaCertificate => (
                     id.clone(),
                     "The certificate is already provisioned or registered".to_string(),
+                ),
+                Resource::Policy => (
+                    id.clone(),
+                    format!("Policy cannot be created - name already exists (name={id})"),
                 ),
                 _ => (id.clone(), msg),
             };
@@ -85,7 +95,7 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             _ => WireError::invalid(msg),
         },
         DomainError::WrongState { .. } => match ep {
-            E::DeleteThing => WireError::new(409, "VersionConflictException", msg),
+            E::DeleteThing | E::UpdateThing => WireError::new(409, "VersionConflictException", msg),
             _ => WireError::new(406, "CertificateStateException", msg),
         },
         DomainError::TransferFinished { .. } => {
@@ -141,6 +151,7 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
         | E::ListCertificatesByCA
         | E::GetRegistrationCode
         | E::ListThings
+        | E::ListThingTypes
         | E::ListPolicies => &[
             "InvalidRequestException",
             "ThrottlingException",
@@ -228,6 +239,23 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "ServiceUnavailableException",
             "InternalFailureException",
             "ResourceAlreadyExistsException",
+            "ResourceNotFoundException",
+        ],
+        E::CreateThingType => &[
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+            "ResourceAlreadyExistsException",
+        ],
+        E::UpdateThing => &[
+            "InvalidRequestException",
+            "VersionConflictException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
             "ResourceNotFoundException",
         ],
         E::DeleteThing => &[
@@ -341,7 +369,9 @@ mod tests {
             | E::CancelCertificateTransfer => &[0, 4, 5],
             E::DescribeCertificate | E::DescribeCACertificate | E::UpdateCACertificate => &[0],
             E::DeleteCACertificate => &[0, 3],
-            E::CreateThing => &[1],
+            E::CreateThing => &[0, 1],
+            E::CreateThingType => &[1],
+            E::UpdateThing => &[0, 3],
             E::DeleteThing => &[3, 6],
             E::CreatePolicy => &[1, 13],
             E::DeletePolicy | E::DeletePolicyVersion => &[0, 6],
@@ -355,6 +385,7 @@ mod tests {
             | E::ListCertificatesByCA
             | E::GetRegistrationCode
             | E::ListThings
+            | E::ListThingTypes
             | E::ListPolicies => &[],
             _ => &[0],
         };

@@ -114,9 +114,10 @@ impl<'a> Call<'a> {
         Page::new(list, marker, size as usize, ascending)
     }
 
-    /// A `nextToken`/`maxResults` page (ascending creation order).
+    /// A `nextToken`/`maxResults` page (ascending creation order). AWS documents no default
+    /// size; 50 is moto's (COMPATIBILITY.md).
     pub fn token_page(&self, list: &'static str) -> Res<Page> {
-        let size = self.q_int("maxResults", 1, 250)?.unwrap_or(25);
+        let size = self.q_int("maxResults", 1, 250)?.unwrap_or(50);
         Page::new(list, self.q("nextToken"), size as usize, true)
     }
 

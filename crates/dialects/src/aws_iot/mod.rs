@@ -11,6 +11,7 @@ mod policies;
 pub mod router;
 pub mod shapes;
 pub mod sigv4;
+mod thing_types;
 mod things;
 mod transfers;
 
@@ -227,6 +228,13 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Re
         E::ListPolicyVersions => policies::list_policy_versions(cx).await,
         E::SetDefaultPolicyVersion => policies::set_default_policy_version(cx).await,
         E::DeletePolicyVersion => policies::delete_policy_version(cx).await,
+        E::UpdateThing => things::update_thing(cx).await,
+        E::CreateThingType => thing_types::create_thing_type(cx).await,
+        E::DescribeThingType => thing_types::describe_thing_type(cx).await,
+        E::ListThingTypes => thing_types::list_thing_types(cx).await,
+        E::UpdateThingType => thing_types::update_thing_type(cx).await,
+        E::DeprecateThingType => thing_types::deprecate_thing_type(cx).await,
+        E::DeleteThingType => thing_types::delete_thing_type(cx).await,
         E::DescribeEndpoint => endpoints::describe_endpoint(cx, device_domain),
     }
 }

@@ -71,6 +71,13 @@ endpoints! {
     ListPolicyVersions,
     SetDefaultPolicyVersion,
     DeletePolicyVersion,
+    UpdateThing,
+    CreateThingType,
+    DescribeThingType,
+    ListThingTypes,
+    UpdateThingType,
+    DeprecateThingType,
+    DeleteThingType,
     DescribeEndpoint,
 }
 
@@ -127,6 +134,13 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
         ("POST", ["things", name]) => (CreateThing, Some(*name)),
         ("GET", ["things", name]) => (DescribeThing, Some(*name)),
         ("DELETE", ["things", name]) => (DeleteThing, Some(*name)),
+        ("PATCH", ["things", name]) => (UpdateThing, Some(*name)),
+        ("GET", ["thing-types"]) => (ListThingTypes, None),
+        ("POST", ["thing-types", name]) => (CreateThingType, Some(*name)),
+        ("GET", ["thing-types", name]) => (DescribeThingType, Some(*name)),
+        ("PATCH", ["thing-types", name]) => (UpdateThingType, Some(*name)),
+        ("DELETE", ["thing-types", name]) => (DeleteThingType, Some(*name)),
+        ("POST", ["thing-types", name, "deprecate"]) => (DeprecateThingType, Some(*name)),
         ("PUT", ["things", name, "principals"]) => (AttachThingPrincipal, Some(*name)),
         ("DELETE", ["things", name, "principals"]) => (DetachThingPrincipal, Some(*name)),
         ("GET", ["things", name, "principals"]) => (ListThingPrincipals, Some(*name)),
@@ -292,6 +306,10 @@ mod tests {
             Some(Endpoint::DescribeEndpoint)
         );
         assert_eq!(route("GET", &segs("/jobs")), None);
+        assert_eq!(
+            route("POST", &segs("/thing-types/t/deprecate")).map(|r| r.endpoint),
+            Some(Endpoint::DeprecateThingType)
+        );
         assert_eq!(
             other_operation("GET", &segs("/no-such-thing-here/x/y")),
             None

@@ -16,6 +16,9 @@ pub fn ca_arn(region: &str, account: &str, id: &str) -> String {
 pub fn thing_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:thing/{name}")
 }
+pub fn thing_type_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:iot:{region}:{account}:thingtype/{name}")
+}
 pub fn policy_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:policy/{name}")
 }
