@@ -23,6 +23,7 @@ pub mod registry;
 pub mod replay;
 pub mod service;
 pub mod store;
+pub mod thing_groups;
 pub mod thing_types;
 pub mod things;
 pub mod transfers;

@@ -37,10 +37,12 @@ pub enum Kind {
     OauthClient,
     SigningKey,
     ThingType,
+    ThingGroup,
+    ThingGroupMember,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -63,6 +65,8 @@ impl Kind {
         Kind::OauthClient,
         Kind::SigningKey,
         Kind::ThingType,
+        Kind::ThingGroup,
+        Kind::ThingGroupMember,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,8 @@ impl Kind {
             Kind::OauthClient => "oauth_client",
             Kind::SigningKey => "signing_key",
             Kind::ThingType => "thing_type",
+            Kind::ThingGroup => "thing_group",
+            Kind::ThingGroupMember => "thing_group_member",
         }
     }
 
@@ -122,6 +128,8 @@ impl Kind {
             Kind::OauthClient => Resource::OauthClient,
             Kind::SigningKey => Resource::Issuer,
             Kind::ThingType => Resource::ThingType,
+            Kind::ThingGroup => Resource::ThingGroup,
+            Kind::ThingGroupMember => Resource::Attachment,
         }
     }
 

@@ -43,7 +43,7 @@ pub struct Thing {
     pub created_at: Millis,
 }
 
-fn scoped_key(scope: &Scope, name: &str) -> String {
+pub(crate) fn scoped_key(scope: &Scope, name: &str) -> String {
     format!("{}:{}:{}", scope.account, scope.region, name)
 }
 
@@ -261,7 +261,15 @@ impl Core {
                     "Cannot delete. Thing {name} is still attached to one or more principals"
                 )));
             }
-            self.store().apply(vec![cur.delete()]).await
+            // Its group memberships go with it.
+            let mut writes = vec![cur.delete()];
+            writes.extend(
+                self.groups_of_thing(scope, name)
+                    .await?
+                    .iter()
+                    .map(|m| m.delete()),
+            );
+            self.store().apply(writes).await
         })
         .await
     }

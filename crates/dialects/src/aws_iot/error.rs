@@ -53,6 +53,7 @@ fn arn_of(resource: Resource, id: &str, scope: &Scope) -> Option<String> {
         Resource::Thing => Some(shapes::thing_arn(&scope.region, &scope.account, id)),
         Resource::Policy => Some(shapes::policy_arn(&scope.region, &scope.account, id)),
         Resource::ThingType => Some(shapes::thing_type_arn(&scope.region, &scope.account, id)),
+        Resource::ThingGroup => Some(shapes::thing_group_arn(&scope.region, &scope.account, id)),
         _ => None,
     }
 }
@@ -76,6 +77,14 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
                     id.clone(),
                     "The certificate is already provisioned or registered".to_string(),
                 ),
+                // moto's text, which its tests match.
+                Resource::ThingGroup => (
+                    id.clone(),
+                    format!(
+                        "Thing Group {id} already exists in current account with different \
+                         properties"
+                    ),
+                ),
                 Resource::Policy => (
                     id.clone(),
                     format!("Policy cannot be created - name already exists (name={id})"),
@@ -95,7 +104,9 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             _ => WireError::invalid(msg),
         },
         DomainError::WrongState { .. } => match ep {
-            E::DeleteThing | E::UpdateThing => WireError::new(409, "VersionConflictException", msg),
+            E::DeleteThing | E::UpdateThing | E::UpdateThingGroup | E::DeleteThingGroup => {
+                WireError::new(409, "VersionConflictException", msg)
+            }
             _ => WireError::new(406, "CertificateStateException", msg),
         },
         DomainError::TransferFinished { .. } => {
@@ -110,6 +121,8 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             _ => WireError::new(409, "DeleteConflictException", msg),
         },
         DomainError::LimitExceeded(_) | DomainError::QuotaExhausted(_) => match ep {
+            // The model gives these no LimitExceededException.
+            E::AddThingToThingGroup | E::UpdateThingGroupsForThing => WireError::invalid(msg),
             E::CreatePolicyVersion => WireError::new(409, "VersionsLimitExceededException", msg),
             _ => WireError::new(410, "LimitExceededException", msg),
         },
@@ -258,6 +271,33 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "InternalFailureException",
             "ResourceNotFoundException",
         ],
+        // The model's codes; every operation can also answer 503 when the database is down
+        // and 401/403 on authentication.
+        E::CreateThingGroup => &[
+            "InvalidRequestException",
+            "ResourceAlreadyExistsException",
+            "ThrottlingException",
+            "InternalFailureException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+        ],
+        E::UpdateThingGroup => &[
+            "InvalidRequestException",
+            "VersionConflictException",
+            "ThrottlingException",
+            "InternalFailureException",
+            "ResourceNotFoundException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+        ],
+        E::DeleteThingGroup => &[
+            "InvalidRequestException",
+            "VersionConflictException",
+            "ThrottlingException",
+            "InternalFailureException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+        ],
         E::DeleteThing => &[
             "ResourceNotFoundException",
             "VersionConflictException",
@@ -371,7 +411,10 @@ mod tests {
             E::DeleteCACertificate => &[0, 3],
             E::CreateThing => &[0, 1],
             E::CreateThingType => &[1],
-            E::UpdateThing => &[0, 3],
+            E::UpdateThing | E::UpdateThingGroup => &[0, 3],
+            E::CreateThingGroup => &[1],
+            E::DeleteThingGroup => &[3],
+            E::AddThingToThingGroup | E::UpdateThingGroupsForThing => &[0, 7],
             E::DeleteThing => &[3, 6],
             E::CreatePolicy => &[1, 13],
             E::DeletePolicy | E::DeletePolicyVersion => &[0, 6],

@@ -11,6 +11,7 @@ mod policies;
 pub mod router;
 pub mod shapes;
 pub mod sigv4;
+mod thing_groups;
 mod thing_types;
 mod things;
 mod transfers;
@@ -235,6 +236,16 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Re
         E::UpdateThingType => thing_types::update_thing_type(cx).await,
         E::DeprecateThingType => thing_types::deprecate_thing_type(cx).await,
         E::DeleteThingType => thing_types::delete_thing_type(cx).await,
+        E::CreateThingGroup => thing_groups::create_thing_group(cx).await,
+        E::DescribeThingGroup => thing_groups::describe_thing_group(cx).await,
+        E::ListThingGroups => thing_groups::list_thing_groups(cx).await,
+        E::UpdateThingGroup => thing_groups::update_thing_group(cx).await,
+        E::DeleteThingGroup => thing_groups::delete_thing_group(cx).await,
+        E::AddThingToThingGroup => thing_groups::add_thing_to_thing_group(cx).await,
+        E::RemoveThingFromThingGroup => thing_groups::remove_thing_from_thing_group(cx).await,
+        E::ListThingsInThingGroup => thing_groups::list_things_in_thing_group(cx).await,
+        E::ListThingGroupsForThing => thing_groups::list_thing_groups_for_thing(cx).await,
+        E::UpdateThingGroupsForThing => thing_groups::update_thing_groups_for_thing(cx).await,
         E::DescribeEndpoint => endpoints::describe_endpoint(cx, device_domain),
     }
 }

@@ -19,6 +19,9 @@ pub fn thing_arn(region: &str, account: &str, name: &str) -> String {
 pub fn thing_type_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:thingtype/{name}")
 }
+pub fn thing_group_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:iot:{region}:{account}:thinggroup/{name}")
+}
 pub fn policy_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:policy/{name}")
 }

@@ -20,7 +20,14 @@ fn attributes(cx: &Call<'_>) -> Res<BTreeMap<String, String>> {
 
 /// `attributePayload`: its attributes (when given) and `merge`.
 fn attribute_payload(cx: &Call<'_>) -> Res<Option<(BTreeMap<String, String>, bool)>> {
-    let Some(payload) = cx.body_value("attributePayload") else {
+    parse_attribute_payload(cx.body_value("attributePayload"))
+}
+
+/// An AttributePayload value (things, thing groups, billing groups share the shape).
+pub(super) fn parse_attribute_payload(
+    payload: Option<&Value>,
+) -> Res<Option<(BTreeMap<String, String>, bool)>> {
+    let Some(payload) = payload else {
         return Ok(None);
     };
     let Value::Object(payload) = payload else {
