@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod authz;
 pub mod billing;
+pub mod billing_groups;
 pub mod billing_transfers;
 pub mod ca_certificates;
 pub mod certificates;

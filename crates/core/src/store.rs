@@ -39,10 +39,11 @@ pub enum Kind {
     ThingType,
     ThingGroup,
     ThingGroupMember,
+    BillingGroup,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -67,6 +68,7 @@ impl Kind {
         Kind::ThingType,
         Kind::ThingGroup,
         Kind::ThingGroupMember,
+        Kind::BillingGroup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +97,7 @@ impl Kind {
             Kind::ThingType => "thing_type",
             Kind::ThingGroup => "thing_group",
             Kind::ThingGroupMember => "thing_group_member",
+            Kind::BillingGroup => "billing_group",
         }
     }
 
@@ -130,6 +133,7 @@ impl Kind {
             Kind::ThingType => Resource::ThingType,
             Kind::ThingGroup => Resource::ThingGroup,
             Kind::ThingGroupMember => Resource::Attachment,
+            Kind::BillingGroup => Resource::BillingGroup,
         }
     }
 

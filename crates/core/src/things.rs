@@ -61,6 +61,10 @@ impl Document for Thing {
     fn idx1(&self) -> Option<String> {
         self.type_name.clone()
     }
+    /// Its billing group's things are found by it.
+    fn idx2(&self) -> Option<String> {
+        self.billing_group.clone()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +220,9 @@ impl Core {
             let mut writes = Vec::new();
             if let Some(ty) = &thing.type_name {
                 writes.push(self.thing_type_guard(scope, ty).await?);
+            }
+            if let Some(g) = &thing.billing_group {
+                writes.push(self.billing_group_guard(scope, g).await?);
             }
             writes.push(store::insert(&thing)?);
             match self.store().apply(writes).await {

@@ -54,6 +54,9 @@ fn arn_of(resource: Resource, id: &str, scope: &Scope) -> Option<String> {
         Resource::Policy => Some(shapes::policy_arn(&scope.region, &scope.account, id)),
         Resource::ThingType => Some(shapes::thing_type_arn(&scope.region, &scope.account, id)),
         Resource::ThingGroup => Some(shapes::thing_group_arn(&scope.region, &scope.account, id)),
+        Resource::BillingGroup => {
+            Some(shapes::billing_group_arn(&scope.region, &scope.account, id))
+        }
         _ => None,
     }
 }
@@ -104,9 +107,12 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             _ => WireError::invalid(msg),
         },
         DomainError::WrongState { .. } => match ep {
-            E::DeleteThing | E::UpdateThing | E::UpdateThingGroup | E::DeleteThingGroup => {
-                WireError::new(409, "VersionConflictException", msg)
-            }
+            E::DeleteThing
+            | E::UpdateThing
+            | E::UpdateThingGroup
+            | E::DeleteThingGroup
+            | E::UpdateBillingGroup
+            | E::DeleteBillingGroup => WireError::new(409, "VersionConflictException", msg),
             _ => WireError::new(406, "CertificateStateException", msg),
         },
         DomainError::TransferFinished { .. } => {
@@ -273,7 +279,7 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
         ],
         // The model's codes; every operation can also answer 503 when the database is down
         // and 401/403 on authentication.
-        E::CreateThingGroup => &[
+        E::CreateThingGroup | E::CreateBillingGroup => &[
             "InvalidRequestException",
             "ResourceAlreadyExistsException",
             "ThrottlingException",
@@ -281,7 +287,7 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "UnauthorizedException",
             "ServiceUnavailableException",
         ],
-        E::UpdateThingGroup => &[
+        E::UpdateThingGroup | E::UpdateBillingGroup => &[
             "InvalidRequestException",
             "VersionConflictException",
             "ThrottlingException",
@@ -290,7 +296,7 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "UnauthorizedException",
             "ServiceUnavailableException",
         ],
-        E::DeleteThingGroup => &[
+        E::DeleteThingGroup | E::DeleteBillingGroup => &[
             "InvalidRequestException",
             "VersionConflictException",
             "ThrottlingException",
@@ -412,8 +418,9 @@ mod tests {
             E::CreateThing => &[0, 1],
             E::CreateThingType => &[1],
             E::UpdateThing | E::UpdateThingGroup => &[0, 3],
-            E::CreateThingGroup => &[1],
-            E::DeleteThingGroup => &[3],
+            E::CreateThingGroup | E::CreateBillingGroup => &[1],
+            E::DeleteThingGroup | E::DeleteBillingGroup => &[3],
+            E::UpdateBillingGroup => &[0, 3],
             E::AddThingToThingGroup | E::UpdateThingGroupsForThing => &[0, 7],
             E::DeleteThing => &[3, 6],
             E::CreatePolicy => &[1, 13],

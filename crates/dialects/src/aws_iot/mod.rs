@@ -1,6 +1,7 @@
 //! The AWS IoT certificate API (rest-json, SigV4), as boto3, the aws CLI and aws-sdk-iot send
 //! it. One request: authenticate → route → authorize → handler → core → render.
 
+mod billing_groups;
 mod ca_certificates;
 mod certificates;
 mod endpoints;
@@ -246,6 +247,14 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Re
         E::ListThingsInThingGroup => thing_groups::list_things_in_thing_group(cx).await,
         E::ListThingGroupsForThing => thing_groups::list_thing_groups_for_thing(cx).await,
         E::UpdateThingGroupsForThing => thing_groups::update_thing_groups_for_thing(cx).await,
+        E::CreateBillingGroup => billing_groups::create_billing_group(cx).await,
+        E::DescribeBillingGroup => billing_groups::describe_billing_group(cx).await,
+        E::ListBillingGroups => billing_groups::list_billing_groups(cx).await,
+        E::UpdateBillingGroup => billing_groups::update_billing_group(cx).await,
+        E::DeleteBillingGroup => billing_groups::delete_billing_group(cx).await,
+        E::AddThingToBillingGroup => billing_groups::add_thing_to_billing_group(cx).await,
+        E::RemoveThingFromBillingGroup => billing_groups::remove_thing_from_billing_group(cx).await,
+        E::ListThingsInBillingGroup => billing_groups::list_things_in_billing_group(cx).await,
         E::DescribeEndpoint => endpoints::describe_endpoint(cx, device_domain),
     }
 }

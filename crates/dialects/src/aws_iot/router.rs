@@ -88,6 +88,14 @@ endpoints! {
     ListThingsInThingGroup,
     ListThingGroupsForThing,
     UpdateThingGroupsForThing,
+    CreateBillingGroup,
+    DescribeBillingGroup,
+    ListBillingGroups,
+    UpdateBillingGroup,
+    DeleteBillingGroup,
+    AddThingToBillingGroup,
+    RemoveThingFromBillingGroup,
+    ListThingsInBillingGroup,
     DescribeEndpoint,
 }
 
@@ -155,6 +163,16 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
         ("PUT", ["thing-groups", "removeThingFromThingGroup"]) => (RemoveThingFromThingGroup, None),
         ("PUT", ["thing-groups", "updateThingGroupsForThing"]) => (UpdateThingGroupsForThing, None),
         ("GET", ["thing-groups"]) => (ListThingGroups, None),
+        ("PUT", ["billing-groups", "addThingToBillingGroup"]) => (AddThingToBillingGroup, None),
+        ("PUT", ["billing-groups", "removeThingFromBillingGroup"]) => {
+            (RemoveThingFromBillingGroup, None)
+        }
+        ("GET", ["billing-groups"]) => (ListBillingGroups, None),
+        ("POST", ["billing-groups", name]) => (CreateBillingGroup, Some(*name)),
+        ("GET", ["billing-groups", name]) => (DescribeBillingGroup, Some(*name)),
+        ("PATCH", ["billing-groups", name]) => (UpdateBillingGroup, Some(*name)),
+        ("DELETE", ["billing-groups", name]) => (DeleteBillingGroup, Some(*name)),
+        ("GET", ["billing-groups", name, "things"]) => (ListThingsInBillingGroup, Some(*name)),
         ("POST", ["thing-groups", name]) => (CreateThingGroup, Some(*name)),
         ("GET", ["thing-groups", name]) => (DescribeThingGroup, Some(*name)),
         ("PATCH", ["thing-groups", name]) => (UpdateThingGroup, Some(*name)),

@@ -22,6 +22,9 @@ pub fn thing_type_arn(region: &str, account: &str, name: &str) -> String {
 pub fn thing_group_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:thinggroup/{name}")
 }
+pub fn billing_group_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:iot:{region}:{account}:billinggroup/{name}")
+}
 pub fn policy_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:policy/{name}")
 }
