@@ -186,6 +186,12 @@ pub(crate) fn page_filtered<T: Clone>(
     (rows.into_iter().map(|r| r.value).collect(), next)
 }
 
+/// The thing-group name a principal ARN of the caller's account and region names, if it is one.
+fn thing_group_of<'t>(text: &'t str, scope: &Scope) -> Option<&'t str> {
+    let prefix = format!("arn:aws:iot:{}:{}:thinggroup/", scope.region, scope.account);
+    text.strip_prefix(prefix.as_str())
+}
+
 impl Core {
     async fn load_thing(&self, scope: &Scope, name: &str) -> DomainResult<Stored<Thing>> {
         store::get::<Thing>(self.store(), &scoped_key(scope, name))
@@ -380,8 +386,15 @@ impl Core {
         scope: &Scope,
         principal: &PrincipalRef,
     ) -> DomainResult<()> {
-        if let PrincipalRef::Certificate(id) = principal {
-            self.load_owned_certificate(scope, id).await?;
+        match principal {
+            PrincipalRef::Certificate(id) => {
+                self.load_owned_certificate(scope, id).await?;
+            }
+            PrincipalRef::Other(text) => {
+                if let Some(name) = thing_group_of(text, scope) {
+                    self.load_thing_group(scope, name).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -396,8 +409,18 @@ impl Core {
         scope: &Scope,
         principal: &PrincipalRef,
     ) -> DomainResult<Vec<store::Write>> {
-        let PrincipalRef::Certificate(id) = principal else {
-            return Ok(Vec::new());
+        let id = match principal {
+            PrincipalRef::Certificate(id) => id,
+            PrincipalRef::Other(text) => {
+                // A thing group of the caller's must exist, and stays while it is attached to.
+                return match thing_group_of(text, scope) {
+                    Some(name) => {
+                        let g = self.load_thing_group(scope, name).await?;
+                        Ok(vec![g.update_to(&g.value)?])
+                    }
+                    None => Ok(Vec::new()),
+                };
+            }
         };
         let cert = self.load_owned_certificate(scope, id).await?;
         if cert.value.status == CertificateStatus::PendingTransfer {

@@ -190,3 +190,15 @@ def test_moving_one_thing_between_groups_concurrently(iot):
         [g for g in ("a", "b", "c") if g != targets[i]]), ClientError, error_code)
     # Whatever the order, each move removes every other group: the thing ends in exactly one.
     assert len(iot.list_thing_groups_for_thing(thingName="t")["thingGroups"]) == 1
+
+
+def test_policies_attach_to_existing_thing_groups_only(iot):
+    iot.create_policy(policyName="p", policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    iot.create_thing_group(thingGroupName="g")
+    iot.attach_policy(policyName="p", target=group_arn("g"))
+    assert [p["policyName"] for p in iot.list_attached_policies(target=group_arn("g"))["policies"]] == ["p"]
+    assert iot.list_targets_for_policy(policyName="p")["targets"] == [group_arn("g")]
+    with expect_error(iot, "ResourceNotFoundException"):
+        iot.attach_policy(policyName="p", target=group_arn("nope"))
+    with expect_error(iot, "ResourceNotFoundException"):
+        iot.list_attached_policies(target=group_arn("nope"))
