@@ -193,6 +193,22 @@ fn thing_group_of<'t>(text: &'t str, scope: &Scope) -> Option<&'t str> {
 }
 
 impl Core {
+    /// A thing group named as a principal: a missing one is reported by the ARN the caller
+    /// gave (AWS's message names it).
+    async fn load_named_thing_group(
+        &self,
+        scope: &Scope,
+        name: &str,
+        arn: &str,
+    ) -> DomainResult<Stored<crate::thing_groups::ThingGroup>> {
+        match self.load_thing_group(scope, name).await {
+            Err(DomainError::NotFound { resource, .. }) => {
+                Err(DomainError::not_found(resource, arn))
+            }
+            other => other,
+        }
+    }
+
     async fn load_thing(&self, scope: &Scope, name: &str) -> DomainResult<Stored<Thing>> {
         store::get::<Thing>(self.store(), &scoped_key(scope, name))
             .await?
@@ -392,7 +408,7 @@ impl Core {
             }
             PrincipalRef::Other(text) => {
                 if let Some(name) = thing_group_of(text, scope) {
-                    self.load_thing_group(scope, name).await?;
+                    self.load_named_thing_group(scope, name, text).await?;
                 }
             }
         }
@@ -415,7 +431,7 @@ impl Core {
                 // A thing group of the caller's must exist, and stays while it is attached to.
                 return match thing_group_of(text, scope) {
                     Some(name) => {
-                        let g = self.load_thing_group(scope, name).await?;
+                        let g = self.load_named_thing_group(scope, name, text).await?;
                         Ok(vec![g.update_to(&g.value)?])
                     }
                     None => Ok(Vec::new()),
