@@ -24,6 +24,7 @@ pub mod registry;
 pub mod replay;
 pub mod service;
 pub mod store;
+pub mod tags;
 pub mod thing_groups;
 pub mod thing_types;
 pub mod things;

@@ -341,6 +341,15 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "ServiceUnavailableException",
             "InternalFailureException",
         ],
+        E::TagResource => &[
+            "InvalidRequestException",
+            "InternalFailureException",
+            "ResourceNotFoundException",
+            "ThrottlingException",
+            "LimitExceededException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+        ],
         E::AttachPolicy
         | E::DetachPolicy
         | E::ListAttachedPolicies
@@ -421,6 +430,7 @@ mod tests {
             E::CreateThingGroup | E::CreateBillingGroup => &[1],
             E::DeleteThingGroup | E::DeleteBillingGroup => &[3],
             E::UpdateBillingGroup => &[0, 3],
+            E::TagResource => &[0, 7],
             E::AddThingToThingGroup | E::UpdateThingGroupsForThing => &[0, 7],
             E::DeleteThing => &[3, 6],
             E::CreatePolicy => &[1, 13],

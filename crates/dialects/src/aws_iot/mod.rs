@@ -12,6 +12,7 @@ mod policies;
 pub mod router;
 pub mod shapes;
 pub mod sigv4;
+mod tags;
 mod thing_groups;
 mod thing_types;
 mod things;
@@ -255,6 +256,9 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Re
         E::AddThingToBillingGroup => billing_groups::add_thing_to_billing_group(cx).await,
         E::RemoveThingFromBillingGroup => billing_groups::remove_thing_from_billing_group(cx).await,
         E::ListThingsInBillingGroup => billing_groups::list_things_in_billing_group(cx).await,
+        E::TagResource => tags::tag_resource(cx).await,
+        E::UntagResource => tags::untag_resource(cx).await,
+        E::ListTagsForResource => tags::list_tags_for_resource(cx).await,
         E::DescribeEndpoint => endpoints::describe_endpoint(cx, device_domain),
     }
 }

@@ -96,6 +96,9 @@ endpoints! {
     AddThingToBillingGroup,
     RemoveThingFromBillingGroup,
     ListThingsInBillingGroup,
+    TagResource,
+    UntagResource,
+    ListTagsForResource,
     DescribeEndpoint,
 }
 
@@ -168,6 +171,9 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
             (RemoveThingFromBillingGroup, None)
         }
         ("GET", ["billing-groups"]) => (ListBillingGroups, None),
+        ("POST", ["tags"]) => (TagResource, None),
+        ("GET", ["tags"]) => (ListTagsForResource, None),
+        ("POST", ["untag"]) => (UntagResource, None),
         ("POST", ["billing-groups", name]) => (CreateBillingGroup, Some(*name)),
         ("GET", ["billing-groups", name]) => (DescribeBillingGroup, Some(*name)),
         ("PATCH", ["billing-groups", name]) => (UpdateBillingGroup, Some(*name)),
