@@ -78,6 +78,12 @@ pub struct Location {
 }
 
 pub async fn open(at: &Location) -> Result<Opened, String> {
+    open_with(at, None).await
+}
+
+/// Opens the data dir; with `public_url`, the CA names that server's OCSP, CRL and CA URLs in
+/// the certificates it issues.
+pub async fn open_with(at: &Location, public_url: Option<&str>) -> Result<Opened, String> {
     let data_dir: &Path = &at.data_dir;
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("creating the data dir {}: {e}", data_dir.display()))?;
@@ -89,6 +95,10 @@ pub async fn open(at: &Location) -> Result<Opened, String> {
         std::fs::write(&ca_path, issuer.cert_pem())
             .map_err(|e| format!("writing {}: {e}", ca_path.display()))?;
     }
+    let issuer = match public_url {
+        Some(url) => issuer.with_public_url(url),
+        None => issuer,
+    };
     let core = Core::new(store, clock.clone(), Arc::new(issuer));
     Ok(Opened { core, clock })
 }

@@ -5,12 +5,13 @@ mod billing;
 mod bootstrap;
 mod export;
 mod gateway;
+mod listener;
 mod mqtt_instances;
+mod revocation;
 mod server;
 mod tls;
 mod validation;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -36,25 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        #[command(flatten)]
-        at: bootstrap::Location,
-        /// Emulator mode for tests: signatures are not checked, /moto-api/reset and the
-        /// settable /dev/clock are enabled.
-        #[arg(long)]
-        dev: bool,
-        #[command(flatten)]
-        validation: server::ValidationArgs,
-        #[command(flatten)]
-        tls: tls::TlsArgs,
-        #[command(flatten)]
-        billing: billing::BillingArgs,
-        #[command(flatten)]
-        gateway: gateway::GatewayArgs,
-    },
+    Serve(server::ServeArgs),
     /// Applies pending database migrations and exits (`serve` also applies them at start).
     Migrate {
         #[command(flatten)]
@@ -88,15 +71,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve {
-                listen,
-                at,
-                dev,
-                validation,
-                tls,
-                billing,
-                gateway,
-            } => server::serve(listen, &at, dev, &validation, &tls, &billing, &gateway).await,
+            Command::Serve(args) => server::serve(&args).await,
             Command::Migrate { at } => bootstrap::open(&at).await.map(|_| {
                 println!("certplane: the database schema is up to date");
             }),

@@ -25,8 +25,10 @@ struct App {
     aws: AwsIot,
     aliyun: Aliyun,
     azure: AzureBilling,
+    revocation: Arc<crate::revocation::Revocation>,
     clock: Arc<OffsetClock>,
     dev: bool,
+    body_timeout: std::time::Duration,
 }
 
 /// How orders' domain ownership is checked.
@@ -52,16 +54,55 @@ pub enum ValidationMode {
     AlwaysValid,
 }
 
-pub async fn serve(
+/// Every flag of `certplane serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    at: &Location,
+    #[command(flatten)]
+    at: Location,
+    /// Emulator mode for tests: signatures are not checked, /moto-api/reset and the settable
+    /// /dev/clock are enabled.
+    #[arg(long)]
     dev: bool,
-    validation: &ValidationArgs,
-    tls: &crate::tls::TlsArgs,
-    billing: &crate::billing::BillingArgs,
-    gateway_args: &crate::gateway::GatewayArgs,
-) -> Result<(), String> {
-    let opened = bootstrap::open(at).await?;
+    #[command(flatten)]
+    validation: ValidationArgs,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    billing: crate::billing::BillingArgs,
+    #[command(flatten)]
+    gateway: crate::gateway::GatewayArgs,
+    #[command(flatten)]
+    listener: crate::listener::ListenerArgs,
+    #[command(flatten)]
+    revocation: crate::revocation::RevocationArgs,
+}
+
+pub async fn serve(args: &ServeArgs) -> Result<(), String> {
+    let ServeArgs {
+        listen,
+        at,
+        dev,
+        validation,
+        tls,
+        billing,
+        gateway: gateway_args,
+        listener: listener_args,
+        revocation: revocation_args,
+    } = args;
+    let (listen, dev) = (*listen, *dev);
+    // Bound first: the default public URL (written into issued certificates) is the address
+    // actually listened on.
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("reading the listen address: {e}"))?;
+    let public_url = revocation_args.public_url(addr, tls.tls)?;
+    let opened = bootstrap::open_with(at, Some(&public_url)).await?;
     let validator: Arc<dyn DomainValidator> = match validation.validation {
         ValidationMode::AlwaysValid if !dev => {
             return Err("--validation always-valid is only allowed with --dev".into())
@@ -87,20 +128,18 @@ pub async fn serve(
     let sweep = crate::validation::spawn_sweep(core.clone());
     let billing_sweep = crate::billing::spawn_sweep(core.clone());
     let gateway = crate::gateway::start(&core, gateway_args).await?;
+    let (revocation, revocation_task) =
+        crate::revocation::Revocation::start(&core, revocation_args).await?;
     let app = Arc::new(App {
         aws: AwsIot::new(core.clone(), dev).with_device_domain(&gateway_args.gateway_domain),
         aliyun: Aliyun::new(core.clone(), dev),
         azure: AzureBilling::new(core, dev, tls_config.is_some(), Some(Arc::new(keys))),
+        revocation,
         clock: opened.clock,
         dev,
+        body_timeout: listener_args.body_timeout(),
     });
     let router = Router::new().fallback(handle).with_state(app);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("reading the listen address: {e}"))?;
     println!(
         "certplane listening on {}://{addr}{}",
         if tls_config.is_some() {
@@ -110,15 +149,11 @@ pub async fn serve(
         },
         if dev { " (dev mode)" } else { "" }
     );
-    let served = match tls_config {
-        Some(cfg) => crate::tls::serve(listener, cfg, router, shutdown()).await,
-        None => axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| format!("server error: {e}")),
-    };
+    let served =
+        crate::listener::serve(listener, tls_config, router, listener_args, shutdown()).await;
     sweep.abort();
     billing_sweep.abort();
+    revocation_task.abort();
     drop(gateway);
     served
 }
@@ -198,6 +233,14 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
         }
         _ => {}
     }
+    if crate::revocation::Revocation::recognises(&parts.method, &path) {
+        // An oversized OCSP body is no OCSP request: answered malformedRequest, never a 5xx.
+        let body = read_body(body).await.unwrap_or_default();
+        return app
+            .revocation
+            .handle(&parts.method, &path, &parts.headers, &body)
+            .await;
+    }
     let mut request = wire::Request {
         method: parts.method,
         raw_path: path,
@@ -208,18 +251,37 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
     let aliyun = Aliyun::recognises(&request);
     let azure =
         !aliyun && (AzureBilling::recognises(&request) || AzureBilling::recognises_oauth(&request));
-    request.body = match read_body(body).await {
-        Ok(b) => b,
-        Err(()) => {
-            let message = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
-            let id = uuid::Uuid::new_v4().to_string().to_uppercase();
-            return to_http(if aliyun {
-                RpcError::new(413, "RequestEntityTooLarge", message).render(&id, "certplane")
-            } else if azure {
-                AzureBilling::error(413, "RequestEntityTooLarge", message)
-            } else {
-                WireError::new(413, "RequestEntityTooLargeException", message).render(&id)
-            });
+    // The Alibaba and Azure code, and AWS's name for the same refusal.
+    let refused = |status: u16, code: &'static str, aws_code: &'static str, message: String| {
+        let id = uuid::Uuid::new_v4().to_string().to_uppercase();
+        to_http(if aliyun {
+            RpcError::new(status, code, message).render(&id, "certplane")
+        } else if azure {
+            AzureBilling::error(status, code, message)
+        } else {
+            WireError::new(status, aws_code, message).render(&id)
+        })
+    };
+    request.body = match tokio::time::timeout(app.body_timeout, read_body(body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(())) => {
+            return refused(
+                413,
+                "RequestEntityTooLarge",
+                "RequestEntityTooLargeException",
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        Err(_) => {
+            return refused(
+                408,
+                "RequestTimeout",
+                "RequestTimeoutException",
+                format!(
+                    "the request body did not arrive within {} s",
+                    app.body_timeout.as_secs()
+                ),
+            )
         }
     };
     if aliyun {

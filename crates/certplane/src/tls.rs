@@ -1,20 +1,15 @@
 //! `serve --tls`: the rustls server configuration (a certificate issued at start by certplane's
-//! CA for `localhost` and `127.0.0.1`, or `--tls-cert/--tls-key`) and the accept loop that
-//! serves the same router over TLS.
+//! CA for `localhost` and `127.0.0.1`, or `--tls-cert/--tls-key`); `listener.rs` serves the
+//! router over it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
 use certplane_core::Core;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls;
-use tokio_rustls::TlsAcceptor;
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsArgs {
@@ -29,9 +24,6 @@ pub struct TlsArgs {
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 }
-
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server config, or `None` without `--tls`.
 pub fn config(args: &TlsArgs, core: &Core) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
@@ -82,50 +74,4 @@ pub fn config(args: &TlsArgs, core: &Core) -> Result<Option<Arc<rustls::ServerCo
         .map_err(|e| format!("TLS certificate and key: {e}"))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Arc::new(cfg)))
-}
-
-/// Accepts TLS connections until `shutdown` resolves, each served by `router` over HTTP/1.1.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    cfg: Arc<rustls::ServerConfig>,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
-    let acceptor = TlsAcceptor::from(cfg);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let service = TowerToHyperService::new(router);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
-            }
-        });
-    }
 }

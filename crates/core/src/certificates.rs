@@ -116,6 +116,9 @@ pub struct Certificate {
     /// The account a pending transfer goes to; set exactly while PENDING_TRANSFER.
     pub pending_transfer_to: Option<String>,
     pub origin: Origin,
+    /// Why it was revoked, when the revoking API said (for the CRL and OCSP reason code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_cause: Option<crate::revocation::RevocationCause>,
 }
 
 impl Document for Certificate {
@@ -185,6 +188,7 @@ impl Certificate {
             transfer: TransferData::default(),
             pending_transfer_to: None,
             origin,
+            revocation_cause: None,
         }
     }
 

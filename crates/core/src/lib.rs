@@ -22,6 +22,7 @@ pub mod paging;
 pub mod policies;
 pub mod registry;
 pub mod replay;
+pub mod revocation;
 pub mod service;
 pub mod store;
 pub mod tags;

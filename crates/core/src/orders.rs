@@ -533,6 +533,8 @@ impl Core {
                     if cert.value.status != CertificateStatus::Revoked {
                         let mut revoked = cert.value.clone();
                         revoked.status = CertificateStatus::Revoked;
+                        revoked.revocation_cause =
+                            Some(crate::revocation::RevocationCause::OrderCancelled);
                         revoked.last_modified = now;
                         revoked.customer_version += 1;
                         revoked.generation_id = new_uuid();

@@ -40,10 +40,12 @@ pub enum Kind {
     ThingGroup,
     ThingGroupMember,
     BillingGroup,
+    /// Per held CA: the last CRL number used, so numbers grow across restarts and nodes.
+    CrlState,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -69,6 +71,7 @@ impl Kind {
         Kind::ThingGroup,
         Kind::ThingGroupMember,
         Kind::BillingGroup,
+        Kind::CrlState,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +101,7 @@ impl Kind {
             Kind::ThingGroup => "thing_group",
             Kind::ThingGroupMember => "thing_group_member",
             Kind::BillingGroup => "billing_group",
+            Kind::CrlState => "crl_state",
         }
     }
 
@@ -129,7 +133,7 @@ impl Kind {
             Kind::BillingProduct => Resource::BillingProduct,
             Kind::BillingTransfer => Resource::BillingTransfer,
             Kind::OauthClient => Resource::OauthClient,
-            Kind::SigningKey => Resource::Issuer,
+            Kind::SigningKey | Kind::CrlState => Resource::Issuer,
             Kind::ThingType => Resource::ThingType,
             Kind::ThingGroup => Resource::ThingGroup,
             Kind::ThingGroupMember => Resource::Attachment,
@@ -146,8 +150,8 @@ impl Kind {
         )
     }
 
-    /// Kinds that `reset` (dev mode) keeps: the issuing CA, the token signing key and the
-    /// credentials.
+    /// Kinds that `reset` (dev mode) keeps: the issuing CA, its CRL number (CRL numbers never
+    /// go back), the token signing key and the credentials.
     pub fn survives_reset(self) -> bool {
         matches!(
             self,
@@ -157,6 +161,7 @@ impl Kind {
                 | Kind::MqttInstance
                 | Kind::OauthClient
                 | Kind::SigningKey
+                | Kind::CrlState
         )
     }
 }

@@ -381,6 +381,7 @@ mod tests {
             transfer: TransferData::default(),
             pending_transfer_to: Some("222222222222".into()),
             origin: Origin::Issued,
+            revocation_cause: None,
         };
         let t = Transfer {
             id: "t".into(),

@@ -283,6 +283,7 @@ mod tests {
             transfer: TransferData::default(),
             pending_transfer_to: None,
             origin: Origin::Registered,
+            revocation_cause: None,
         }
     }
 

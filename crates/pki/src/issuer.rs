@@ -24,13 +24,82 @@ pub struct IssuingCa {
     cert_pem: String,
     cert_der: Vec<u8>,
     key_pem: Zeroizing<String>,
-    issuer: Issuer<'static, KeyPair>,
+    pub(crate) issuer: Issuer<'static, KeyPair>,
+    pub(crate) identity: CaIdentity,
+    /// Where relying parties find this CA's certificate, CRL and OCSP responder; written into
+    /// every device certificate [`IssuingCa::issue`] signs once set.
+    distribution: Option<Distribution>,
+}
+
+/// What identifies the CA in URLs and OCSP requests, computed once from its certificate.
+#[derive(Debug, Clone)]
+pub(crate) struct CaIdentity {
+    /// Lowercase hex of the first 16 bytes of SHA-256 over the CA certificate's
+    /// SubjectPublicKeyInfo DER: stable for the key, whatever the certificate's other fields.
+    pub(crate) ca_id: String,
+    /// The subject name DER (what an OCSP CertID's issuerNameHash hashes).
+    pub(crate) subject_der: Vec<u8>,
+    /// The subjectPublicKey BIT STRING's contents (what issuerKeyHash hashes).
+    pub(crate) public_key_bits: Vec<u8>,
+}
+
+impl CaIdentity {
+    fn of_cert(cert_der: &[u8]) -> Result<Self, PkiError> {
+        let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+            .map_err(|e| PkiError::Malformed(format!("issuing CA certificate: {e}")))?;
+        let spki = &cert.tbs_certificate.subject_pki;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki.raw);
+        let ca_id = digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(CaIdentity {
+            ca_id,
+            subject_der: cert.tbs_certificate.subject.as_raw().to_vec(),
+            public_key_bits: spki.subject_public_key.data.to_vec(),
+        })
+    }
+}
+
+/// The URLs written into issued certificates' AIA and CRL distribution points extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Distribution {
+    pub ocsp_url: String,
+    pub ca_issuers_url: String,
+    pub crl_url: String,
+}
+
+/// id-pe-authorityInfoAccess (RFC 5280 §4.2.2.1).
+const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+const OID_AD_OCSP: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1];
+const OID_AD_CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
+
+/// The AuthorityInfoAccess extension value: rcgen has no field for it, so it is DER-encoded
+/// here and added as a custom extension.
+fn aia_extension(d: &Distribution) -> rcgen::CustomExtension {
+    let value = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            for (method, url) in [
+                (OID_AD_OCSP, &d.ocsp_url),
+                (OID_AD_CA_ISSUERS, &d.ca_issuers_url),
+            ] {
+                w.next().write_sequence(|w| {
+                    w.next()
+                        .write_oid(&yasna::models::ObjectIdentifier::from_slice(method));
+                    // accessLocation GeneralName: uniformResourceIdentifier [6] IA5String
+                    w.next()
+                        .write_tagged_implicit(yasna::Tag::context(6), |w| w.write_ia5_string(url));
+                });
+            }
+        })
+    });
+    rcgen::CustomExtension::from_oid_content(OID_AIA, value)
 }
 
 /// Device certificates made by certplane are valid until the end of 2049, as AWS IoT's are.
 pub const ISSUED_NOT_AFTER_MS: Millis = 2_524_607_999_000; // 2049-12-31T23:59:59Z
 
-fn to_time(ms: Millis) -> Result<OffsetDateTime, PkiError> {
+pub(crate) fn to_time(ms: Millis) -> Result<OffsetDateTime, PkiError> {
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .map_err(|e| PkiError::Signing(format!("time out of range: {e}")))
 }
@@ -105,8 +174,10 @@ impl IssuingCa {
         Ok(IssuingCa {
             cert_pem: cert.pem(),
             cert_der: cert.der().to_vec(),
+            identity: CaIdentity::of_cert(cert.der())?,
             key_pem,
             issuer: Issuer::new(params, key),
+            distribution: None,
         })
     }
 
@@ -121,11 +192,36 @@ impl IssuingCa {
             .map_err(|e| PkiError::Malformed(format!("issuing CA certificate: {e}")))?;
         let key_pem = Zeroizing::new(key_pem.to_string());
         Ok(IssuingCa {
+            identity: CaIdentity::of_cert(&cert_der)?,
             cert_pem: cert_pem.to_string(),
             cert_der,
             key_pem,
             issuer,
+            distribution: None,
         })
+    }
+
+    /// Sets the public base URL (e.g. `https://ca.example.com`) relying parties reach this
+    /// server at: certificates issued from now on name `{base}/ocsp`, `{base}/ca/{caId}.crt`
+    /// and `{base}/crl/{caId}.crl`.
+    pub fn with_public_url(mut self, base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        let id = &self.identity.ca_id;
+        self.distribution = Some(Distribution {
+            ocsp_url: format!("{base}/ocsp"),
+            ca_issuers_url: format!("{base}/ca/{id}.crt"),
+            crl_url: format!("{base}/crl/{id}.crl"),
+        });
+        self
+    }
+
+    /// The stable id of this CA in URLs: see [`CaIdentity::ca_id`].
+    pub fn ca_id(&self) -> &str {
+        &self.identity.ca_id
+    }
+
+    pub fn distribution(&self) -> Option<&Distribution> {
+        self.distribution.as_ref()
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -167,6 +263,12 @@ impl IssuingCa {
             KeyUsagePurpose::KeyEncipherment,
         ];
         params.use_authority_key_identifier_extension = true;
+        if let Some(d) = &self.distribution {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![d.crl_url.clone()],
+            }];
+            params.custom_extensions.push(aia_extension(d));
+        }
         params.not_before = to_time(req.not_before)?;
         params.not_after = to_time(req.not_after)?;
         params.serial_number = Some(random_serial()?);
@@ -347,6 +449,64 @@ mod tests {
         let (_, der2, _) = reloaded.create_keys_and_certificate(1_700_000_000_000)?;
         assert!(verify_signed_by(&der2, ca.cert_der()));
         assert!(!verify_signed_by(&der2, other.cert_der()));
+        Ok(())
+    }
+
+    #[test]
+    fn issued_certificates_name_the_ocsp_crl_and_ca_urls() -> Result<(), PkiError> {
+        let ca = IssuingCa::generate("test CA", 1_700_000_000_000)?
+            .with_public_url("https://ca.example.com/");
+        let id = ca.ca_id().to_string();
+        assert_eq!(id.len(), 32);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        // Stable for the key: the reloaded CA has the same id.
+        assert_eq!(
+            IssuingCa::from_pem(ca.cert_pem(), ca.key_pem())?.ca_id(),
+            id
+        );
+        let (_, der, _) = ca.create_keys_and_certificate(1_700_000_000_000)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        let mut aia = Vec::new();
+        let mut cdp = Vec::new();
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::AuthorityInfoAccess(a) => {
+                    for d in &a.accessdescs {
+                        aia.push((
+                            d.access_method.to_id_string(),
+                            format!("{:?}", d.access_location),
+                        ));
+                    }
+                }
+                x509_parser::extensions::ParsedExtension::CRLDistributionPoints(p) => {
+                    cdp.push(format!("{p:?}"));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(aia.len(), 2, "{aia:?}");
+        assert_eq!(aia[0].0, "1.3.6.1.5.5.7.48.1");
+        assert!(aia[0].1.contains("https://ca.example.com/ocsp"));
+        assert_eq!(aia[1].0, "1.3.6.1.5.5.7.48.2");
+        assert!(aia[1]
+            .1
+            .contains(&format!("https://ca.example.com/ca/{id}.crt")));
+        assert!(
+            cdp[0].contains(&format!("https://ca.example.com/crl/{id}.crl")),
+            "{cdp:?}"
+        );
+        // Without a public URL, none of them.
+        let plain = IssuingCa::generate("plain", 1_700_000_000_000)?;
+        let (_, der, _) = plain.create_keys_and_certificate(1_700_000_000_000)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        assert!(cert.extensions().iter().all(|e| !matches!(
+            e.parsed_extension(),
+            x509_parser::extensions::ParsedExtension::AuthorityInfoAccess(_)
+        )));
         Ok(())
     }
 

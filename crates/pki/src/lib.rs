@@ -2,14 +2,21 @@
 //! signs certificates. Pure functions over bytes; no storage, no clock of its own (callers pass
 //! "now").
 
+mod crl;
 mod csr;
 mod issuer;
+mod ocsp;
 mod parse;
 
+pub use crl::{canonical_serial, serial_from_hex, RevocationReason, RevokedEntry, SignedCrl};
 pub use csr::{parse_csr, CsrInfo};
 pub use issuer::{
-    generate_rsa_key, IssueRequest, IssuedKeyPair, IssuingCa, ServerCertificate, Subject,
-    ISSUED_NOT_AFTER_MS,
+    generate_rsa_key, Distribution, IssueRequest, IssuedKeyPair, IssuingCa, ServerCertificate,
+    Subject, ISSUED_NOT_AFTER_MS,
+};
+pub use ocsp::{
+    build_ocsp_request, cert_id_for, ocsp_error_response, parse_ocsp_request, CertId, CertIdHash,
+    CertStatus, OcspError, OcspRequest, SingleAnswer, MAX_SINGLE_REQUESTS,
 };
 
 /// The notAfter of every certificate certplane issues.

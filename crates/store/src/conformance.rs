@@ -248,6 +248,38 @@ pub async fn reset_keeps_credentials(s: &dyn Store) {
     assert!(s.get(Kind::Thing, "gone").await.expect("get").is_none());
 }
 
+/// The CRL counter (one document per held CA): a compare-and-set counter that survives a dev
+/// reset, since CRL numbers must never go back.
+pub async fn crl_counter_survives_reset(s: &dyn Store) {
+    let mut counter = doc("ca-1", "", None, "{\"number\":1}");
+    counter.kind = Kind::CrlState;
+    s.apply(vec![Write::Insert(counter.clone())])
+        .await
+        .expect("insert");
+    counter.body = "{\"number\":2}".into();
+    s.apply(vec![Write::Update {
+        doc: counter.clone(),
+        expected_version: 1,
+    }])
+    .await
+    .expect("update");
+    let stale = s
+        .apply(vec![Write::Update {
+            doc: counter,
+            expected_version: 1,
+        }])
+        .await;
+    assert!(matches!(stale, Err(DomainError::Stale)), "{stale:?}");
+    s.reset().await.expect("reset");
+    let kept = s
+        .get(Kind::CrlState, "ca-1")
+        .await
+        .expect("get")
+        .expect("kept across reset");
+    assert_eq!(kept.doc.body, "{\"number\":2}");
+    assert_eq!(kept.version, 2);
+}
+
 /// Single-use keys: the first claim wins until the key expires; expired keys can be claimed
 /// again; racing claims of one key have one winner.
 pub async fn single_use_keys(s: Arc<dyn Store>) {

@@ -720,6 +720,7 @@ mod tests {
             conformance::batches_are_atomic(&s).await;
             conformance::queries_filter_and_page_in_creation_order(&s).await;
             conformance::reset_keeps_credentials(&s).await;
+            conformance::crl_counter_survives_reset(&s).await;
             // The feed is live once LISTEN has taken effect, which it announces.
             let mut first = s.changes();
             let ready = tokio::time::timeout(Duration::from_secs(10), first.recv()).await;

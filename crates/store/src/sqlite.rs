@@ -51,6 +51,15 @@ fn fault(context: &str, e: rusqlite::Error) -> DomainError {
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
             DomainError::Unavailable(format!("{context}: database busy"))
         }
+        // The disk, not the request: a full or failing disk, or a data dir made read-only, is
+        // an outage the server recovers from once it ends (the transaction rolled back).
+        Some(ErrorCode::DiskFull)
+        | Some(ErrorCode::SystemIoFailure)
+        | Some(ErrorCode::ReadOnly)
+        | Some(ErrorCode::CannotOpen) => {
+            tracing::warn!(error = %e, "{context}: the database's disk failed");
+            DomainError::Unavailable(format!("{context}: {e}"))
+        }
         _ => DomainError::Internal(format!("{context}: {e}")),
     }
 }
@@ -488,6 +497,7 @@ mod tests {
         conformance::batches_are_atomic(&s).await;
         conformance::queries_filter_and_page_in_creation_order(&s).await;
         conformance::reset_keeps_credentials(&s).await;
+        conformance::crl_counter_survives_reset(&s).await;
         conformance::change_feed(&s).await;
     }
 

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# OCSP throughput: certplane's POST /ocsp against `openssl ocsp -index ... -port` (OpenSSL's own
+# responder), both answering one certificate with a fresh ECDSA P-256 signature per request,
+# driven by ApacheBench (`ab`, Debian package apache2-utils) on loopback.
+#
+#   bash bench/ocsp.sh            # BENCH_N=20000 BENCH_C=8 by default
+#
+# Everything runs on this machine: the load generator and the responder share its cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${BENCH_N:-20000}"
+C="${BENCH_C:-8}"
+command -v ab >/dev/null || { echo "ab not found (apt-get install apache2-utils)" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "openssl not found" >&2; exit 1; }
+if [ -z "${CERTPLANE_BIN:-}" ]; then
+    cargo build --release -p certplane
+    CERTPLANE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/certplane"
+fi
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+# --- certplane: one certificate from CreateKeysAndCertificate (dev mode, unchecked SigV4)
+port=$(free_port)
+"$CERTPLANE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --dev >"$work/certplane.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$port/healthz"
+amz_date=$(date -u +%Y%m%dT%H%M%SZ)
+curl -s -X POST "http://127.0.0.1:$port/keys-and-certificate?setAsActive=true" \
+    -H "X-Amz-Date: $amz_date" \
+    -H "Authorization: AWS4-HMAC-SHA256 Credential=111122223333/${amz_date%%T*}/us-east-1/iot/aws4_request, SignedHeaders=host;x-amz-date, Signature=$(printf '0%.0s' $(seq 1 64))" \
+    | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["certificatePem"])' >"$work/leaf.pem"
+openssl ocsp -issuer "$work/data/ca.pem" -cert "$work/leaf.pem" -no_nonce -reqout "$work/req.der" >/dev/null
+openssl ocsp -issuer "$work/data/ca.pem" -cert "$work/leaf.pem" -url "http://127.0.0.1:$port/ocsp" \
+    -CAfile "$work/data/ca.pem" | grep -q "leaf.pem: good"
+
+# --- OpenSSL's responder: its own P-256 CA, one certificate in index.txt
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/oca.key" \
+    -out "$work/oca.pem" -subj "/CN=bench CA" -days 30 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/oleaf.key" \
+    -out "$work/oleaf.csr" -subj "/CN=bench leaf" 2>/dev/null
+openssl x509 -req -in "$work/oleaf.csr" -CA "$work/oca.pem" -CAkey "$work/oca.key" \
+    -set_serial 0x4242 -days 30 -out "$work/oleaf.pem" 2>/dev/null
+printf 'V\t%s\t\t4242\tunknown\t/CN=bench leaf\n' "$(date -u -d '+30 days' +%y%m%d%H%M%SZ)" >"$work/index.txt"
+oport=$(free_port)
+openssl ocsp -index "$work/index.txt" -port "$oport" -rsigner "$work/oca.pem" \
+    -rkey "$work/oca.key" -CA "$work/oca.pem" -nmin 60 -multi "${OPENSSL_MULTI:-2}" \
+    >"$work/openssl-ocsp.log" 2>&1 &
+pids+=($!)
+sleep 1
+openssl ocsp -issuer "$work/oca.pem" -cert "$work/oleaf.pem" -no_nonce -reqout "$work/oreq.der" >/dev/null
+openssl ocsp -issuer "$work/oca.pem" -cert "$work/oleaf.pem" -url "http://127.0.0.1:$oport/" \
+    -CAfile "$work/oca.pem" | grep -q "oleaf.pem: good"
+
+run() { # name url body [extra ab args]
+    local name=$1 url=$2 body=$3; shift 3
+    echo "== $name: ab -c $C -n $N $* -p <request> -T application/ocsp-request $url"
+    ab -q -c "$C" -n "$N" "$@" -p "$body" -T application/ocsp-request "$url" 2>&1 \
+        | grep -E "Document Length|Complete requests|Failed requests|Non-2xx|Requests per second|Time per request.*\(mean\)$|^ +(50|99)%"
+}
+run "certplane (new connection per request)" "http://127.0.0.1:$port/ocsp" "$work/req.der"
+run "certplane (keep-alive)" "http://127.0.0.1:$port/ocsp" "$work/req.der" -k
+run "openssl ocsp -multi ${OPENSSL_MULTI:-2} (new connection per request)" "http://127.0.0.1:$oport/" "$work/oreq.der"
+# After the load: still a verified, good answer (not an error status served fast).
+openssl ocsp -issuer "$work/data/ca.pem" -cert "$work/leaf.pem" -url "http://127.0.0.1:$port/ocsp" \
+    -CAfile "$work/data/ca.pem" | grep "leaf.pem: good" >/dev/null && echo "certplane: still good after the load"

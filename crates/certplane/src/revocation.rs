@@ -1,0 +1,621 @@
+//! Revocation for relying parties: the CA certificate, the CRL and the OCSP responder over HTTP
+//! (`/ca/{caId}.crt|.pem`, `/crl/{caId}.crl|.pem`, `POST /ocsp`, `GET /ocsp/{base64}`).
+//!
+//! An in-memory index (serial → registry id and revocation state) of the certificates the held
+//! CA signed is loaded once at start and kept current from the store's change feed, so a
+//! revocation costs the revoking call nothing: it never reads or writes the CRL. A task
+//! rebuilds the CRL from the index shortly after changes (debounced), and before it expires.
+//! OCSP answers read the certificate's status straight from the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use certplane_core::certificates::Certificate;
+use certplane_core::clock::Millis;
+use certplane_core::revocation::{revocation_state, signed_by_held_ca, RevocationState};
+use certplane_core::store::{self, Change, Doc, Kind, Stored, Write};
+use certplane_core::{Core, DomainError};
+use certplane_pki::{
+    ocsp_error_response, parse_ocsp_request, serial_from_hex, CertStatus, IssuingCa, OcspError,
+    RevokedEntry, SingleAnswer,
+};
+use http::{HeaderMap, Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, Notify};
+
+/// Flags of `serve` for the CRL, OCSP and the URLs issued certificates carry.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RevocationArgs {
+    /// The base URL relying parties reach this server at; issued certificates name
+    /// `{URL}/ocsp`, `{URL}/ca/{caId}.crt` and `{URL}/crl/{caId}.crl`. Default:
+    /// `http://<listen address>` (https with --tls).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// List certificates that are neither ACTIVE nor REVOKED (AWS INACTIVE, OnsMqtt status
+    /// "0", ...) on the CRL as certificateHold, and answer them revoked (certificateHold) over
+    /// OCSP; `false` treats them as good.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub crl_hold: bool,
+    /// Seconds from a CRL's thisUpdate to its nextUpdate (also an OCSP answer's nextUpdate).
+    /// The CRL is re-signed when half of that has passed.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub crl_validity: i64,
+}
+
+impl RevocationArgs {
+    /// The public base URL: `--public-url` or the listen address.
+    pub fn public_url(&self, listen: std::net::SocketAddr, tls: bool) -> Result<String, String> {
+        match &self.public_url {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                Ok(u.trim_end_matches('/').to_string())
+            }
+            Some(u) => Err(format!(
+                "--public-url {u:?} must start with http:// or https://"
+            )),
+            None => Ok(format!("{}://{listen}", if tls { "https" } else { "http" })),
+        }
+    }
+}
+
+/// How long after a change the CRL is rebuilt: changes within this window share one rebuild.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Copy)]
+struct Indexed {
+    state: RevocationState,
+}
+
+/// The certificates the held CA signed: serial → (registry id, state).
+#[derive(Default)]
+struct Index {
+    by_serial: HashMap<Vec<u8>, (String, Indexed)>,
+    serial_of: HashMap<String, Vec<u8>>,
+}
+
+impl Index {
+    fn put(&mut self, c: &Certificate) {
+        let key = c.id.to_string();
+        if !signed_by_held_ca(c) {
+            self.remove(&key);
+            return;
+        }
+        let serial = match self.serial_of.get(&key) {
+            Some(s) => s.clone(),
+            None => match certplane_pki::parse_certificate_pem(&c.pem)
+                .ok()
+                .and_then(|p| serial_from_hex(&p.serial_hex))
+            {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        self.serial_of.insert(key.clone(), serial.clone());
+        self.by_serial.insert(
+            serial,
+            (
+                key,
+                Indexed {
+                    state: revocation_state(c),
+                },
+            ),
+        );
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(serial) = self.serial_of.remove(key) {
+            self.by_serial.remove(&serial);
+        }
+    }
+
+    /// The CRL's entries, in serial order so equal sets compare equal.
+    fn entries(&self, list_holds: bool) -> Vec<RevokedEntry> {
+        let mut out: Vec<RevokedEntry> = self
+            .by_serial
+            .iter()
+            .filter_map(|(serial, (_, e))| {
+                e.state
+                    .as_revocation(list_holds)
+                    .map(|(at, reason)| RevokedEntry {
+                        serial: serial.clone(),
+                        revoked_at: at,
+                        reason,
+                    })
+            })
+            .collect();
+        out.sort_by(|a, b| a.serial.cmp(&b.serial));
+        out
+    }
+}
+
+/// The current CRL as served.
+struct CrlCache {
+    number: u64,
+    this_update: Millis,
+    next_update: Millis,
+    der: bytes::Bytes,
+    pem: bytes::Bytes,
+    entries: Vec<RevokedEntry>,
+}
+
+/// The stored CRL counter of one CA.
+#[derive(Serialize, Deserialize)]
+struct CrlState {
+    number: u64,
+}
+
+pub struct Revocation {
+    core: Core,
+    ca: Arc<IssuingCa>,
+    list_holds: bool,
+    validity_ms: Millis,
+    index: RwLock<Index>,
+    crl: Mutex<Option<Arc<CrlCache>>>,
+    dirty: Notify,
+}
+
+impl Revocation {
+    /// Loads the index, signs the first CRL and starts the tasks that keep both current.
+    pub async fn start(
+        core: &Core,
+        args: &RevocationArgs,
+    ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), String> {
+        if args.crl_validity < 60 {
+            return Err("--crl-validity must be at least 60 seconds".into());
+        }
+        let this = Arc::new(Revocation {
+            core: core.clone(),
+            ca: core.issuer.clone(),
+            list_holds: args.crl_hold,
+            validity_ms: args.crl_validity.saturating_mul(1000),
+            index: RwLock::new(Index::default()),
+            crl: Mutex::new(None),
+            dirty: Notify::new(),
+        });
+        // Subscribe before the first scan, so no change between the two is lost.
+        let feed = core.store().changes();
+        this.rescan()
+            .await
+            .map_err(|e| format!("loading the certificates for the CRL: {e}"))?;
+        this.rebuild(true)
+            .await
+            .map_err(|e| format!("signing the first CRL: {e}"))?;
+        let task = tokio::spawn(run(this.clone(), feed));
+        Ok((this, task))
+    }
+
+    async fn rescan(&self) -> Result<(), DomainError> {
+        let all = self.core.registry_list().await?;
+        let mut fresh = Index::default();
+        if let Ok(old) = self.index.read() {
+            // Serials never change: reuse them instead of parsing every certificate again.
+            fresh.serial_of = old.serial_of.clone();
+        }
+        for c in &all {
+            fresh.put(c);
+        }
+        fresh
+            .serial_of
+            .retain(|k, s| fresh.by_serial.get(s).is_some_and(|(id, _)| id == k));
+        if let Ok(mut idx) = self.index.write() {
+            *idx = fresh;
+        }
+        Ok(())
+    }
+
+    async fn refresh(&self, key: &str) -> Result<(), DomainError> {
+        let cert = store::get::<Certificate>(self.core.store(), key).await?;
+        if let Ok(mut idx) = self.index.write() {
+            match cert {
+                Some(c) => idx.put(&c.value),
+                None => idx.remove(key),
+            }
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Option<Arc<CrlCache>> {
+        self.crl.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Signs a new CRL when its entries changed or the current one is half-way to its
+    /// nextUpdate (`force`: always).
+    async fn rebuild(&self, force: bool) -> Result<(), DomainError> {
+        let entries = match self.index.read() {
+            Ok(idx) => idx.entries(self.list_holds),
+            Err(_) => return Err(DomainError::internal("the revocation index is poisoned")),
+        };
+        let now = self.core.now();
+        if let Some(cur) = self.current() {
+            // A thisUpdate in the future (the dev clock was moved back) is not fresh either.
+            let fresh = cur.this_update <= now && now < cur.this_update + self.validity_ms / 2;
+            if !force && fresh && cur.entries == entries {
+                return Ok(());
+            }
+        }
+        let number = self.next_crl_number().await?;
+        // Whole seconds: CRL times carry no fractions, and the ETag/Last-Modified follow them.
+        let this_update = now - now.rem_euclid(1000);
+        let next_update = this_update + self.validity_ms;
+        let signed = self
+            .ca
+            .sign_crl(number, this_update, next_update, &entries)
+            .map_err(|e| DomainError::internal(format!("signing the CRL: {e}")))?;
+        let cache = Arc::new(CrlCache {
+            number,
+            this_update,
+            next_update,
+            der: signed.der.into(),
+            pem: signed.pem.into(),
+            entries,
+        });
+        if let Ok(mut slot) = self.crl.lock() {
+            *slot = Some(cache);
+        }
+        Ok(())
+    }
+
+    /// Takes the next CRL number from the store (a compare-and-set counter per CA).
+    async fn next_crl_number(&self) -> Result<u64, DomainError> {
+        let key = self.ca.ca_id().to_string();
+        self.core
+            .with_retry(|| {
+                let key = key.clone();
+                async move {
+                    let cur = self.core.store().get(Kind::CrlState, &key).await?;
+                    let (number, write) = match cur {
+                        Some(d) => {
+                            let state: CrlState = serde_json::from_str(&d.doc.body)
+                                .map_err(|e| DomainError::internal(format!("CRL state: {e}")))?;
+                            let number = state.number.saturating_add(1);
+                            let doc = crl_state_doc(&key, number)?;
+                            (
+                                number,
+                                Write::Update {
+                                    doc,
+                                    expected_version: d.version,
+                                },
+                            )
+                        }
+                        None => (1, Write::Insert(crl_state_doc(&key, 1)?)),
+                    };
+                    match self.core.store().apply(vec![write]).await {
+                        // Another node inserted the first number meanwhile: re-read.
+                        Err(DomainError::AlreadyExists { .. }) => Err(DomainError::Stale),
+                        Err(e) => Err(e),
+                        Ok(()) => Ok(number),
+                    }
+                }
+            })
+            .await
+    }
+
+    /// The response for a revocation route, or `None` when the path is not one.
+    pub fn recognises(method: &Method, path: &str) -> bool {
+        (method == Method::GET
+            && (path.starts_with("/ca/")
+                || path.starts_with("/crl/")
+                || path.starts_with("/ocsp/")))
+            || (method == Method::POST && (path == "/ocsp" || path == "/ocsp/"))
+    }
+
+    pub async fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> http::Response<Body> {
+        let id = self.ca.ca_id();
+        if method == Method::POST {
+            return self.ocsp(body).await;
+        }
+        if let Some(encoded) = path.strip_prefix("/ocsp/") {
+            return match decode_get_request(encoded) {
+                Some(der) => self.ocsp(&der).await,
+                None => ocsp_failure(OcspError::MalformedRequest),
+            };
+        }
+        if let Some(file) = path.strip_prefix("/ca/") {
+            return if file == format!("{id}.crt") || file == format!("{id}.der") {
+                plain(
+                    200,
+                    "application/pkix-cert",
+                    self.ca.cert_der().to_vec().into(),
+                )
+            } else if file == format!("{id}.pem") {
+                plain(
+                    200,
+                    "application/x-pem-file",
+                    self.ca.cert_pem().to_string().into(),
+                )
+            } else {
+                not_found()
+            };
+        }
+        if let Some(file) = path.strip_prefix("/crl/") {
+            let pem = if file == format!("{id}.crl") {
+                false
+            } else if file == format!("{id}.pem") {
+                true
+            } else {
+                return not_found();
+            };
+            let Some(crl) = self.current() else {
+                return plain(503, "text/plain", "the CRL is not signed yet\n".into());
+            };
+            return crl_response(&crl, id, pem, headers, self.core.now());
+        }
+        not_found()
+    }
+
+    async fn ocsp(&self, der: &[u8]) -> http::Response<Body> {
+        let Ok(req) = parse_ocsp_request(der) else {
+            return ocsp_failure(OcspError::MalformedRequest);
+        };
+        // RFC 6960 §2.3: a responder that serves none of the asked-for issuers is unauthorized;
+        // mixed requests get "unknown" for the certificates of other issuers.
+        if !req.certs.iter().any(|c| self.ca.issued(c)) {
+            return ocsp_failure(OcspError::Unauthorized);
+        }
+        let now = self.core.now();
+        let this_update = now - now.rem_euclid(1000);
+        let mut answers = Vec::with_capacity(req.certs.len());
+        for c in &req.certs {
+            let status = if !self.ca.issued(c) {
+                CertStatus::Unknown
+            } else {
+                match self.status_of(&c.serial).await {
+                    Ok(s) => s,
+                    Err(_) => return ocsp_failure(OcspError::TryLater),
+                }
+            };
+            answers.push(SingleAnswer {
+                cert_id: c,
+                status,
+                this_update,
+                next_update: Some(this_update + self.validity_ms),
+            });
+        }
+        match self
+            .ca
+            .sign_ocsp_response(&answers, req.nonce_extension.as_deref(), this_update)
+        {
+            Ok(body) => {
+                let mut resp = plain(200, "application/ocsp-response", body.into());
+                // Statuses change at any moment: caches must not keep an answer.
+                resp.headers_mut().insert(
+                    http::header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-cache"),
+                );
+                resp
+            }
+            Err(_) => ocsp_failure(OcspError::InternalError),
+        }
+    }
+
+    /// The status of the certificate with this serial, read from the store.
+    async fn status_of(&self, serial: &[u8]) -> Result<CertStatus, DomainError> {
+        let key = match self.index.read() {
+            Ok(idx) => idx.by_serial.get(serial).map(|(k, _)| k.clone()),
+            Err(_) => None,
+        };
+        let Some(key) = key else {
+            return Ok(CertStatus::Unknown);
+        };
+        let Some(cert) = store::get::<Certificate>(self.core.store(), &key).await? else {
+            return Ok(CertStatus::Unknown);
+        };
+        let cert: Stored<Certificate> = cert;
+        Ok(
+            match revocation_state(&cert.value).as_revocation(self.list_holds) {
+                None => CertStatus::Good,
+                Some((at, reason)) => CertStatus::Revoked { at, reason },
+            },
+        )
+    }
+}
+
+fn crl_state_doc(key: &str, number: u64) -> Result<Doc, DomainError> {
+    Ok(Doc {
+        kind: Kind::CrlState,
+        key: key.to_string(),
+        account: String::new(),
+        region: String::new(),
+        idx1: None,
+        idx2: None,
+        body: serde_json::to_string(&CrlState { number })
+            .map_err(|e| DomainError::internal(format!("CRL state: {e}")))?,
+    })
+}
+
+/// Follows the change feed into the index and rebuilds the CRL after changes (debounced) and
+/// before it expires.
+async fn run(this: Arc<Revocation>, mut feed: broadcast::Receiver<Change>) {
+    let changes = {
+        let this = this.clone();
+        tokio::spawn(async move {
+            loop {
+                let ok = match feed.recv().await {
+                    Ok(Change::Changed {
+                        kind: Kind::Certificate,
+                        key,
+                    }) => this.refresh(&key).await.is_ok(),
+                    Ok(Change::Changed { .. }) => continue,
+                    Ok(Change::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        this.rescan().await.is_ok()
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if !ok {
+                    // The store is unreachable: re-read everything once it answers again.
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        if this.rescan().await.is_ok() {
+                            break;
+                        }
+                    }
+                }
+                this.dirty.notify_one();
+            }
+        })
+    };
+    let _abort_on_drop = AbortOnDrop(changes);
+    loop {
+        let refresh_in = match this.current() {
+            Some(c) => {
+                let due = c.this_update + this.validity_ms / 2;
+                Duration::from_millis(u64::try_from(due - this.core.now()).unwrap_or(0))
+            }
+            None => Duration::ZERO,
+        };
+        tokio::select! {
+            _ = this.dirty.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tokio::time::sleep(refresh_in) => {}
+        }
+        if let Err(e) = this.rebuild(false).await {
+            tracing::warn!("rebuilding the CRL: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `GET /ocsp/{base64 of the DER request}` (RFC 6960 appendix A.1): URL-encoded base64,
+/// standard or URL-safe alphabet.
+fn decode_get_request(encoded: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    let text = text.trim();
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines.iter().find_map(|e| e.decode(text).ok())
+}
+
+fn plain(status: u16, content_type: &str, body: bytes::Bytes) -> http::Response<Body> {
+    let mut resp = http::Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn not_found() -> http::Response<Body> {
+    plain(404, "text/plain", "no such CA, CRL or file\n".into())
+}
+
+/// An unsuccessful OCSPResponse: HTTP 200, as RFC 6960 has it, whatever the OCSP status.
+fn ocsp_failure(status: OcspError) -> http::Response<Body> {
+    plain(
+        200,
+        "application/ocsp-response",
+        ocsp_error_response(status).into(),
+    )
+}
+
+fn crl_response(
+    crl: &CrlCache,
+    ca_id: &str,
+    pem: bool,
+    req: &HeaderMap,
+    now: Millis,
+) -> http::Response<Body> {
+    let etag = format!(
+        "\"{ca_id}-{}{}\"",
+        crl.number,
+        if pem { "-pem" } else { "" }
+    );
+    let not_modified = req
+        .get_all(http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*");
+    let mut resp = if not_modified {
+        plain(304, "", bytes::Bytes::new())
+    } else if pem {
+        plain(200, "application/x-pem-file", crl.pem.clone())
+    } else {
+        plain(200, "application/pkix-crl", crl.der.clone())
+    };
+    let h = resp.headers_mut();
+    if not_modified {
+        h.remove(http::header::CONTENT_TYPE);
+    }
+    let max_age = (crl.next_update - now).max(0) / 1000;
+    let pairs = [
+        (http::header::ETAG, etag),
+        (http::header::LAST_MODIFIED, http_date(crl.this_update)),
+        (http::header::EXPIRES, http_date(crl.next_update)),
+        (
+            http::header::CACHE_CONTROL,
+            format!("public, max-age={max_age}, no-transform"),
+        ),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = http::HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    resp
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate).
+fn http_date(ms: Millis) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) else {
+        return String::new();
+    };
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[usize::from(t.weekday().number_days_from_monday())],
+        t.day(),
+        MONTHS[usize::from(u8::from(t.month()) - 1)],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        assert_eq!(
+            http_date(1_700_000_000_000),
+            "Tue, 14 Nov 2023 22:13:20 GMT"
+        );
+    }
+
+    #[test]
+    fn get_requests_decode_in_either_alphabet() {
+        assert_eq!(
+            decode_get_request("MAMKAQE%3D"),
+            Some(vec![0x30, 3, 10, 1, 1])
+        );
+        assert_eq!(decode_get_request("MAMKAQE"), Some(vec![0x30, 3, 10, 1, 1]));
+        assert_eq!(decode_get_request("%%%"), None);
+    }
+}

@@ -1,0 +1,342 @@
+"""Revocation for relying parties: the AIA/CDP URLs in certificates certplane issues, the CRL at
+/crl/{caId}.crl and the OCSP responder at /ocsp, checked with the real `openssl` CLI against
+certificates made through boto3 (CreateKeysAndCertificate)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from certplane_server import CertplaneServer, http_request, require
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+
+
+def openssl(*args: str, check: bool = True, input: bytes | None = None) -> str:
+    res = subprocess.run(["openssl", *args], capture_output=True, input=input, timeout=60)
+    out = res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")
+    if check and res.returncode != 0:
+        raise AssertionError(f"openssl {' '.join(args)} exited {res.returncode}:\n{out}")
+    return out
+
+
+def issue(iot, tmp: Path, name: str, active: bool = True) -> tuple[str, Path, str]:
+    """A new certificate via CreateKeysAndCertificate: (certificateId, PEM path, serial hex)."""
+    r = iot.create_keys_and_certificate(setAsActive=active)
+    path = tmp / f"{name}.pem"
+    path.write_text(r["certificatePem"])
+    serial = openssl("x509", "-in", str(path), "-noout", "-serial").strip().split("=", 1)[1]
+    return r["certificateId"], path, serial.upper()
+
+
+def urls_of(pem: Path) -> dict:
+    text = openssl("x509", "-in", str(pem), "-noout", "-ext",
+                   "authorityInfoAccess,crlDistributionPoints")
+    ocsp = re.search(r"OCSP - URI:(\S+)", text)
+    issuers = re.search(r"CA Issuers - URI:(\S+)", text)
+    crl = re.search(r"Full Name:\s*URI:(\S+)", text)
+    assert ocsp and issuers and crl, text
+    return {"ocsp": ocsp.group(1), "ca_issuers": issuers.group(1), "crl": crl.group(1)}
+
+
+def path_of(url: str) -> str:
+    return urllib.parse.urlsplit(url).path
+
+
+class Crl:
+    def __init__(self, server, crl_path: str, tmp: Path):
+        self.server, self.path, self.tmp = server, crl_path, tmp
+
+    def fetch(self, headers: dict | None = None):
+        return http_request(self.server.url, "GET", self.path, headers=headers or {})
+
+    def text(self) -> str:
+        status, _, body = self.fetch()
+        assert status == 200
+        return openssl("crl", "-inform", "DER", "-noout", "-text", input=body)
+
+    def number(self) -> int:
+        m = re.search(r"X509v3 CRL Number:\s*\n\s*(?:0x)?([0-9A-Fa-f]+)", self.text())
+        assert m
+        return int(m.group(1), 16) if "0x" in m.group(0) else int(m.group(1))
+
+    def serials(self) -> dict:
+        """serial hex -> reason text ('' for none)."""
+        out, cur, reason_next = {}, None, False
+        text = self.text()
+        section = text.split("Revoked Certificates:", 1)[1] if "Revoked Certificates:" in text else ""
+        for line in section.splitlines():
+            m = re.match(r"\s*Serial Number: ([0-9A-F]+)", line)
+            if m:
+                cur = m.group(1)
+                out[cur] = ""
+            elif "CRL Reason Code" in line:
+                reason_next = True
+            elif reason_next and cur:
+                out[cur] = line.strip()
+                reason_next = False
+        return out
+
+    def pem_file(self) -> Path:
+        status, _, body = self.fetch()
+        assert status == 200
+        path = self.tmp / "crl.pem"
+        openssl("crl", "-inform", "DER", "-out", str(path), input=body)
+        return path
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            serials = self.serials()
+            if predicate(serials):
+                return serials
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the CRL never reached the expected state: {serials}")
+            time.sleep(0.1)
+
+
+def verify(server, cert: Path, crl: Path) -> tuple[bool, str]:
+    out = openssl("verify", "-crl_check", "-CAfile", str(server.ca_pem_path), "-CRLfile",
+                  str(crl), str(cert), check=False)
+    return out.strip().endswith(": OK"), out
+
+
+def ocsp(server, url: str, *certs: Path, extra: tuple = ()) -> str:
+    args = ["ocsp", "-issuer", str(server.ca_pem_path), "-url", url, "-resp_text",
+            "-CAfile", str(server.ca_pem_path), *extra]
+    for c in certs:
+        args += ["-cert", str(c)]
+    return openssl(*args)
+
+
+def ocsp_status(text: str, cert: Path) -> str:
+    m = re.search(re.escape(str(cert)) + r": (\w+)", text)
+    assert m, text
+    return m.group(1)
+
+
+def test_issued_certificates_name_ocsp_crl_and_ca(server, iot, tmp_path):
+    _, pem, _ = issue(iot, tmp_path, "a")
+    urls = urls_of(pem)
+    assert urls["ocsp"] == f"{server.url}/ocsp"
+    ca_id = re.fullmatch(rf"{re.escape(server.url)}/ca/([0-9a-f]{{32}})\.crt", urls["ca_issuers"])
+    assert ca_id, urls
+    assert urls["crl"] == f"{server.url}/crl/{ca_id.group(1)}.crl"
+    status, headers, der = http_request(server.url, "GET", path_of(urls["ca_issuers"]))
+    assert status == 200 and headers["content-type"] == "application/pkix-cert"
+    ca_der = openssl_bytes("x509", "-in", str(server.ca_pem_path), "-outform", "DER")
+    assert der == ca_der
+    status, _, pem_body = http_request(server.url, "GET", f"/ca/{ca_id.group(1)}.pem")
+    assert status == 200 and pem_body.decode() == server.ca_pem_path.read_text()
+    assert http_request(server.url, "GET", "/ca/00000000000000000000000000000000.crt")[0] == 404
+    assert http_request(server.url, "GET", "/crl/nope.crl")[0] == 404
+    # The chain still verifies with the new extensions.
+    assert openssl("verify", "-CAfile", str(server.ca_pem_path), str(pem)).strip().endswith("OK")
+
+
+def openssl_bytes(*args: str) -> bytes:
+    return subprocess.run(["openssl", *args], capture_output=True, check=True, timeout=60).stdout
+
+
+def test_crl_lists_revoked_and_held_certificates(server, iot, tmp_path):
+    _, good, _ = issue(iot, tmp_path, "good")
+    revoked_id, revoked, revoked_sn = issue(iot, tmp_path, "revoked")
+    held_id, held, held_sn = issue(iot, tmp_path, "held")
+    crl = Crl(server, path_of(urls_of(good)["crl"]), tmp_path)
+    status, headers, body = crl.fetch()
+    assert status == 200 and headers["content-type"] == "application/pkix-crl"
+    first_number = crl.number()
+    text = crl.text()
+    assert "Issuer: O = certplane, CN = certplane issuing CA" in text
+    assert "Next Update:" in text
+
+    iot.update_certificate(certificateId=revoked_id, newStatus="REVOKED")
+    iot.update_certificate(certificateId=held_id, newStatus="INACTIVE")
+    serials = crl.wait_for(lambda s: revoked_sn in s and held_sn in s)
+    assert serials[held_sn] == "Certificate Hold"
+    assert serials[revoked_sn] == ""  # AWS gives no reason: the reasonCode is left out
+    assert crl.number() > first_number
+
+    pem = crl.pem_file()
+    ok, out = verify(server, good, pem)
+    assert ok, out
+    ok, out = verify(server, revoked, pem)
+    assert not ok and "certificate revoked" in out
+    ok, out = verify(server, held, pem)
+    assert not ok and "certificate revoked" in out
+
+    # Reactivation takes the hold off.
+    iot.update_certificate(certificateId=held_id, newStatus="ACTIVE")
+    serials = crl.wait_for(lambda s: held_sn not in s)
+    assert revoked_sn in serials
+    ok, out = verify(server, held, crl.pem_file())
+    assert ok, out
+    # The PEM form is the same CRL.
+    status, headers, body = http_request(server.url, "GET", crl.path[:-4] + ".pem")
+    assert status == 200 and body.startswith(b"-----BEGIN X509 CRL-----")
+
+
+def test_crl_cache_headers_and_growing_number(server, iot, tmp_path):
+    cert_id, pem, _ = issue(iot, tmp_path, "c")
+    crl = Crl(server, path_of(urls_of(pem)["crl"]), tmp_path)
+    status, h1, body1 = crl.fetch()
+    assert status == 200
+    etag = h1["etag"]
+    assert etag.startswith('"') and h1["last-modified"].endswith("GMT")
+    max_age = int(re.search(r"max-age=(\d+)", h1["cache-control"]).group(1))
+    assert 0 < max_age <= 3600
+    status, h2, body2 = crl.fetch({"If-None-Match": etag})
+    assert status == 304 and body2 == b"" and h2["etag"] == etag
+    status, _, _ = crl.fetch({"If-None-Match": '"something-else"'})
+    assert status == 200
+    number = crl.number()
+    # Issuing certificates does not change the CRL (its entries are the same)...
+    issue(iot, tmp_path, "d")
+    time.sleep(0.6)
+    assert crl.fetch()[1]["etag"] == etag
+    # ...a revocation does, once, and the number grows.
+    iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+    crl.wait_for(lambda s: len(s) == 1)
+    status, h3, _ = crl.fetch({"If-None-Match": etag})
+    assert status == 200 and h3["etag"] != etag
+    assert crl.number() > number
+
+
+def test_crl_debounces_a_burst_of_revocations(server, iot, tmp_path):
+    certs = [issue(iot, tmp_path, f"b{i}") for i in range(12)]
+    crl = Crl(server, path_of(urls_of(certs[0][1])["crl"]), tmp_path)
+    before = crl.number()
+    for cert_id, _, _ in certs:
+        iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+    crl.wait_for(lambda s: len(s) == len(certs))
+    time.sleep(0.5)
+    # Far fewer CRLs than revocations were signed.
+    assert crl.number() - before < len(certs) / 2
+
+
+def test_ocsp_good_revoked_and_hold_with_nonce(server, iot, tmp_path):
+    _, good, _ = issue(iot, tmp_path, "good")
+    revoked_id, revoked, _ = issue(iot, tmp_path, "revoked")
+    held_id, held, _ = issue(iot, tmp_path, "held")
+    url = urls_of(good)["ocsp"]
+    iot.update_certificate(certificateId=revoked_id, newStatus="REVOKED")
+    iot.update_certificate(certificateId=held_id, newStatus="INACTIVE")
+    text = ocsp(server, url, good, revoked, held)
+    assert "Response verify OK" in text
+    assert ocsp_status(text, good) == "good"
+    assert ocsp_status(text, revoked) == "revoked"
+    assert ocsp_status(text, held) == "revoked"
+    assert "Reason: certificateHold" in text
+    assert "OCSP Nonce" in text
+    no_nonce = ocsp(server, url, good, extra=("-no_nonce",))
+    assert "Response verify OK" in no_nonce and "OCSP Nonce" not in no_nonce
+    assert ocsp_status(no_nonce, good) == "good"
+    # Reactivation shows within a second.
+    iot.update_certificate(certificateId=held_id, newStatus="ACTIVE")
+    deadline = time.monotonic() + 1.0
+    while ocsp_status(ocsp(server, url, held), held) != "good":
+        assert time.monotonic() < deadline, "the reactivation did not show within a second"
+
+
+def ocsp_post(server, body: bytes) -> tuple[int, bytes]:
+    status, headers, resp = http_request(server.url, "POST", "/ocsp", body,
+                                         {"Content-Type": "application/ocsp-request"})
+    return status, resp
+
+
+def responder_error(resp: bytes, tmp: Path) -> str:
+    path = tmp / "resp.der"
+    path.write_bytes(resp)
+    return openssl("ocsp", "-respin", str(path), "-resp_text", "-noverify", check=False)
+
+
+def test_ocsp_malformed_requests(server, iot, tmp_path):
+    _, cert, _ = issue(iot, tmp_path, "a")
+    req = tmp_path / "req.der"
+    openssl("ocsp", "-issuer", str(server.ca_pem_path), "-cert", str(cert), "-reqout", str(req))
+    whole = req.read_bytes()
+    for body in [b"", b"garbage", whole[:20], whole[:-1], b"\x30\x80" * 100, whole + b"\x00"]:
+        status, resp = ocsp_post(server, body)
+        assert status == 200, body
+        assert resp == bytes([0x30, 0x03, 0x0A, 0x01, 0x01]), (body, resp)
+    assert "malformedrequest" in responder_error(ocsp_post(server, b"junk")[1], tmp_path)
+    # Bad GET forms too.
+    for target in ["/ocsp/%%%", "/ocsp/bm90IGFuIG9jc3AgcmVxdWVzdA==", "/ocsp/"]:
+        status, _, resp = http_request(server.url, "GET", target)
+        assert status == 200 and resp == bytes([0x30, 0x03, 0x0A, 0x01, 0x01]), target
+
+
+def test_ocsp_for_a_foreign_ca_is_unauthorized(server, iot, tmp_path):
+    _, ours, _ = issue(iot, tmp_path, "ours")
+    key, foreign = tmp_path / "fk.pem", tmp_path / "fca.pem"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(key), "-out", str(foreign), "-subj", "/CN=foreign CA", "-days", "2")
+    req = tmp_path / "freq.der"
+    openssl("ocsp", "-issuer", str(foreign), "-cert", str(ours), "-reqout", str(req))
+    status, resp = ocsp_post(server, req.read_bytes())
+    assert status == 200 and resp == bytes([0x30, 0x03, 0x0A, 0x01, 0x06])
+    assert "unauthorized" in responder_error(resp, tmp_path)
+    # Asked together with one of ours: ours is answered, the foreign one is unknown.
+    out = openssl("ocsp", "-url", f"{server.url}/ocsp", "-resp_text", "-noverify",
+                  "-issuer", str(server.ca_pem_path), "-cert", str(ours),
+                  "-issuer", str(foreign), "-serial", "0x1234", check=False)
+    assert re.search(rf"{re.escape(str(ours))}: good", out), out
+    assert "0x1234: unknown" in out, out
+
+
+def test_ocsp_unknown_serial_and_get_form(server, iot, tmp_path):
+    _, cert, _ = issue(iot, tmp_path, "a")
+    out = openssl("ocsp", "-url", f"{server.url}/ocsp", "-resp_text", "-CAfile",
+                  str(server.ca_pem_path), "-issuer", str(server.ca_pem_path),
+                  "-serial", "0x7777")
+    assert "0x7777: unknown" in out
+    req = tmp_path / "req.der"
+    openssl("ocsp", "-issuer", str(server.ca_pem_path), "-cert", str(cert), "-reqout", str(req),
+            "-no_nonce")
+    encoded = urllib.parse.quote(base64.b64encode(req.read_bytes()).decode(), safe="")
+    status, headers, resp = http_request(server.url, "GET", f"/ocsp/{encoded}")
+    assert status == 200 and headers["content-type"] == "application/ocsp-response"
+    path = tmp_path / "resp.der"
+    path.write_bytes(resp)
+    text = openssl("ocsp", "-respin", str(path), "-resp_text", "-CAfile",
+                   str(server.ca_pem_path), "-issuer", str(server.ca_pem_path), "-cert", str(cert),
+                   "-no_nonce")
+    assert "Response verify OK" in text and f"{cert}: good" in text
+
+
+@pytest.mark.slow
+def test_hold_listing_off_public_url_and_crl_number_across_restarts(binary, tmp_path):
+    from aws_harness import ACCOUNT_A, iot_client
+
+    data = tmp_path / "data"
+    srv = CertplaneServer(binary, data, dev=True, extra_args=[
+        "--crl-hold", "false", "--public-url", "https://pki.example.test/"]).start()
+    try:
+        iot = iot_client(srv.url, access_key=ACCOUNT_A)
+        held_id, held, held_sn = issue(iot, tmp_path, "held")
+        urls = urls_of(held)
+        assert urls["ocsp"] == "https://pki.example.test/ocsp"
+        assert urls["crl"].startswith("https://pki.example.test/crl/")
+        crl = Crl(srv, path_of(urls["crl"]), tmp_path)
+        iot.update_certificate(certificateId=held_id, newStatus="INACTIVE")
+        revoked_id, _, revoked_sn = issue(iot, tmp_path, "revoked")
+        iot.update_certificate(certificateId=revoked_id, newStatus="REVOKED")
+        serials = crl.wait_for(lambda s: revoked_sn in s)
+        assert held_sn not in serials
+        text = ocsp(srv, f"{srv.url}/ocsp", held)
+        assert ocsp_status(text, held) == "good"
+        number = crl.number()
+    finally:
+        srv.stop()
+    srv.start()
+    try:
+        assert crl.number() > number
+    finally:
+        srv.stop()

@@ -1,0 +1,351 @@
+"""Crash cycles: clients create, inactivate, activate, transfer, accept, reject and cancel
+certificates through the AWS IoT dialect (boto3), and inactivate and activate ApsaraMQ device
+certificates through the OnsMqtt dialect (its official SDK), while a certplane node is killed
+with SIGKILL at random moments. After each restart a checker reads every certificate back through the API:
+
+* lost: an acknowledged write that is not there (a certificate, or its acknowledged state);
+* wrong: a certificate in a state no call could have left it in (e.g. a transfer both accepted
+  and cancelled, or a call that failed on a non-crash error);
+* unknown: calls cut off by the kill, whose outcome may be either the old or the new state.
+
+    python tests/torture/crash.py --cycles 20 [--clients 8] [--engine sqlite|postgres]
+
+On PostgreSQL two nodes share the database and one of them (chosen at random) is killed each
+cycle. Prints cycles, operations acknowledged, unknown, lost and wrong (must be 0); exits 1 if
+anything was lost or wrong. `tests/sdk/test_crash_cycles.py` runs a short version in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "sdk"))
+sys.path.insert(0, str(HERE.parent / "sdk" / "mqtt"))
+
+import boto3  # noqa: E402
+import botocore.exceptions  # noqa: E402
+from botocore.config import Config  # noqa: E402
+
+import certplane_server  # noqa: E402
+import onsmqtt_harness as mq  # noqa: E402
+import sdk_engine  # noqa: E402
+
+A, B = "111111111111", "222222222222"
+REGION = "us-east-1"
+# Errors that mean "no answer": the outcome of the call is unknown.
+CUT_OFF = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
+           botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)
+
+
+@dataclass
+class Cert:
+    id: str
+    state: tuple  # (owner, status) last acknowledged
+    maybe: tuple | None = None  # the state a cut-off call may have left
+
+
+@dataclass
+class Tally:
+    acknowledged: int = 0
+    unknown: int = 0
+    lost: int = 0
+    wrong: int = 0
+    unknown_creates: int = 0
+    problems: list = field(default_factory=list)
+
+    def bad(self, kind: str, what: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.problems) < 20:
+            self.problems.append(f"{kind}: {what}")
+
+
+class Nodes:
+    """One node on SQLite; two nodes on one PostgreSQL database."""
+
+    def __init__(self, binary: Path, root: Path, count: int):
+        self.servers = []
+        first = root / "node0"
+        for i in range(count):
+            srv = _Node(binary, root / f"node{i}", dev=True)
+            srv.shares_with = first
+            self.servers.append(srv.start())
+
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop()
+
+
+class _Node(certplane_server.CertplaneServer):
+    shares_with = None
+
+    def env(self) -> dict:
+        return sdk_engine.server_env(self.shares_with or self.data_dir)
+
+
+def client(url: str, account: str):
+    return boto3.client("iot", endpoint_url=url, region_name=REGION, aws_access_key_id=account,
+                        aws_secret_access_key="crash-test",
+                        config=Config(retries={"max_attempts": 1}, connect_timeout=2,
+                                      read_timeout=10))
+
+
+def step(c: Cert, clients: dict, rng: random.Random):
+    """One call on `c` chosen from what its acknowledged state allows. Returns the state the call
+    leads to and a function making the call."""
+    owner, status = c.state
+    own = clients[owner]
+    if status == "ACTIVE":
+        return (owner, "INACTIVE"), lambda: own.update_certificate(
+            certificateId=c.id, newStatus="INACTIVE")
+    if status == "INACTIVE":
+        if owner == A and rng.random() < 0.5:
+            return (A, "PENDING_TRANSFER"), lambda: own.transfer_certificate(
+                certificateId=c.id, targetAwsAccount=B)
+        return (owner, "ACTIVE"), lambda: own.update_certificate(
+            certificateId=c.id, newStatus="ACTIVE")
+    assert status == "PENDING_TRANSFER"
+    r = rng.random()
+    if r < 0.4:
+        return (B, "ACTIVE"), lambda: clients[B].accept_certificate_transfer(
+            certificateId=c.id, setAsActive=True)
+    if r < 0.7:
+        return (A, "INACTIVE"), lambda: clients[B].reject_certificate_transfer(certificateId=c.id)
+    return (A, "INACTIVE"), lambda: own.cancel_certificate_transfer(certificateId=c.id)
+
+
+def worker(url: str, certs: list, tally: Tally, stop: threading.Event, seed: int,
+           lock: threading.Lock) -> None:
+    rng = random.Random(seed)
+    clients = {A: client(url, A), B: client(url, B)}
+    while not stop.is_set():
+        if not certs or rng.random() < 0.15:
+            try:
+                resp = clients[A].create_keys_and_certificate(setAsActive=True)
+            except CUT_OFF:
+                with lock:
+                    tally.unknown += 1
+                    tally.unknown_creates += 1
+                return
+            except botocore.exceptions.ClientError as e:
+                if _unavailable(e):
+                    with lock:
+                        tally.unknown += 1
+                        tally.unknown_creates += 1
+                    return
+                with lock:
+                    tally.bad("wrong", f"create failed: {e}")
+                continue
+            certs.append(Cert(resp["certificateId"], (A, "ACTIVE")))
+            with lock:
+                tally.acknowledged += 1
+            continue
+        c = rng.choice(certs)
+        to, call = step(c, clients, rng)
+        try:
+            call()
+        except CUT_OFF:
+            c.maybe = to
+            with lock:
+                tally.unknown += 1
+            return
+        except botocore.exceptions.ClientError as e:
+            if _unavailable(e):
+                c.maybe = to
+                with lock:
+                    tally.unknown += 1
+                return
+            with lock:
+                tally.bad("wrong", f"{c.id[:12]} {c.state} -> {to}: {e}")
+            continue
+        c.state = to
+        with lock:
+            tally.acknowledged += 1
+
+
+def _unavailable(e: botocore.exceptions.ClientError) -> bool:
+    return e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+
+
+MQTT_INSTANCE = "post-cn-crashcycles"
+
+
+def mqtt_setup(node, workdir: Path, count: int = 16):
+    """An MQTT instance, a registered CA and `count` active device certificates of it."""
+    node.admin("mqtt-instance", "create", "--account", mq.ACCOUNT_A, "--instance-id",
+               MQTT_INSTANCE, "--json")
+    ca = mq.register_ca(mq.mqtt_client(node.url), instance=MQTT_INSTANCE)
+    devices = []
+    for i in range(count):
+        cert, _ = mq.make_cert(ca, f"crash-device-{i}")
+        path = workdir / f"device-{i}.pem"
+        path.write_text(mq.pem_of(cert))
+        node.admin("mqtt-instance", "register-device", "--instance-id", MQTT_INSTANCE,
+                   "--cert", str(path), "--json")
+        devices.append(Cert(mq.sn_of(cert), ("mqtt", "1")))
+    return ca.extra["sn"], devices
+
+
+def mqtt_worker(url: str, ca_sn: str, devices: list, tally: Tally, stop: threading.Event,
+                seed: int, lock: threading.Lock) -> None:
+    rng = random.Random(seed)
+    api = mq.mqtt_client(url)
+    while not stop.is_set():
+        d = rng.choice(devices)
+        to = ("mqtt", "0" if d.state[1] == "1" else "1")
+        kw = dict(mqtt_instance_id=MQTT_INSTANCE, ca_sn=ca_sn, device_sn=d.id)
+        try:
+            if to[1] == "0":
+                api.inactivate_device_certificate(mq.M.InactivateDeviceCertificateRequest(**kw))
+            else:
+                api.active_device_certificate(mq.M.ActiveDeviceCertificateRequest(**kw))
+        except Exception as e:  # noqa: BLE001 (the SDK wraps connection errors in its own types)
+            status = getattr(e, "status_code", None)
+            if isinstance(status, int) and status < 500:
+                with lock:
+                    tally.bad("wrong", f"device {d.id[:12]} {d.state} -> {to}: {e}")
+                continue
+            d.maybe = to
+            with lock:
+                tally.unknown += 1
+            return
+        d.state = to
+        with lock:
+            tally.acknowledged += 1
+
+
+def mqtt_check(url: str, ca_sn: str, devices: list, tally: Tally) -> None:
+    api = mq.mqtt_client(url)
+    for d in devices:
+        allowed = {d.state} | ({d.maybe} if d.maybe else set())
+        try:
+            got = ("mqtt", mq.get_device(api, ca_sn, d.id, instance=MQTT_INSTANCE).status)
+        except Exception as e:  # noqa: BLE001
+            tally.bad("lost", f"device {d.id[:12]} (acknowledged {d.state}) unreadable: {e}")
+            continue
+        if got not in allowed:
+            tally.bad("lost" if d.maybe is None else "wrong",
+                      f"device {d.id[:12]} is {got}, allowed {sorted(allowed)}")
+        else:
+            d.state = got
+        d.maybe = None
+
+
+def read_back(url: str) -> dict:
+    """certificate id -> (owner, status), through the API of both accounts. A certificate
+    pending transfer is listed by both (the target sees what is offered to it): it is the
+    source's until accepted."""
+    seen = {}
+    for account in (A, B):
+        c = client(url, account)
+        marker = None
+        while True:
+            kw = {"pageSize": 250, **({"marker": marker} if marker else {})}
+            page = c.list_certificates(**kw)
+            for cert in page["certificates"]:
+                seen.setdefault(cert["certificateId"], (account, cert["status"]))
+            marker = page.get("nextMarker")
+            if not marker:
+                break
+    return seen
+
+
+def check(url: str, all_certs: list, tally: Tally, creates_before: int) -> int:
+    actual = read_back(url)
+    known = {c.id for c in all_certs}
+    for c in all_certs:
+        got = actual.get(c.id)
+        allowed = {c.state} | ({c.maybe} if c.maybe else set())
+        if got is None:
+            tally.bad("lost", f"{c.id[:12]} (acknowledged {c.state}) is gone")
+        elif got not in allowed:
+            kind = "lost" if c.maybe is None else "wrong"
+            tally.bad(kind, f"{c.id[:12]} is {got}, allowed {sorted(allowed)}")
+        else:
+            c.state = got
+        c.maybe = None
+    # Certificates made by cut-off creates: at most that many, each whole (ACTIVE in A).
+    extra = [cid for cid in actual if cid not in known]
+    if len(extra) > creates_before:
+        tally.bad("wrong", f"{len(extra)} unacknowledged certificates, at most {creates_before}")
+    for cid in extra:
+        if actual[cid] != (A, "ACTIVE"):
+            tally.bad("wrong", f"unacknowledged {cid[:12]} is {actual[cid]}")
+        all_certs.append(Cert(cid, actual[cid]))
+    return len(extra)
+
+
+def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
+        log=print) -> Tally:
+    rng = random.Random(seed)
+    node_count = 2 if sdk_engine.ENGINE == "postgres" else 1
+    nodes = Nodes(binary, workdir, node_count)
+    tally = Tally()
+    lock = threading.Lock()
+    per_client: list[list] = [[] for _ in range(clients)]
+    try:
+        ca_sn, devices = mqtt_setup(nodes.servers[0], workdir)
+        for cycle in range(1, cycles + 1):
+            stop = threading.Event()
+            urls = nodes.urls()
+            threads = [threading.Thread(target=worker, args=(
+                urls[i % len(urls)], per_client[i], tally, stop, rng.random(), lock))
+                for i in range(clients)]
+            threads.append(threading.Thread(target=mqtt_worker, args=(
+                urls[-1], ca_sn, devices, tally, stop, rng.random(), lock)))
+            for t in threads:
+                t.start()
+            time.sleep(rng.uniform(1.0, 3.0))
+            victim = rng.choice(nodes.servers)
+            victim.stop(sig=signal.SIGKILL)
+            stop.set()
+            for t in threads:
+                t.join(60)
+            victim.start()
+            all_certs = [c for certs in per_client for c in certs]
+            before = tally.unknown_creates
+            found = check(victim.url, all_certs, tally, tally.unknown_creates)
+            mqtt_check(victim.url, ca_sn, devices, tally)
+            tally.unknown_creates = 0
+            # Certificates found from cut-off creates join the first client's set.
+            known = {c.id for certs in per_client for c in certs}
+            per_client[0].extend(c for c in all_certs if c.id not in known)
+            log(f"cycle {cycle}: {sum(len(c) for c in per_client)} certificates, "
+                f"{tally.acknowledged} acknowledged, {tally.unknown} unknown "
+                f"({found} of {before} cut-off creates landed), lost {tally.lost}, "
+                f"wrong {tally.wrong}")
+    finally:
+        nodes.stop()
+    return tally
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cycles", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--binary", default=None)
+    args = ap.parse_args()
+    binary = Path(args.binary) if args.binary else certplane_server.certplane_binary()
+    with tempfile.TemporaryDirectory(prefix="certplane-crash-") as d:
+        tally = run(binary, args.cycles, args.clients, Path(d), args.seed)
+    print(f"engine {sdk_engine.ENGINE}: cycles {args.cycles}, acknowledged {tally.acknowledged}, "
+          f"unknown {tally.unknown}, lost {tally.lost}, wrong {tally.wrong}")
+    for p in tally.problems:
+        print("  " + p)
+    return 1 if tally.lost or tally.wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
