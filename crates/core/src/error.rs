@@ -11,6 +11,10 @@ pub enum Resource {
     Transfer,
     Thing,
     Policy,
+    PolicyVersion,
+    ThingType,
+    ThingGroup,
+    BillingGroup,
     Attachment,
     RegistrationCode,
     Account,
@@ -35,6 +39,10 @@ impl Resource {
             Resource::Transfer => "transfer",
             Resource::Thing => "thing",
             Resource::Policy => "policy",
+            Resource::PolicyVersion => "policy version",
+            Resource::ThingType => "thing type",
+            Resource::ThingGroup => "thing group",
+            Resource::BillingGroup => "billing group",
             Resource::Attachment => "attachment",
             Resource::RegistrationCode => "registration code",
             Resource::Account => "account",
@@ -82,7 +90,8 @@ pub enum DomainError {
     /// The caller is a party to the resource but not the one allowed to do this.
     #[error("{0}")]
     NotPermitted(String),
-    /// Still attached to a thing or a policy.
+    /// Still attached to a thing or a policy, or still needed by something that depends on it
+    /// (a policy's non-default versions, a default version, a group's children).
     #[error("{0}")]
     StillAttached(String),
     #[error("{0}")]

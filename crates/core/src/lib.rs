@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod authz;
 pub mod billing;
+pub mod billing_groups;
 pub mod billing_transfers;
 pub mod ca_certificates;
 pub mod certificates;
@@ -24,6 +25,9 @@ pub mod replay;
 pub mod revocation;
 pub mod service;
 pub mod store;
+pub mod tags;
+pub mod thing_groups;
+pub mod thing_types;
 pub mod things;
 pub mod transfers;
 pub mod user_certificates;

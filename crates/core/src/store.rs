@@ -36,12 +36,16 @@ pub enum Kind {
     BillingTransfer,
     OauthClient,
     SigningKey,
+    ThingType,
+    ThingGroup,
+    ThingGroupMember,
+    BillingGroup,
     /// Per held CA: the last CRL number used, so numbers grow across restarts and nodes.
     CrlState,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -63,6 +67,10 @@ impl Kind {
         Kind::BillingTransfer,
         Kind::OauthClient,
         Kind::SigningKey,
+        Kind::ThingType,
+        Kind::ThingGroup,
+        Kind::ThingGroupMember,
+        Kind::BillingGroup,
         Kind::CrlState,
     ];
 
@@ -89,6 +97,10 @@ impl Kind {
             Kind::BillingTransfer => "billing_transfer",
             Kind::OauthClient => "oauth_client",
             Kind::SigningKey => "signing_key",
+            Kind::ThingType => "thing_type",
+            Kind::ThingGroup => "thing_group",
+            Kind::ThingGroupMember => "thing_group_member",
+            Kind::BillingGroup => "billing_group",
             Kind::CrlState => "crl_state",
         }
     }
@@ -122,6 +134,10 @@ impl Kind {
             Kind::BillingTransfer => Resource::BillingTransfer,
             Kind::OauthClient => Resource::OauthClient,
             Kind::SigningKey | Kind::CrlState => Resource::Issuer,
+            Kind::ThingType => Resource::ThingType,
+            Kind::ThingGroup => Resource::ThingGroup,
+            Kind::ThingGroupMember => Resource::Attachment,
+            Kind::BillingGroup => Resource::BillingGroup,
         }
     }
 

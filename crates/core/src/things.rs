@@ -43,7 +43,7 @@ pub struct Thing {
     pub created_at: Millis,
 }
 
-fn scoped_key(scope: &Scope, name: &str) -> String {
+pub(crate) fn scoped_key(scope: &Scope, name: &str) -> String {
     format!("{}:{}:{}", scope.account, scope.region, name)
 }
 
@@ -60,6 +60,10 @@ impl Document for Thing {
     }
     fn idx1(&self) -> Option<String> {
         self.type_name.clone()
+    }
+    /// Its billing group's things are found by it.
+    fn idx2(&self) -> Option<String> {
+        self.billing_group.clone()
     }
 }
 
@@ -95,6 +99,32 @@ impl Document for ThingPrincipal {
     fn idx2(&self) -> Option<String> {
         Some(self.principal_key.clone())
     }
+}
+
+impl Thing {
+    /// A request's `expectedVersion` against the thing's (VersionConflict when they differ).
+    pub fn check_version(&self, expected: Option<i64>) -> DomainResult<()> {
+        match expected {
+            Some(v) if v != self.version => Err(DomainError::WrongState {
+                current: self.version.to_string(),
+                message: format!(
+                    "the thing {} is at version {}, not {v}",
+                    self.name, self.version
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What an UpdateThing changes.
+#[derive(Debug, Clone, Default)]
+pub struct ThingUpdate {
+    pub type_name: Option<String>,
+    pub remove_type: bool,
+    pub attributes: Option<BTreeMap<String, String>>,
+    pub merge: bool,
+    pub expected_version: Option<i64>,
 }
 
 /// ListThings filters.
@@ -156,7 +186,29 @@ pub(crate) fn page_filtered<T: Clone>(
     (rows.into_iter().map(|r| r.value).collect(), next)
 }
 
+/// The thing-group name a principal ARN of the caller's account and region names, if it is one.
+fn thing_group_of<'t>(text: &'t str, scope: &Scope) -> Option<&'t str> {
+    let prefix = format!("arn:aws:iot:{}:{}:thinggroup/", scope.region, scope.account);
+    text.strip_prefix(prefix.as_str())
+}
+
 impl Core {
+    /// A thing group named as a principal: a missing one is reported by the ARN the caller
+    /// gave (AWS's message names it).
+    async fn load_named_thing_group(
+        &self,
+        scope: &Scope,
+        name: &str,
+        arn: &str,
+    ) -> DomainResult<Stored<crate::thing_groups::ThingGroup>> {
+        match self.load_thing_group(scope, name).await {
+            Err(DomainError::NotFound { resource, .. }) => {
+                Err(DomainError::not_found(resource, arn))
+            }
+            other => other,
+        }
+    }
+
     async fn load_thing(&self, scope: &Scope, name: &str) -> DomainResult<Stored<Thing>> {
         store::get::<Thing>(self.store(), &scoped_key(scope, name))
             .await?
@@ -184,22 +236,36 @@ impl Core {
             billing_group,
             created_at: self.now(),
         };
-        match self.store().apply(vec![store::insert(&thing)?]).await {
-            Ok(()) => Ok(thing),
-            Err(DomainError::AlreadyExists { .. }) => {
-                let existing = self.load_thing(scope, name).await?.value;
-                if existing.type_name == thing.type_name && existing.attributes == thing.attributes
-                {
-                    Ok(existing)
-                } else {
-                    Err(DomainError::AlreadyExists {
-                        resource: Resource::Thing,
-                        id: name.to_string(),
-                    })
-                }
+        // A Stale means the type changed (deprecated, deleted) between the read and the
+        // commit: re-read it and decide again.
+        self.with_retry(|| async {
+            let mut writes = Vec::new();
+            if let Some(ty) = &thing.type_name {
+                writes.push(self.thing_type_guard(scope, ty).await?);
             }
-            Err(e) => Err(e),
-        }
+            if let Some(g) = &thing.billing_group {
+                writes.push(self.billing_group_guard(scope, g).await?);
+            }
+            writes.push(store::insert(&thing)?);
+            match self.store().apply(writes).await {
+                Ok(()) => Ok(thing.clone()),
+                Err(DomainError::AlreadyExists { .. }) => {
+                    let existing = self.load_thing(scope, name).await?.value;
+                    if existing.type_name == thing.type_name
+                        && existing.attributes == thing.attributes
+                    {
+                        Ok(existing)
+                    } else {
+                        Err(DomainError::AlreadyExists {
+                            resource: Resource::Thing,
+                            id: name.to_string(),
+                        })
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     pub async fn describe_thing(&self, scope: &Scope, name: &str) -> DomainResult<Thing> {
@@ -218,23 +284,67 @@ impl Core {
             else {
                 return Ok(());
             };
-            if let Some(v) = expected_version {
-                if v != cur.value.version {
-                    return Err(DomainError::WrongState {
-                        current: cur.value.version.to_string(),
-                        message: format!(
-                            "the thing {name} is at version {}, not {v}",
-                            cur.value.version
-                        ),
-                    });
-                }
-            }
+            cur.value.check_version(expected_version)?;
             if !self.principals_of_thing(scope, name).await?.is_empty() {
                 return Err(DomainError::StillAttached(format!(
                     "Cannot delete. Thing {name} is still attached to one or more principals"
                 )));
             }
-            self.store().apply(vec![cur.delete()]).await
+            // Its group memberships go with it.
+            let mut writes = vec![cur.delete()];
+            writes.extend(
+                self.groups_of_thing(scope, name)
+                    .await?
+                    .iter()
+                    .map(|m| m.delete()),
+            );
+            self.store().apply(writes).await
+        })
+        .await
+    }
+
+    /// UpdateThing. Attributes: with `merge` the given ones are added to the thing's (an
+    /// empty value removes one); without, they replace them all (empty values dropped).
+    pub async fn update_thing(
+        &self,
+        scope: &Scope,
+        name: &str,
+        update: &ThingUpdate,
+    ) -> DomainResult<()> {
+        if update.remove_type && update.type_name.is_some() {
+            return Err(DomainError::invalid(
+                "removeThingType and thingTypeName cannot both be given",
+            ));
+        }
+        self.with_retry(|| async {
+            let cur = self.load_thing(scope, name).await?;
+            cur.value.check_version(update.expected_version)?;
+            let mut writes = Vec::new();
+            let mut next = cur.value.clone();
+            if let Some(ty) = &update.type_name {
+                if cur.value.type_name.as_ref() != Some(ty) {
+                    writes.push(self.thing_type_guard(scope, ty).await?);
+                }
+                next.type_name = Some(ty.clone());
+            }
+            if update.remove_type {
+                next.type_name = None;
+            }
+            if let Some(attrs) = &update.attributes {
+                if !update.merge {
+                    next.attributes.clear();
+                }
+                for (k, v) in attrs {
+                    if v.is_empty() {
+                        next.attributes.remove(k);
+                    } else {
+                        next.attributes.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            next.version = cur.value.version + 1;
+            writes.push(cur.update_to(&next)?);
+            self.store().apply(writes).await
         })
         .await
     }
@@ -292,8 +402,15 @@ impl Core {
         scope: &Scope,
         principal: &PrincipalRef,
     ) -> DomainResult<()> {
-        if let PrincipalRef::Certificate(id) = principal {
-            self.load_owned_certificate(scope, id).await?;
+        match principal {
+            PrincipalRef::Certificate(id) => {
+                self.load_owned_certificate(scope, id).await?;
+            }
+            PrincipalRef::Other(text) => {
+                if let Some(name) = thing_group_of(text, scope) {
+                    self.load_named_thing_group(scope, name, text).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -308,8 +425,18 @@ impl Core {
         scope: &Scope,
         principal: &PrincipalRef,
     ) -> DomainResult<Vec<store::Write>> {
-        let PrincipalRef::Certificate(id) = principal else {
-            return Ok(Vec::new());
+        let id = match principal {
+            PrincipalRef::Certificate(id) => id,
+            PrincipalRef::Other(text) => {
+                // A thing group of the caller's must exist, and stays while it is attached to.
+                return match thing_group_of(text, scope) {
+                    Some(name) => {
+                        let g = self.load_named_thing_group(scope, name, text).await?;
+                        Ok(vec![g.update_to(&g.value)?])
+                    }
+                    None => Ok(Vec::new()),
+                };
+            }
         };
         let cert = self.load_owned_certificate(scope, id).await?;
         if cert.value.status == CertificateStatus::PendingTransfer {

@@ -52,6 +52,11 @@ fn arn_of(resource: Resource, id: &str, scope: &Scope) -> Option<String> {
         Resource::CaCertificate => Some(shapes::ca_arn(&scope.region, &scope.account, id)),
         Resource::Thing => Some(shapes::thing_arn(&scope.region, &scope.account, id)),
         Resource::Policy => Some(shapes::policy_arn(&scope.region, &scope.account, id)),
+        Resource::ThingType => Some(shapes::thing_type_arn(&scope.region, &scope.account, id)),
+        Resource::ThingGroup => Some(shapes::thing_group_arn(&scope.region, &scope.account, id)),
+        Resource::BillingGroup => {
+            Some(shapes::billing_group_arn(&scope.region, &scope.account, id))
+        }
         _ => None,
     }
 }
@@ -60,6 +65,11 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
     use Endpoint as E;
     let msg = e.to_string();
     match e {
+        // AWS's own text where it is known (moto's tests copy it).
+        DomainError::NotFound {
+            resource: Resource::Policy,
+            ..
+        } => WireError::new(404, "ResourceNotFoundException", "Policy not found"),
         DomainError::NotFound { .. } => WireError::new(404, "ResourceNotFoundException", msg),
         DomainError::AlreadyExists { resource, id } => {
             // The modeled extras carry the id the resource is known by on the wire.
@@ -70,6 +80,18 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
                     id.clone(),
                     "The certificate is already provisioned or registered".to_string(),
                 ),
+                // moto's text, which its tests match.
+                Resource::ThingGroup => (
+                    id.clone(),
+                    format!(
+                        "Thing Group {id} already exists in current account with different \
+                         properties"
+                    ),
+                ),
+                Resource::Policy => (
+                    id.clone(),
+                    format!("Policy cannot be created - name already exists (name={id})"),
+                ),
                 _ => (id.clone(), msg),
             };
             let mut w = WireError::new(409, "ResourceAlreadyExistsException", message);
@@ -79,11 +101,18 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
         }
         DomainError::InvalidInput(_) => WireError::invalid(msg),
         DomainError::MalformedDocument(_) => match ep {
-            E::CreatePolicy => WireError::new(400, "MalformedPolicyException", msg),
+            E::CreatePolicy | E::CreatePolicyVersion => {
+                WireError::new(400, "MalformedPolicyException", msg)
+            }
             _ => WireError::invalid(msg),
         },
         DomainError::WrongState { .. } => match ep {
-            E::DeleteThing => WireError::new(409, "VersionConflictException", msg),
+            E::DeleteThing
+            | E::UpdateThing
+            | E::UpdateThingGroup
+            | E::DeleteThingGroup
+            | E::UpdateBillingGroup
+            | E::DeleteBillingGroup => WireError::new(409, "VersionConflictException", msg),
             _ => WireError::new(406, "CertificateStateException", msg),
         },
         DomainError::TransferFinished { .. } => {
@@ -97,9 +126,12 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             E::DeleteThing => WireError::invalid(msg),
             _ => WireError::new(409, "DeleteConflictException", msg),
         },
-        DomainError::LimitExceeded(_) | DomainError::QuotaExhausted(_) => {
-            WireError::new(410, "LimitExceededException", msg)
-        }
+        DomainError::LimitExceeded(_) | DomainError::QuotaExhausted(_) => match ep {
+            // The model gives these no LimitExceededException.
+            E::AddThingToThingGroup | E::UpdateThingGroupsForThing => WireError::invalid(msg),
+            E::CreatePolicyVersion => WireError::new(409, "VersionsLimitExceededException", msg),
+            _ => WireError::new(410, "LimitExceededException", msg),
+        },
         DomainError::BadCertificate(_) => match ep {
             E::RegisterCertificate | E::RegisterCertificateWithoutCA | E::RegisterCACertificate => {
                 WireError::new(400, "CertificateValidationException", msg)
@@ -138,6 +170,7 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
         | E::ListCertificatesByCA
         | E::GetRegistrationCode
         | E::ListThings
+        | E::ListThingTypes
         | E::ListPolicies => &[
             "InvalidRequestException",
             "ThrottlingException",
@@ -227,6 +260,50 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "ResourceAlreadyExistsException",
             "ResourceNotFoundException",
         ],
+        E::CreateThingType => &[
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+            "ResourceAlreadyExistsException",
+        ],
+        E::UpdateThing => &[
+            "InvalidRequestException",
+            "VersionConflictException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+            "ResourceNotFoundException",
+        ],
+        // The model's codes; every operation can also answer 503 when the database is down
+        // and 401/403 on authentication.
+        E::CreateThingGroup | E::CreateBillingGroup => &[
+            "InvalidRequestException",
+            "ResourceAlreadyExistsException",
+            "ThrottlingException",
+            "InternalFailureException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+        ],
+        E::UpdateThingGroup | E::UpdateBillingGroup => &[
+            "InvalidRequestException",
+            "VersionConflictException",
+            "ThrottlingException",
+            "InternalFailureException",
+            "ResourceNotFoundException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+        ],
+        E::DeleteThingGroup | E::DeleteBillingGroup => &[
+            "InvalidRequestException",
+            "VersionConflictException",
+            "ThrottlingException",
+            "InternalFailureException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+        ],
         E::DeleteThing => &[
             "ResourceNotFoundException",
             "VersionConflictException",
@@ -245,7 +322,17 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "ServiceUnavailableException",
             "InternalFailureException",
         ],
-        E::DeletePolicy => &[
+        E::CreatePolicyVersion => &[
+            "ResourceNotFoundException",
+            "MalformedPolicyException",
+            "VersionsLimitExceededException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
+            "InternalFailureException",
+        ],
+        E::DeletePolicy | E::DeletePolicyVersion => &[
             "DeleteConflictException",
             "ResourceNotFoundException",
             "InvalidRequestException",
@@ -253,6 +340,15 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "UnauthorizedException",
             "ServiceUnavailableException",
             "InternalFailureException",
+        ],
+        E::TagResource => &[
+            "InvalidRequestException",
+            "InternalFailureException",
+            "ResourceNotFoundException",
+            "ThrottlingException",
+            "LimitExceededException",
+            "UnauthorizedException",
+            "ServiceUnavailableException",
         ],
         E::AttachPolicy
         | E::DetachPolicy
@@ -328,10 +424,18 @@ mod tests {
             | E::CancelCertificateTransfer => &[0, 4, 5],
             E::DescribeCertificate | E::DescribeCACertificate | E::UpdateCACertificate => &[0],
             E::DeleteCACertificate => &[0, 3],
-            E::CreateThing => &[1],
+            E::CreateThing => &[0, 1],
+            E::CreateThingType => &[1],
+            E::UpdateThing | E::UpdateThingGroup => &[0, 3],
+            E::CreateThingGroup | E::CreateBillingGroup => &[1],
+            E::DeleteThingGroup | E::DeleteBillingGroup => &[3],
+            E::UpdateBillingGroup => &[0, 3],
+            E::TagResource => &[0, 7],
+            E::AddThingToThingGroup | E::UpdateThingGroupsForThing => &[0, 7],
             E::DeleteThing => &[3, 6],
             E::CreatePolicy => &[1, 13],
-            E::DeletePolicy => &[0, 6],
+            E::DeletePolicy | E::DeletePolicyVersion => &[0, 6],
+            E::CreatePolicyVersion => &[0, 7, 13],
             E::AttachPolicy | E::AttachPrincipalPolicy => &[0, 7],
             E::CreateKeysAndCertificate
             | E::CreateCertificateFromCsr
@@ -341,6 +445,7 @@ mod tests {
             | E::ListCertificatesByCA
             | E::GetRegistrationCode
             | E::ListThings
+            | E::ListThingTypes
             | E::ListPolicies => &[],
             _ => &[0],
         };

@@ -20,6 +20,8 @@ pub(super) struct Call<'a> {
     pub core: &'a Core,
     pub scope: Scope,
     pub label: Option<String>,
+    /// The second path label (a policy version id), for the operations that have one.
+    pub sub: Option<String>,
     pub query: Vec<(String, String)>,
     pub req: &'a Request,
     body: Option<Map<String, Value>>,
@@ -30,6 +32,7 @@ impl<'a> Call<'a> {
         core: &'a Core,
         scope: Scope,
         label: Option<String>,
+        sub: Option<String>,
         query: Vec<(String, String)>,
         req: &'a Request,
     ) -> Res<Self> {
@@ -46,6 +49,7 @@ impl<'a> Call<'a> {
             core,
             scope,
             label,
+            sub,
             query,
             req,
             body,
@@ -56,6 +60,12 @@ impl<'a> Call<'a> {
         self.label
             .as_deref()
             .ok_or_else(|| invalid("the request path is missing its resource name"))
+    }
+
+    pub fn sub_label(&self) -> Res<&str> {
+        self.sub
+            .as_deref()
+            .ok_or_else(|| invalid("the request path is missing its second label"))
     }
 
     pub fn label_cert_id(&self) -> Res<CertificateId> {
@@ -104,9 +114,10 @@ impl<'a> Call<'a> {
         Page::new(list, marker, size as usize, ascending)
     }
 
-    /// A `nextToken`/`maxResults` page (ascending creation order).
+    /// A `nextToken`/`maxResults` page (ascending creation order). AWS documents no default
+    /// size; 50 is moto's (COMPATIBILITY.md).
     pub fn token_page(&self, list: &'static str) -> Res<Page> {
-        let size = self.q_int("maxResults", 1, 250)?.unwrap_or(25);
+        let size = self.q_int("maxResults", 1, 250)?.unwrap_or(50);
         Page::new(list, self.q("nextToken"), size as usize, true)
     }
 

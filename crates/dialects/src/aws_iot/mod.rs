@@ -1,6 +1,7 @@
 //! The AWS IoT certificate API (rest-json, SigV4), as boto3, the aws CLI and aws-sdk-iot send
 //! it. One request: authenticate → route → authorize → handler → core → render.
 
+mod billing_groups;
 mod ca_certificates;
 mod certificates;
 mod endpoints;
@@ -11,6 +12,9 @@ mod policies;
 pub mod router;
 pub mod shapes;
 pub mod sigv4;
+mod tags;
+mod thing_groups;
+mod thing_types;
 mod things;
 mod transfers;
 
@@ -147,7 +151,12 @@ impl AwsIot {
         let (principal, region) = self.authenticate(req).await?;
         let segs = req.segments().map_err(WireError::invalid)?;
         let method = req.method.as_str();
-        let Some(Route { endpoint, label }) = router::route(method, &segs) else {
+        let Some(Route {
+            endpoint,
+            label,
+            sub,
+        }) = router::route(method, &segs)
+        else {
             let what = match router::other_operation(method, &segs) {
                 Some(op) => format!("certplane does not implement the AWS IoT operation {op}"),
                 None => format!(
@@ -165,7 +174,7 @@ impl AwsIot {
         authorize(&principal, endpoint.action(), &resource)
             .map_err(|e| from_domain(&e, endpoint, &scope))?;
         let query = req.query_pairs().map_err(WireError::invalid)?;
-        let call = Call::new(&self.core, scope.clone(), label, query, req)
+        let call = Call::new(&self.core, scope.clone(), label, sub, query, req)
             .map_err(|e| from_domain(&e, endpoint, &scope))?;
         dispatch(endpoint, &call, &self.device_domain)
             .await
@@ -217,6 +226,39 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Re
         E::DetachPrincipalPolicy => policies::detach_principal_policy(cx).await,
         E::ListPrincipalPolicies => policies::list_principal_policies(cx).await,
         E::ListPolicyPrincipals => policies::list_policy_principals(cx).await,
+        E::CreatePolicyVersion => policies::create_policy_version(cx).await,
+        E::GetPolicyVersion => policies::get_policy_version(cx).await,
+        E::ListPolicyVersions => policies::list_policy_versions(cx).await,
+        E::SetDefaultPolicyVersion => policies::set_default_policy_version(cx).await,
+        E::DeletePolicyVersion => policies::delete_policy_version(cx).await,
+        E::UpdateThing => things::update_thing(cx).await,
+        E::CreateThingType => thing_types::create_thing_type(cx).await,
+        E::DescribeThingType => thing_types::describe_thing_type(cx).await,
+        E::ListThingTypes => thing_types::list_thing_types(cx).await,
+        E::UpdateThingType => thing_types::update_thing_type(cx).await,
+        E::DeprecateThingType => thing_types::deprecate_thing_type(cx).await,
+        E::DeleteThingType => thing_types::delete_thing_type(cx).await,
+        E::CreateThingGroup => thing_groups::create_thing_group(cx).await,
+        E::DescribeThingGroup => thing_groups::describe_thing_group(cx).await,
+        E::ListThingGroups => thing_groups::list_thing_groups(cx).await,
+        E::UpdateThingGroup => thing_groups::update_thing_group(cx).await,
+        E::DeleteThingGroup => thing_groups::delete_thing_group(cx).await,
+        E::AddThingToThingGroup => thing_groups::add_thing_to_thing_group(cx).await,
+        E::RemoveThingFromThingGroup => thing_groups::remove_thing_from_thing_group(cx).await,
+        E::ListThingsInThingGroup => thing_groups::list_things_in_thing_group(cx).await,
+        E::ListThingGroupsForThing => thing_groups::list_thing_groups_for_thing(cx).await,
+        E::UpdateThingGroupsForThing => thing_groups::update_thing_groups_for_thing(cx).await,
+        E::CreateBillingGroup => billing_groups::create_billing_group(cx).await,
+        E::DescribeBillingGroup => billing_groups::describe_billing_group(cx).await,
+        E::ListBillingGroups => billing_groups::list_billing_groups(cx).await,
+        E::UpdateBillingGroup => billing_groups::update_billing_group(cx).await,
+        E::DeleteBillingGroup => billing_groups::delete_billing_group(cx).await,
+        E::AddThingToBillingGroup => billing_groups::add_thing_to_billing_group(cx).await,
+        E::RemoveThingFromBillingGroup => billing_groups::remove_thing_from_billing_group(cx).await,
+        E::ListThingsInBillingGroup => billing_groups::list_things_in_billing_group(cx).await,
+        E::TagResource => tags::tag_resource(cx).await,
+        E::UntagResource => tags::untag_resource(cx).await,
+        E::ListTagsForResource => tags::list_tags_for_resource(cx).await,
         E::DescribeEndpoint => endpoints::describe_endpoint(cx, device_domain),
     }
 }

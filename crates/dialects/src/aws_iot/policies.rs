@@ -1,5 +1,6 @@
 //! AWS IoT policy operations, including the four deprecated principal-policy calls.
 
+use certplane_core::policies::parse_version_id;
 use certplane_core::DomainError;
 use serde_json::{json, Value};
 
@@ -139,4 +140,70 @@ pub(super) async fn list_policy_principals(cx: &Call<'_>) -> Res<Value> {
         .list_targets_for_policy(&cx.scope, name, &page)
         .await?;
     Ok(with_marker(json!({ "principals": targets }), next))
+}
+
+pub(super) async fn create_policy_version(cx: &Call<'_>) -> Res<Value> {
+    let name = policy_name(cx.label()?)?;
+    let document = cx.required_body_str("policyDocument", 0, 404_600)?;
+    let set_as_default = cx.q_bool("setAsDefault")?.unwrap_or(false);
+    let (p, v) = cx
+        .core
+        .create_policy_version(&cx.scope, name, document, set_as_default)
+        .await?;
+    Ok(json!({
+        "policyArn": shapes::policy_arn(&p.region, &p.account, &p.name),
+        "policyDocument": v.document,
+        "policyVersionId": v.id.to_string(),
+        "isDefaultVersion": p.version_id == v.id.to_string(),
+    }))
+}
+
+pub(super) async fn get_policy_version(cx: &Call<'_>) -> Res<Value> {
+    let name = policy_name(cx.label()?)?;
+    let id = parse_version_id(cx.sub_label()?)?;
+    let (p, v) = cx.core.get_policy_version(&cx.scope, name, id).await?;
+    Ok(json!({
+        "policyArn": shapes::policy_arn(&p.region, &p.account, &p.name),
+        "policyName": p.name,
+        "policyDocument": v.document,
+        "policyVersionId": v.id.to_string(),
+        "isDefaultVersion": p.version_id == v.id.to_string(),
+        "creationDate": shapes::ts(v.created_at),
+        // A version never changes once made.
+        "lastModifiedDate": shapes::ts(v.created_at),
+        "generationId": p.generation_id,
+    }))
+}
+
+pub(super) async fn list_policy_versions(cx: &Call<'_>) -> Res<Value> {
+    let name = policy_name(cx.label()?)?;
+    let p = cx.core.get_policy(&cx.scope, name).await?;
+    let items: Vec<Value> = p
+        .versions()
+        .iter()
+        .map(|v| {
+            json!({
+                "versionId": v.id.to_string(),
+                "isDefaultVersion": p.version_id == v.id.to_string(),
+                "createDate": shapes::ts(v.created_at),
+            })
+        })
+        .collect();
+    Ok(json!({ "policyVersions": items }))
+}
+
+pub(super) async fn set_default_policy_version(cx: &Call<'_>) -> Res<Value> {
+    let name = policy_name(cx.label()?)?;
+    let id = parse_version_id(cx.sub_label()?)?;
+    cx.core
+        .set_default_policy_version(&cx.scope, name, id)
+        .await?;
+    Ok(Value::Null)
+}
+
+pub(super) async fn delete_policy_version(cx: &Call<'_>) -> Res<Value> {
+    let name = policy_name(cx.label()?)?;
+    let id = parse_version_id(cx.sub_label()?)?;
+    cx.core.delete_policy_version(&cx.scope, name, id).await?;
+    Ok(Value::Null)
 }

@@ -66,19 +66,69 @@ endpoints! {
     DetachPrincipalPolicy,
     ListPrincipalPolicies,
     ListPolicyPrincipals,
+    CreatePolicyVersion,
+    GetPolicyVersion,
+    ListPolicyVersions,
+    SetDefaultPolicyVersion,
+    DeletePolicyVersion,
+    UpdateThing,
+    CreateThingType,
+    DescribeThingType,
+    ListThingTypes,
+    UpdateThingType,
+    DeprecateThingType,
+    DeleteThingType,
+    CreateThingGroup,
+    DescribeThingGroup,
+    ListThingGroups,
+    UpdateThingGroup,
+    DeleteThingGroup,
+    AddThingToThingGroup,
+    RemoveThingFromThingGroup,
+    ListThingsInThingGroup,
+    ListThingGroupsForThing,
+    UpdateThingGroupsForThing,
+    CreateBillingGroup,
+    DescribeBillingGroup,
+    ListBillingGroups,
+    UpdateBillingGroup,
+    DeleteBillingGroup,
+    AddThingToBillingGroup,
+    RemoveThingFromBillingGroup,
+    ListThingsInBillingGroup,
+    TagResource,
+    UntagResource,
+    ListTagsForResource,
     DescribeEndpoint,
 }
 
-/// A routed request: the operation and its one path label, if it has one.
+/// A routed request: the operation, its first path label, if it has one, and its second (a
+/// policy version id), if it has two.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub endpoint: Endpoint,
     pub label: Option<String>,
+    pub sub: Option<String>,
 }
 
 pub fn route(method: &str, segs: &[String]) -> Option<Route> {
     use Endpoint::*;
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let two = |endpoint: Endpoint, label: &str, sub: &str| Route {
+        endpoint,
+        label: Some(label.to_string()),
+        sub: Some(sub.to_string()),
+    };
+    match (method, s.as_slice()) {
+        ("GET", ["policies", name, "version", v]) => return Some(two(GetPolicyVersion, name, v)),
+        ("PATCH", ["policies", name, "version", v]) => {
+            return Some(two(SetDefaultPolicyVersion, name, v))
+        }
+        ("DELETE", ["policies", name, "version", v]) => {
+            return Some(two(DeletePolicyVersion, name, v))
+        }
+        _ => {}
+    }
     let (endpoint, label) = match (method, s.as_slice()) {
         ("POST", ["keys-and-certificate"]) => (CreateKeysAndCertificate, None),
         ("POST", ["certificates"]) => (CreateCertificateFromCsr, None),
@@ -105,6 +155,36 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
         ("POST", ["things", name]) => (CreateThing, Some(*name)),
         ("GET", ["things", name]) => (DescribeThing, Some(*name)),
         ("DELETE", ["things", name]) => (DeleteThing, Some(*name)),
+        ("PATCH", ["things", name]) => (UpdateThing, Some(*name)),
+        ("GET", ["thing-types"]) => (ListThingTypes, None),
+        ("POST", ["thing-types", name]) => (CreateThingType, Some(*name)),
+        ("GET", ["thing-types", name]) => (DescribeThingType, Some(*name)),
+        ("PATCH", ["thing-types", name]) => (UpdateThingType, Some(*name)),
+        ("DELETE", ["thing-types", name]) => (DeleteThingType, Some(*name)),
+        ("POST", ["thing-types", name, "deprecate"]) => (DeprecateThingType, Some(*name)),
+        ("PUT", ["thing-groups", "addThingToThingGroup"]) => (AddThingToThingGroup, None),
+        ("PUT", ["thing-groups", "removeThingFromThingGroup"]) => (RemoveThingFromThingGroup, None),
+        ("PUT", ["thing-groups", "updateThingGroupsForThing"]) => (UpdateThingGroupsForThing, None),
+        ("GET", ["thing-groups"]) => (ListThingGroups, None),
+        ("PUT", ["billing-groups", "addThingToBillingGroup"]) => (AddThingToBillingGroup, None),
+        ("PUT", ["billing-groups", "removeThingFromBillingGroup"]) => {
+            (RemoveThingFromBillingGroup, None)
+        }
+        ("GET", ["billing-groups"]) => (ListBillingGroups, None),
+        ("POST", ["tags"]) => (TagResource, None),
+        ("GET", ["tags"]) => (ListTagsForResource, None),
+        ("POST", ["untag"]) => (UntagResource, None),
+        ("POST", ["billing-groups", name]) => (CreateBillingGroup, Some(*name)),
+        ("GET", ["billing-groups", name]) => (DescribeBillingGroup, Some(*name)),
+        ("PATCH", ["billing-groups", name]) => (UpdateBillingGroup, Some(*name)),
+        ("DELETE", ["billing-groups", name]) => (DeleteBillingGroup, Some(*name)),
+        ("GET", ["billing-groups", name, "things"]) => (ListThingsInBillingGroup, Some(*name)),
+        ("POST", ["thing-groups", name]) => (CreateThingGroup, Some(*name)),
+        ("GET", ["thing-groups", name]) => (DescribeThingGroup, Some(*name)),
+        ("PATCH", ["thing-groups", name]) => (UpdateThingGroup, Some(*name)),
+        ("DELETE", ["thing-groups", name]) => (DeleteThingGroup, Some(*name)),
+        ("GET", ["thing-groups", name, "things"]) => (ListThingsInThingGroup, Some(*name)),
+        ("GET", ["things", name, "thing-groups"]) => (ListThingGroupsForThing, Some(*name)),
         ("PUT", ["things", name, "principals"]) => (AttachThingPrincipal, Some(*name)),
         ("DELETE", ["things", name, "principals"]) => (DetachThingPrincipal, Some(*name)),
         ("GET", ["things", name, "principals"]) => (ListThingPrincipals, Some(*name)),
@@ -114,6 +194,8 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
         ("POST", ["policies", name]) => (CreatePolicy, Some(*name)),
         ("GET", ["policies", name]) => (GetPolicy, Some(*name)),
         ("DELETE", ["policies", name]) => (DeletePolicy, Some(*name)),
+        ("POST", ["policies", name, "version"]) => (CreatePolicyVersion, Some(*name)),
+        ("GET", ["policies", name, "version"]) => (ListPolicyVersions, Some(*name)),
         ("PUT", ["target-policies", name]) => (AttachPolicy, Some(*name)),
         ("POST", ["target-policies", name]) => (DetachPolicy, Some(*name)),
         ("POST", ["attached-policies", target]) => (ListAttachedPolicies, Some(*target)),
@@ -127,6 +209,7 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
     Some(Route {
         endpoint,
         label: label.map(str::to_string),
+        sub: None,
     })
 }
 
@@ -221,6 +304,31 @@ mod tests {
                 "/things/t1/principals".to_string(),
                 Endpoint::ListThingPrincipals,
             ),
+            (
+                "POST",
+                "/policies/p/version".to_string(),
+                Endpoint::CreatePolicyVersion,
+            ),
+            (
+                "GET",
+                "/policies/p/version".to_string(),
+                Endpoint::ListPolicyVersions,
+            ),
+            (
+                "GET",
+                "/policies/p/version/2".to_string(),
+                Endpoint::GetPolicyVersion,
+            ),
+            (
+                "PATCH",
+                "/policies/p/version/2".to_string(),
+                Endpoint::SetDefaultPolicyVersion,
+            ),
+            (
+                "DELETE",
+                "/policies/p/version/2".to_string(),
+                Endpoint::DeletePolicyVersion,
+            ),
         ];
         for (m, p, e) in cases {
             assert_eq!(route(m, &segs(&p)).map(|r| r.endpoint), Some(e), "{m} {p}");
@@ -242,6 +350,10 @@ mod tests {
             Some(Endpoint::DescribeEndpoint)
         );
         assert_eq!(route("GET", &segs("/jobs")), None);
+        assert_eq!(
+            route("POST", &segs("/thing-types/t/deprecate")).map(|r| r.endpoint),
+            Some(Endpoint::DeprecateThingType)
+        );
         assert_eq!(
             other_operation("GET", &segs("/no-such-thing-here/x/y")),
             None

@@ -16,6 +16,15 @@ pub fn ca_arn(region: &str, account: &str, id: &str) -> String {
 pub fn thing_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:thing/{name}")
 }
+pub fn thing_type_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:iot:{region}:{account}:thingtype/{name}")
+}
+pub fn thing_group_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:iot:{region}:{account}:thinggroup/{name}")
+}
+pub fn billing_group_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:iot:{region}:{account}:billinggroup/{name}")
+}
 pub fn policy_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:policy/{name}")
 }

@@ -2,24 +2,48 @@
 
 use std::collections::BTreeMap;
 
-use certplane_core::things::ThingQuery;
+use certplane_core::things::{ThingQuery, ThingUpdate};
 use certplane_core::DomainError;
 use serde_json::{json, Value};
 
 use super::input::{pattern_value, principal_ref, thing_name, Call, Res};
 
 /// The model's AttributeName pattern `[a-zA-Z0-9_.,@/:#-]+` (the letters and digits aside).
-const ATTRIBUTE_NAME_CHARS: &str = "_.,@/:#-";
+pub(super) const ATTRIBUTE_NAME_CHARS: &str = "_.,@/:#-";
 /// The model's AttributeValue pattern `[a-zA-Z0-9_.,@/:#=\[\]-]*`.
 const ATTRIBUTE_VALUE_CHARS: &str = "_.,@/:#=[]-";
 use super::shapes;
 
 fn attributes(cx: &Call<'_>) -> Res<BTreeMap<String, String>> {
-    let Some(payload) = cx.body_value("attributePayload") else {
-        return Ok(BTreeMap::new());
+    Ok(attribute_payload(cx)?.map(|(a, _)| a).unwrap_or_default())
+}
+
+/// `attributePayload`: its attributes (when given) and `merge`.
+fn attribute_payload(cx: &Call<'_>) -> Res<Option<(BTreeMap<String, String>, bool)>> {
+    parse_attribute_payload(cx.body_value("attributePayload"))
+}
+
+/// An AttributePayload value (things, thing groups, billing groups share the shape).
+pub(super) fn parse_attribute_payload(
+    payload: Option<&Value>,
+) -> Res<Option<(BTreeMap<String, String>, bool)>> {
+    let Some(payload) = payload else {
+        return Ok(None);
+    };
+    let Value::Object(payload) = payload else {
+        return Err(DomainError::invalid("attributePayload must be an object"));
+    };
+    let merge = match payload.get("merge") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(DomainError::invalid(
+                "attributePayload.merge must be a boolean",
+            ))
+        }
     };
     let Some(attrs) = payload.get("attributes") else {
-        return Ok(BTreeMap::new());
+        return Ok(Some((BTreeMap::new(), merge)));
     };
     let Value::Object(m) = attrs else {
         return Err(DomainError::invalid(
@@ -39,7 +63,8 @@ fn attributes(cx: &Call<'_>) -> Res<BTreeMap<String, String>> {
                 ))),
             }
         })
-        .collect()
+        .collect::<Res<BTreeMap<_, _>>>()
+        .map(|a| Some((a, merge)))
 }
 
 fn with_token(mut v: Value, next: Option<String>) -> Value {
@@ -76,6 +101,34 @@ pub(super) async fn describe_thing(cx: &Call<'_>) -> Res<Value> {
         .describe_thing(&cx.scope, thing_name(cx.label()?)?)
         .await?;
     Ok(shapes::thing_description(&thing))
+}
+
+pub(super) async fn update_thing(cx: &Call<'_>) -> Res<Value> {
+    let name = thing_name(cx.label()?)?;
+    let type_name = match cx.body_str("thingTypeName")? {
+        Some(t) => Some(thing_name(t)?.to_string()),
+        None => None,
+    };
+    let expected_version = match cx.body_value("expectedVersion") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| DomainError::invalid("expectedVersion must be an integer"))?,
+        ),
+    };
+    let (attributes, merge) = match attribute_payload(cx)? {
+        Some((a, m)) => (Some(a), m),
+        None => (None, false),
+    };
+    let update = ThingUpdate {
+        type_name,
+        remove_type: cx.body_bool("removeThingType")?.unwrap_or(false),
+        attributes,
+        merge,
+        expected_version,
+    };
+    cx.core.update_thing(&cx.scope, name, &update).await?;
+    Ok(json!({}))
 }
 
 pub(super) async fn delete_thing(cx: &Call<'_>) -> Res<Value> {
