@@ -797,6 +797,12 @@ impl Core {
                 .collect();
             for v in cur.value.validate(caller, &wanted) {
                 if let Some(f) = v.findings.iter().find(|f| f.level == Level::Error) {
+                    // The products were read after the transfer: if the transfer moved on
+                    // meanwhile (a racing accept marked these products), its state is the
+                    // answer, so decide again from a fresh read.
+                    if self.load_billing_transfer(name).await?.version != cur.version {
+                        return Err(DomainError::Stale);
+                    }
                     return Err(DomainError::WrongState {
                         current: f.code.to_string(),
                         message: f.message.clone(),
