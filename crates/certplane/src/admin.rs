@@ -58,6 +58,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: crate::billing::OauthClientCommand,
     },
+    /// The CAs whose keys certplane holds: list, create, import, rotate, master key.
+    Ca {
+        #[command(subcommand)]
+        command: crate::ca_admin::CaCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,6 +188,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::MqttInstance { command } => crate::mqtt_instances::run(command).await,
         AdminCommand::Billing { command } => crate::billing::run_billing(command).await,
         AdminCommand::OauthClient { command } => crate::billing::run_oauth_client(command).await,
+        AdminCommand::Ca { command } => crate::ca_admin::run(command).await,
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {

@@ -1,67 +1,24 @@
-//! Opening a data dir: the store, the issuing CA (created at first start) and `ca.pem`.
+//! Opening a data dir: the store, the held CAs (the first made at first start, see
+//! `ca_custody`) and `ca.pem`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use certplane_core::clock::{Clock, OffsetClock};
-use certplane_core::store::{Doc, Kind, Store, Write};
+use certplane_core::held_cas::{CaSet, HeldCas};
+use certplane_core::store::Store;
 use certplane_core::Core;
-use certplane_pki::IssuingCa;
-use serde::{Deserialize, Serialize};
 
-/// The issuing CA as stored (one document, so every node on a shared database signs with the
-/// same CA).
-#[derive(Serialize, Deserialize)]
-struct StoredIssuer {
-    cert_pem: String,
-    key_pem: String,
-}
-
-const ISSUER_KEY: &str = "default";
-
-async fn load_or_create_issuer(store: &dyn Store, clock: &dyn Clock) -> Result<IssuingCa, String> {
-    if store
-        .get(Kind::Issuer, ISSUER_KEY)
-        .await
-        .map_err(|e| format!("reading the issuing CA: {e}"))?
-        .is_none()
-    {
-        let ca = IssuingCa::generate("certplane issuing CA", clock.now())
-            .map_err(|e| format!("creating the issuing CA: {e}"))?;
-        let body = serde_json::to_string(&StoredIssuer {
-            cert_pem: ca.cert_pem().to_string(),
-            key_pem: ca.key_pem().to_string(),
-        })
-        .map_err(|e| format!("encoding the issuing CA: {e}"))?;
-        // Two processes starting at once: one insert wins, both load the winner below.
-        store
-            .apply(vec![Write::InsertIfAbsent(Doc {
-                kind: Kind::Issuer,
-                key: ISSUER_KEY.into(),
-                account: String::new(),
-                region: String::new(),
-                idx1: None,
-                idx2: None,
-                body,
-            })])
-            .await
-            .map_err(|e| format!("saving the issuing CA: {e}"))?;
-    }
-    let doc = store
-        .get(Kind::Issuer, ISSUER_KEY)
-        .await
-        .map_err(|e| format!("reading the issuing CA: {e}"))?
-        .ok_or("the issuing CA vanished after it was saved")?;
-    let stored: StoredIssuer =
-        serde_json::from_str(&doc.doc.body).map_err(|e| format!("decoding the issuing CA: {e}"))?;
-    IssuingCa::from_pem(&stored.cert_pem, &stored.key_pem)
-        .map_err(|e| format!("loading the issuing CA: {e}"))
-}
+use crate::ca_custody::{Custody, KeyArgs, KeySource};
 
 /// Everything a command needs from a data dir.
 pub struct Opened {
     pub core: Core,
     pub clock: Arc<OffsetClock>,
+    /// The CA records and keys, for reloading the held CAs when an operator changes them.
+    pub custody: Arc<Custody>,
+    /// Where the master key came from (`None`: no software key needs one).
+    pub key_source: Option<KeySource>,
 }
 
 /// Where a deployment's state lives: the data dir (always: `ca.pem` is written there), and the
@@ -75,6 +32,8 @@ pub struct Location {
     /// every node of a multi-node deployment points at the same database.
     #[arg(long, env = "CERTPLANE_DATABASE_URL")]
     pub database_url: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 pub async fn open(at: &Location) -> Result<Opened, String> {
@@ -89,16 +48,33 @@ pub async fn open_with(at: &Location, public_url: Option<&str>) -> Result<Opened
         .map_err(|e| format!("creating the data dir {}: {e}", data_dir.display()))?;
     let store: Arc<dyn Store> = certplane_store::open(data_dir, at.database_url.as_deref()).await?;
     let clock = Arc::new(OffsetClock::new());
-    let issuer = load_or_create_issuer(store.as_ref(), clock.as_ref()).await?;
+    let custody = Arc::new(Custody::new(
+        store.clone(),
+        data_dir,
+        at.database_url.is_some(),
+        &at.keys,
+        public_url,
+    ));
+    let key_source = custody.prepare(clock.now()).await?;
+    let set = custody.load(None).await?;
+    write_ca_bundle(data_dir, &set)?;
+    let core = Core::with_cas(store, clock.clone(), Arc::new(HeldCas::new(set)));
+    Ok(Opened {
+        core,
+        clock,
+        custody,
+        key_source,
+    })
+}
+
+/// `ca.pem` in the data dir: the certificates of every held CA, the active one first, so a
+/// client that trusts the file trusts every certificate certplane signed.
+pub fn write_ca_bundle(data_dir: &Path, set: &CaSet) -> Result<(), String> {
+    let bundle: String = set.all().iter().map(|c| c.cert_pem().to_string()).collect();
     let ca_path = data_dir.join("ca.pem");
-    if std::fs::read_to_string(&ca_path).ok().as_deref() != Some(issuer.cert_pem()) {
-        std::fs::write(&ca_path, issuer.cert_pem())
+    if std::fs::read_to_string(&ca_path).ok().as_deref() != Some(bundle.as_str()) {
+        std::fs::write(&ca_path, bundle)
             .map_err(|e| format!("writing {}: {e}", ca_path.display()))?;
     }
-    let issuer = match public_url {
-        Some(url) => issuer.with_public_url(url),
-        None => issuer,
-    };
-    let core = Core::new(store, clock.clone(), Arc::new(issuer));
-    Ok(Opened { core, clock })
+    Ok(())
 }

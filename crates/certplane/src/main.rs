@@ -3,6 +3,8 @@
 mod admin;
 mod billing;
 mod bootstrap;
+mod ca_admin;
+mod ca_custody;
 mod export;
 mod gateway;
 mod listener;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::body::Body;
 use certplane_core::certificates::Certificate;
 use certplane_core::clock::Millis;
+use certplane_core::held_cas::CaSet;
 use certplane_core::revocation::{revocation_state, signed_by_held_ca, RevocationState};
 use certplane_core::store::{self, Change, Doc, Kind, Stored, Write};
 use certplane_core::{Core, DomainError};
@@ -67,32 +68,44 @@ struct Indexed {
     state: RevocationState,
 }
 
-/// The certificates the held CA signed: serial → (registry id, state).
+/// The certificates each held CA signed: CA id → serial → (registry id, state).
 #[derive(Default)]
 struct Index {
-    by_serial: HashMap<Vec<u8>, (String, Indexed)>,
-    serial_of: HashMap<String, Vec<u8>>,
+    by_ca: HashMap<String, HashMap<Vec<u8>, (String, Indexed)>>,
+    /// registry id → (CA id, serial): parsed once per certificate.
+    placed: HashMap<String, (String, Vec<u8>)>,
 }
 
 impl Index {
-    fn put(&mut self, c: &Certificate) {
+    fn put(&mut self, c: &Certificate, cas: &CaSet) {
         let key = c.id.to_string();
         if !signed_by_held_ca(c) {
             self.remove(&key);
             return;
         }
-        let serial = match self.serial_of.get(&key) {
-            Some(s) => s.clone(),
-            None => match certplane_pki::parse_certificate_pem(&c.pem)
-                .ok()
-                .and_then(|p| serial_from_hex(&p.serial_hex))
-            {
-                Some(s) => s,
-                None => return,
-            },
-        };
-        self.serial_of.insert(key.clone(), serial.clone());
-        self.by_serial.insert(
+        let (ca_id, serial) =
+            match self.placed.get(&key) {
+                Some(p) => p.clone(),
+                None => {
+                    let Ok(parsed) = certplane_pki::parse_certificate_pem(&c.pem) else {
+                        return;
+                    };
+                    let Some(serial) = serial_from_hex(&parsed.serial_hex) else {
+                        return;
+                    };
+                    // A certificate of a CA this node has not loaded yet waits for the rescan
+                    // that follows every change of the held CAs.
+                    let Some(ca) = cas.all().iter().find(|ca| {
+                        ca.signed(parsed.authority_key_id.as_deref(), &parsed.issuer_der)
+                    }) else {
+                        return;
+                    };
+                    (ca.ca_id().to_string(), serial)
+                }
+            };
+        self.placed
+            .insert(key.clone(), (ca_id.clone(), serial.clone()));
+        self.by_ca.entry(ca_id).or_default().insert(
             serial,
             (
                 key,
@@ -104,15 +117,23 @@ impl Index {
     }
 
     fn remove(&mut self, key: &str) {
-        if let Some(serial) = self.serial_of.remove(key) {
-            self.by_serial.remove(&serial);
+        if let Some((ca, serial)) = self.placed.remove(key) {
+            if let Some(m) = self.by_ca.get_mut(&ca) {
+                m.remove(&serial);
+            }
         }
     }
 
-    /// The CRL's entries, in serial order so equal sets compare equal.
-    fn entries(&self, list_holds: bool) -> Vec<RevokedEntry> {
-        let mut out: Vec<RevokedEntry> = self
-            .by_serial
+    fn lookup(&self, ca_id: &str, serial: &[u8]) -> Option<String> {
+        self.by_ca.get(ca_id)?.get(serial).map(|(k, _)| k.clone())
+    }
+
+    /// One CA's CRL entries, in serial order so equal sets compare equal.
+    fn entries(&self, ca_id: &str, list_holds: bool) -> Vec<RevokedEntry> {
+        let Some(certs) = self.by_ca.get(ca_id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<RevokedEntry> = certs
             .iter()
             .filter_map(|(serial, (_, e))| {
                 e.state
@@ -147,11 +168,11 @@ struct CrlState {
 
 pub struct Revocation {
     core: Core,
-    ca: Arc<IssuingCa>,
     list_holds: bool,
     validity_ms: Millis,
     index: RwLock<Index>,
-    crl: Mutex<Option<Arc<CrlCache>>>,
+    /// The current CRL of each held CA.
+    crl: Mutex<HashMap<String, Arc<CrlCache>>>,
     dirty: Notify,
 }
 
@@ -166,11 +187,10 @@ impl Revocation {
         }
         let this = Arc::new(Revocation {
             core: core.clone(),
-            ca: core.issuer.clone(),
             list_holds: args.crl_hold,
             validity_ms: args.crl_validity.saturating_mul(1000),
             index: RwLock::new(Index::default()),
-            crl: Mutex::new(None),
+            crl: Mutex::new(HashMap::new()),
             dirty: Notify::new(),
         });
         // Subscribe before the first scan, so no change between the two is lost.
@@ -187,17 +207,23 @@ impl Revocation {
 
     async fn rescan(&self) -> Result<(), DomainError> {
         let all = self.core.registry_list().await?;
+        let cas = self.core.cas.snapshot();
         let mut fresh = Index::default();
         if let Ok(old) = self.index.read() {
-            // Serials never change: reuse them instead of parsing every certificate again.
-            fresh.serial_of = old.serial_of.clone();
+            // Serials and issuers never change: reuse them instead of parsing every
+            // certificate again.
+            fresh.placed = old.placed.clone();
         }
         for c in &all {
-            fresh.put(c);
+            fresh.put(c, &cas);
         }
-        fresh
-            .serial_of
-            .retain(|k, s| fresh.by_serial.get(s).is_some_and(|(id, _)| id == k));
+        let Index { by_ca, placed } = &mut fresh;
+        placed.retain(|k, (ca, s)| {
+            by_ca
+                .get(ca.as_str())
+                .and_then(|m| m.get(s))
+                .is_some_and(|(id, _)| id == k)
+        });
         if let Ok(mut idx) = self.index.write() {
             *idx = fresh;
         }
@@ -206,40 +232,74 @@ impl Revocation {
 
     async fn refresh(&self, key: &str) -> Result<(), DomainError> {
         let cert = store::get::<Certificate>(self.core.store(), key).await?;
+        let cas = self.core.cas.snapshot();
         if let Ok(mut idx) = self.index.write() {
             match cert {
-                Some(c) => idx.put(&c.value),
+                Some(c) => idx.put(&c.value, &cas),
                 None => idx.remove(key),
             }
         }
         Ok(())
     }
 
-    fn current(&self) -> Option<Arc<CrlCache>> {
-        self.crl.lock().ok().and_then(|c| c.clone())
+    /// The held CAs changed (an operator created, imported or activated one): place the
+    /// certificates again and sign the new CAs' first CRLs.
+    pub async fn cas_changed(&self) {
+        if let Err(e) = self.rescan().await {
+            tracing::warn!("re-reading the certificates after a CA change: {e}");
+        }
+        self.dirty.notify_one();
     }
 
-    /// Signs a new CRL when its entries changed or the current one is half-way to its
-    /// nextUpdate (`force`: always).
+    fn current(&self, ca_id: &str) -> Option<Arc<CrlCache>> {
+        self.crl.lock().ok().and_then(|c| c.get(ca_id).cloned())
+    }
+
+    /// When the earliest CRL is half-way to its nextUpdate (now when some CA has none).
+    fn next_refresh(&self) -> Millis {
+        let cas = self.core.cas.snapshot();
+        let mut due = Millis::MAX;
+        for ca in cas.all() {
+            match self.current(ca.ca_id()) {
+                Some(c) => due = due.min(c.this_update + self.validity_ms / 2),
+                None => return self.core.now(),
+            }
+        }
+        due
+    }
+
+    /// Signs a new CRL for each held CA whose entries changed or whose current CRL is half-way
+    /// to its nextUpdate (`force`: always).
     async fn rebuild(&self, force: bool) -> Result<(), DomainError> {
+        let cas = self.core.cas.snapshot();
+        for ca in cas.all() {
+            self.rebuild_one(ca, force).await?;
+        }
+        if let Ok(mut slot) = self.crl.lock() {
+            // CAs no longer held lose their CRL.
+            slot.retain(|id, _| cas.by_id(id).is_some());
+        }
+        Ok(())
+    }
+
+    async fn rebuild_one(&self, ca: &IssuingCa, force: bool) -> Result<(), DomainError> {
         let entries = match self.index.read() {
-            Ok(idx) => idx.entries(self.list_holds),
+            Ok(idx) => idx.entries(ca.ca_id(), self.list_holds),
             Err(_) => return Err(DomainError::internal("the revocation index is poisoned")),
         };
         let now = self.core.now();
-        if let Some(cur) = self.current() {
+        if let Some(cur) = self.current(ca.ca_id()) {
             // A thisUpdate in the future (the dev clock was moved back) is not fresh either.
             let fresh = cur.this_update <= now && now < cur.this_update + self.validity_ms / 2;
             if !force && fresh && cur.entries == entries {
                 return Ok(());
             }
         }
-        let number = self.next_crl_number().await?;
+        let number = self.next_crl_number(ca.ca_id()).await?;
         // Whole seconds: CRL times carry no fractions, and the ETag/Last-Modified follow them.
         let this_update = now - now.rem_euclid(1000);
         let next_update = this_update + self.validity_ms;
-        let signed = self
-            .ca
+        let signed = ca
             .sign_crl(number, this_update, next_update, &entries)
             .map_err(|e| DomainError::internal(format!("signing the CRL: {e}")))?;
         let cache = Arc::new(CrlCache {
@@ -251,14 +311,14 @@ impl Revocation {
             entries,
         });
         if let Ok(mut slot) = self.crl.lock() {
-            *slot = Some(cache);
+            slot.insert(ca.ca_id().to_string(), cache);
         }
         Ok(())
     }
 
     /// Takes the next CRL number from the store (a compare-and-set counter per CA).
-    async fn next_crl_number(&self) -> Result<u64, DomainError> {
-        let key = self.ca.ca_id().to_string();
+    async fn next_crl_number(&self, ca_id: &str) -> Result<u64, DomainError> {
+        let key = ca_id.to_string();
         self.core
             .with_retry(|| {
                 let key = key.clone();
@@ -307,7 +367,6 @@ impl Revocation {
         headers: &HeaderMap,
         body: &[u8],
     ) -> http::Response<Body> {
-        let id = self.ca.ca_id();
         if method == Method::POST {
             return self.ocsp(body).await;
         }
@@ -317,32 +376,37 @@ impl Revocation {
                 None => ocsp_failure(OcspError::MalformedRequest),
             };
         }
+        let cas = self.core.cas.snapshot();
         if let Some(file) = path.strip_prefix("/ca/") {
-            return if file == format!("{id}.crt") || file == format!("{id}.der") {
-                plain(
-                    200,
-                    "application/pkix-cert",
-                    self.ca.cert_der().to_vec().into(),
-                )
-            } else if file == format!("{id}.pem") {
-                plain(
+            let Some((id, ext)) = file.rsplit_once('.') else {
+                return not_found();
+            };
+            let Some(ca) = cas.by_id(id) else {
+                return not_found();
+            };
+            return match ext {
+                "crt" | "der" => plain(200, "application/pkix-cert", ca.cert_der().to_vec().into()),
+                "pem" => plain(
                     200,
                     "application/x-pem-file",
-                    self.ca.cert_pem().to_string().into(),
-                )
-            } else {
-                not_found()
+                    ca.cert_pem().to_string().into(),
+                ),
+                _ => not_found(),
             };
         }
         if let Some(file) = path.strip_prefix("/crl/") {
-            let pem = if file == format!("{id}.crl") {
-                false
-            } else if file == format!("{id}.pem") {
-                true
-            } else {
+            let Some((id, ext)) = file.rsplit_once('.') else {
                 return not_found();
             };
-            let Some(crl) = self.current() else {
+            let pem = match ext {
+                "crl" => false,
+                "pem" => true,
+                _ => return not_found(),
+            };
+            if cas.by_id(id).is_none() {
+                return not_found();
+            }
+            let Some(crl) = self.current(id) else {
                 return plain(503, "text/plain", "the CRL is not signed yet\n".into());
             };
             return crl_response(&crl, id, pem, headers, self.core.now());
@@ -354,19 +418,25 @@ impl Revocation {
         let Ok(req) = parse_ocsp_request(der) else {
             return ocsp_failure(OcspError::MalformedRequest);
         };
-        // RFC 6960 §2.3: a responder that serves none of the asked-for issuers is unauthorized;
-        // mixed requests get "unknown" for the certificates of other issuers.
-        if !req.certs.iter().any(|c| self.ca.issued(c)) {
+        // RFC 6960 §2.3: a responder that serves none of the asked-for issuers is unauthorized.
+        // One response has one signer: the CA of the first certificate a held CA issued;
+        // certificates of other issuers in the same request are answered "unknown".
+        let cas = self.core.cas.snapshot();
+        let Some(ca) = req
+            .certs
+            .iter()
+            .find_map(|c| cas.all().iter().find(|ca| ca.issued(c)))
+        else {
             return ocsp_failure(OcspError::Unauthorized);
-        }
+        };
         let now = self.core.now();
         let this_update = now - now.rem_euclid(1000);
         let mut answers = Vec::with_capacity(req.certs.len());
         for c in &req.certs {
-            let status = if !self.ca.issued(c) {
+            let status = if !ca.issued(c) {
                 CertStatus::Unknown
             } else {
-                match self.status_of(&c.serial).await {
+                match self.status_of(ca.ca_id(), &c.serial).await {
                     Ok(s) => s,
                     Err(_) => return ocsp_failure(OcspError::TryLater),
                 }
@@ -378,10 +448,7 @@ impl Revocation {
                 next_update: Some(this_update + self.validity_ms),
             });
         }
-        match self
-            .ca
-            .sign_ocsp_response(&answers, req.nonce_extension.as_deref(), this_update)
-        {
+        match ca.sign_ocsp_response(&answers, req.nonce_extension.as_deref(), this_update) {
             Ok(body) => {
                 let mut resp = plain(200, "application/ocsp-response", body.into());
                 // Statuses change at any moment: caches must not keep an answer.
@@ -396,9 +463,9 @@ impl Revocation {
     }
 
     /// The status of the certificate with this serial, read from the store.
-    async fn status_of(&self, serial: &[u8]) -> Result<CertStatus, DomainError> {
+    async fn status_of(&self, ca_id: &str, serial: &[u8]) -> Result<CertStatus, DomainError> {
         let key = match self.index.read() {
-            Ok(idx) => idx.by_serial.get(serial).map(|(k, _)| k.clone()),
+            Ok(idx) => idx.lookup(ca_id, serial),
             Err(_) => None,
         };
         let Some(key) = key else {
@@ -463,13 +530,9 @@ async fn run(this: Arc<Revocation>, mut feed: broadcast::Receiver<Change>) {
     };
     let _abort_on_drop = AbortOnDrop(changes);
     loop {
-        let refresh_in = match this.current() {
-            Some(c) => {
-                let due = c.this_update + this.validity_ms / 2;
-                Duration::from_millis(u64::try_from(due - this.core.now()).unwrap_or(0))
-            }
-            None => Duration::ZERO,
-        };
+        let due = this.next_refresh();
+        let refresh_in =
+            Duration::from_millis(u64::try_from(due.saturating_sub(this.core.now())).unwrap_or(0));
         tokio::select! {
             _ = this.dirty.notified() => tokio::time::sleep(DEBOUNCE).await,
             _ = tokio::time::sleep(refresh_in) => {}

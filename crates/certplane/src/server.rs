@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::Router;
 use certplane_core::clock::{rfc3339, Clock, OffsetClock};
 use certplane_core::orders::{AlwaysValid, DomainValidator};
+use certplane_core::Core;
 use certplane_dialects::aliyun::error::RpcError;
 use certplane_dialects::aliyun::Aliyun;
 use certplane_dialects::aws_iot::error::WireError;
@@ -103,6 +104,9 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("reading the listen address: {e}"))?;
     let public_url = revocation_args.public_url(addr, tls.tls)?;
     let opened = bootstrap::open_with(at, Some(&public_url)).await?;
+    if let Some(warning) = opened.key_source.as_ref().and_then(|s| s.warning()) {
+        tracing::warn!("{warning}");
+    }
     let validator: Arc<dyn DomainValidator> = match validation.validation {
         ValidationMode::AlwaysValid if !dev => {
             return Err("--validation always-valid is only allowed with --dev".into())
@@ -130,6 +134,12 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
     let gateway = crate::gateway::start(&core, gateway_args).await?;
     let (revocation, revocation_task) =
         crate::revocation::Revocation::start(&core, revocation_args).await?;
+    let ca_watch = watch_cas(
+        opened.custody.clone(),
+        core.clone(),
+        at.data_dir.clone(),
+        revocation.clone(),
+    );
     let app = Arc::new(App {
         aws: AwsIot::new(core.clone(), dev).with_device_domain(&gateway_args.gateway_domain),
         aliyun: Aliyun::new(core.clone(), dev),
@@ -154,8 +164,61 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
     sweep.abort();
     billing_sweep.abort();
     revocation_task.abort();
+    ca_watch.abort();
     drop(gateway);
     served
+}
+
+/// Follows operators' changes to the held CAs (`certplane admin ca …`, from any process or
+/// node): on a change event, and every two seconds (a SQLite file changed by another process
+/// sends no event), the CA records are compared and, when they changed, the set is rebuilt and
+/// swapped in. A set that fails to load (a master key file not yet replaced after a rotation)
+/// keeps the old set serving and is retried.
+fn watch_cas(
+    custody: Arc<crate::ca_custody::Custody>,
+    core: Core,
+    data_dir: std::path::PathBuf,
+    revocation: Arc<crate::revocation::Revocation>,
+) -> tokio::task::JoinHandle<()> {
+    use certplane_core::store::{Change, Kind};
+    let mut feed = core.store().changes();
+    tokio::spawn(async move {
+        // One ticker for the whole loop: a busy feed of other kinds must not keep pushing the
+        // next poll away.
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = feed.recv() => match ev {
+                    Ok(Change::Changed { kind: Kind::Issuer, .. } | Change::Missed)
+                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(Change::Changed { .. }) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {}
+            }
+            match custody.changed().await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!("checking the CA records: {e}");
+                    continue;
+                }
+            }
+            let current = core.cas.snapshot();
+            match custody.load(Some(&current)).await {
+                Ok(set) => {
+                    if let Err(e) = crate::bootstrap::write_ca_bundle(&data_dir, &set) {
+                        tracing::warn!("{e}");
+                    }
+                    tracing::info!(active = %set.active().ca_id(), held = set.all().len(), "the held CAs changed");
+                    core.cas.replace(set);
+                    revocation.cas_changed().await;
+                }
+                Err(e) => tracing::error!("the held CAs changed but cannot be loaded: {e}"),
+            }
+        }
+    })
 }
 
 async fn shutdown() {

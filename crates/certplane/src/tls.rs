@@ -53,12 +53,12 @@ pub fn config(args: &TlsArgs, core: &Core) -> Result<Option<Arc<rustls::ServerCo
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ];
             let (cert_pem, key_pem) = core
-                .issuer
+                .issuer()
                 .issue_tls_server(&names, &ips, core.now(), 365)
                 .map_err(|e| format!("issuing the TLS certificate: {e}"))?;
             let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
                 .map_err(|e| format!("loading the issued TLS certificate: {e}"))?;
-            let ca = CertificateDer::from_pem_slice(core.issuer.cert_pem().as_bytes())
+            let ca = CertificateDer::from_pem_slice(core.issuer().cert_pem().as_bytes())
                 .map_err(|e| format!("loading the CA certificate: {e}"))?;
             let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
                 .map_err(|e| format!("loading the issued TLS key: {e}"))?;

@@ -318,7 +318,7 @@ impl Core {
         set_as_active: bool,
     ) -> DomainResult<(Certificate, certplane_pki::IssuedKeyPair)> {
         let now = self.now();
-        let issuer = self.issuer.clone();
+        let issuer = self.issuer();
         // RSA key generation takes tens of milliseconds of CPU: keep it off the request threads.
         let (pem, _der, keys) =
             tokio::task::spawn_blocking(move || issuer.create_keys_and_certificate(now))
@@ -356,7 +356,7 @@ impl Core {
         })?;
         let now = self.now();
         let (pem, _der) = self
-            .issuer
+            .issuer()
             .issue(&IssueRequest {
                 subject: Subject::Der(&csr.subject_der),
                 spki_der: &csr.spki_der,

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod device_certificates;
 pub mod device_endpoints;
 pub mod error;
+pub mod held_cas;
 pub mod ids;
 pub mod mqtt_instances;
 pub mod oauth;

@@ -400,7 +400,7 @@ impl Core {
         let names = vec![order.domain.clone()];
         let (spki, private_key) = (key.0.clone(), key.1.clone());
         let (pem, _der) = self
-            .issuer
+            .issuer()
             .issue(&IssueRequest {
                 subject: Subject::CommonName(order.domain.clone()),
                 spki_der: &spki,

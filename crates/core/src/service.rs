@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use certplane_pki::IssuingCa;
 
+use crate::held_cas::{CaSet, HeldCas};
+
 use crate::clock::{Clock, Millis};
 use crate::error::{DomainError, DomainResult};
 use crate::orders::DomainValidator;
@@ -16,7 +18,8 @@ use crate::store::Store;
 pub struct Core {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub issuer: Arc<IssuingCa>,
+    /// The CAs certplane holds; [`Core::issuer`] is the one that signs.
+    pub cas: Arc<HeldCas>,
     /// Checks orders' proofs of domain ownership.
     pub validator: Arc<dyn DomainValidator>,
     /// How long an order may wait for its proof before it fails.
@@ -44,11 +47,20 @@ impl DomainValidator for NeverValid {
 const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl Core {
+    /// A core whose only held CA is `issuer`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, issuer: Arc<IssuingCa>) -> Self {
+        Self::with_cas(
+            store,
+            clock,
+            Arc::new(HeldCas::new(CaSet::new(issuer, Vec::new()))),
+        )
+    }
+
+    pub fn with_cas(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cas: Arc<HeldCas>) -> Self {
         Core {
             store,
             clock,
-            issuer,
+            cas,
             validator: Arc::new(NeverValid),
             validation_timeout_ms: DEFAULT_VALIDATION_TIMEOUT_MS,
             billing_transfer_ttl_ms: crate::billing_transfers::DEFAULT_TRANSFER_TTL_MS,
@@ -63,6 +75,11 @@ impl Core {
         self.validator = validator;
         self.validation_timeout_ms = timeout_ms;
         self
+    }
+
+    /// The CA that signs new certificates now.
+    pub fn issuer(&self) -> Arc<IssuingCa> {
+        self.cas.active()
     }
 
     pub fn now(&self) -> Millis {

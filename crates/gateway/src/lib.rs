@@ -117,7 +117,7 @@ impl Gateway {
     /// Binds the listener and starts serving; the change feed is subscribed before the first
     /// connection is accepted, so nothing cached can miss a change.
     pub async fn start(core: Core, config: GatewayConfig) -> Result<Gateway, String> {
-        let tls = tls::server_config(&config.identity, &core.issuer, core.now())?;
+        let tls = tls::server_config(&config.identity, &core.issuer(), core.now())?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("the gateway cannot listen on {}: {e}", config.listen))?;

@@ -10,6 +10,7 @@ use x509_parser::der_parser::ber::BerObjectContent;
 use x509_parser::prelude::{FromDer, X509Name};
 use zeroize::Zeroizing;
 
+use crate::ca_key::CaKey;
 use crate::{Millis, PkiError};
 
 /// A fresh key pair returned once to the caller of CreateKeysAndCertificate.
@@ -23,8 +24,7 @@ pub struct IssuedKeyPair {
 pub struct IssuingCa {
     cert_pem: String,
     cert_der: Vec<u8>,
-    key_pem: Zeroizing<String>,
-    pub(crate) issuer: Issuer<'static, KeyPair>,
+    pub(crate) issuer: Issuer<'static, CaKey>,
     pub(crate) identity: CaIdentity,
     /// Where relying parties find this CA's certificate, CRL and OCSP responder; written into
     /// every device certificate [`IssuingCa::issue`] signs once set.
@@ -41,6 +41,11 @@ pub(crate) struct CaIdentity {
     pub(crate) subject_der: Vec<u8>,
     /// The subjectPublicKey BIT STRING's contents (what issuerKeyHash hashes).
     pub(crate) public_key_bits: Vec<u8>,
+    /// The subjectKeyIdentifier, which the certificates it signs name as their
+    /// authorityKeyIdentifier.
+    pub(crate) key_id: Option<Vec<u8>>,
+    pub(crate) common_name: String,
+    pub(crate) not_after: Millis,
 }
 
 impl CaIdentity {
@@ -53,10 +58,29 @@ impl CaIdentity {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let key_id = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            });
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or("")
+            .to_string();
         Ok(CaIdentity {
             ca_id,
             subject_der: cert.tbs_certificate.subject.as_raw().to_vec(),
             public_key_bits: spki.subject_public_key.data.to_vec(),
+            key_id,
+            common_name,
+            not_after: cert.validity().not_after.timestamp().saturating_mul(1000),
         })
     }
 }
@@ -152,9 +176,13 @@ fn pkcs8_to_pkcs1(pkcs8: &[u8]) -> Result<Vec<u8>, PkiError> {
 }
 
 impl IssuingCa {
-    /// Makes a new self-signed ECDSA P-256 CA.
+    /// Makes a new self-signed ECDSA P-256 CA with a fresh software key.
     pub fn generate(common_name: &str, now: Millis) -> Result<Self, PkiError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(sign_err)?;
+        Self::self_signed(common_name, CaKey::generate_software()?, now)
+    }
+
+    /// Makes a new self-signed CA certificate for `key` (a software key or one in a token).
+    pub fn self_signed(common_name: &str, key: CaKey, now: Millis) -> Result<Self, PkiError> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::OrganizationName, "certplane");
@@ -170,35 +198,52 @@ impl IssuingCa {
         params.not_after = to_time(ISSUED_NOT_AFTER_MS + 86_400_000)?;
         params.serial_number = Some(random_serial()?);
         let cert = params.self_signed(&key).map_err(sign_err)?;
-        let key_pem = Zeroizing::new(key.serialize_pem());
         Ok(IssuingCa {
             cert_pem: cert.pem(),
             cert_der: cert.der().to_vec(),
             identity: CaIdentity::of_cert(cert.der())?,
-            key_pem,
             issuer: Issuer::new(params, key),
             distribution: None,
         })
     }
 
-    /// Loads a CA saved earlier with [`IssuingCa::cert_pem`] and [`IssuingCa::key_pem`].
-    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
-        let key = KeyPair::from_pem(key_pem)
-            .map_err(|e| PkiError::Malformed(format!("issuing CA key: {e}")))?;
+    /// Loads a CA from its certificate (PEM; the first of a chain) and its key; the key must
+    /// be the certificate's, and the certificate a CA certificate.
+    pub fn from_parts(cert_pem: &str, key: CaKey) -> Result<Self, PkiError> {
         let cert_der = pem::parse(cert_pem.as_bytes())
-            .map_err(|e| PkiError::Malformed(format!("issuing CA certificate: {e}")))?
+            .map_err(|e| PkiError::Malformed(format!("CA certificate: {e}")))?
             .into_contents();
-        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
-            .map_err(|e| PkiError::Malformed(format!("issuing CA certificate: {e}")))?;
-        let key_pem = Zeroizing::new(key_pem.to_string());
+        // LF line endings, as every other PEM certplane writes (pem::encode defaults to CRLF).
+        let cert_pem = pem::encode_config(
+            &pem::Pem::new("CERTIFICATE", cert_der.clone()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
+        let identity = CaIdentity::of_cert(&cert_der)?;
+        if identity.public_key_bits != key.der_bytes() {
+            return Err(PkiError::Rejected(
+                "the private key does not belong to the CA certificate".into(),
+            ));
+        }
+        let parsed = crate::parse_certificate_der(&cert_der)?;
+        if !parsed.is_ca {
+            return Err(PkiError::Rejected(
+                "the certificate is not a CA certificate (basicConstraints cA is not set)".into(),
+            ));
+        }
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
+            .map_err(|e| PkiError::Malformed(format!("CA certificate: {e}")))?;
         Ok(IssuingCa {
-            identity: CaIdentity::of_cert(&cert_der)?,
-            cert_pem: cert_pem.to_string(),
+            identity,
+            cert_pem,
             cert_der,
-            key_pem,
             issuer,
             distribution: None,
         })
+    }
+
+    /// Loads a CA from its certificate PEM and its PKCS#8 key PEM.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        Self::from_parts(cert_pem, CaKey::software_from_pem(key_pem)?)
     }
 
     /// Sets the public base URL (e.g. `https://ca.example.com`) relying parties reach this
@@ -232,9 +277,38 @@ impl IssuingCa {
         &self.cert_der
     }
 
-    /// The private key in PKCS#8 PEM, for storing the CA; never log it.
-    pub fn key_pem(&self) -> &str {
-        &self.key_pem
+    /// The private key's PKCS#8 DER, for sealing it under the master key; `None` when the key
+    /// is in a token. Never log it.
+    pub fn key_pkcs8(&self) -> Option<Zeroizing<Vec<u8>>> {
+        self.issuer.key().export_pkcs8()
+    }
+
+    /// The key's PKCS#8 PEM (for tests and exports of software keys).
+    pub fn key_pem(&self) -> Option<Zeroizing<String>> {
+        self.key_pkcs8()
+            .map(|der| Zeroizing::new(pem::encode(&pem::Pem::new("PRIVATE KEY", der.to_vec()))))
+    }
+
+    pub fn key(&self) -> &CaKey {
+        self.issuer.key()
+    }
+
+    /// The subject common name.
+    pub fn common_name(&self) -> &str {
+        &self.identity.common_name
+    }
+
+    pub fn not_after(&self) -> Millis {
+        self.identity.not_after
+    }
+
+    /// Whether this CA signed the certificate whose authorityKeyIdentifier and issuer name
+    /// are given (the key id decides when both sides have one).
+    pub fn signed(&self, authority_key_id: Option<&[u8]>, issuer_der: &[u8]) -> bool {
+        match (authority_key_id, &self.identity.key_id) {
+            (Some(aki), Some(ski)) => aki == ski.as_slice(),
+            _ => issuer_der == self.identity.subject_der.as_slice(),
+        }
     }
 
     /// Signs a certificate as asked.
@@ -444,7 +518,13 @@ mod tests {
         let parsed = parse_certificate_pem(&pem_text)?;
         assert_eq!(parsed.der, der);
         assert!(verify_signed_by(&der, ca.cert_der()));
-        let reloaded = IssuingCa::from_pem(ca.cert_pem(), ca.key_pem())?;
+        let key = ca.key_pem().ok_or(PkiError::Signing("no key".into()))?;
+        let reloaded = IssuingCa::from_pem(ca.cert_pem(), &key)?;
+        // A key that is not the certificate's is refused.
+        let other_key = IssuingCa::generate("x", 0)?
+            .key_pem()
+            .ok_or(PkiError::Signing("no key".into()))?;
+        assert!(IssuingCa::from_pem(ca.cert_pem(), &other_key).is_err());
         let other = IssuingCa::generate("other", 1_700_000_000_000)?;
         let (_, der2, _) = reloaded.create_keys_and_certificate(1_700_000_000_000)?;
         assert!(verify_signed_by(&der2, ca.cert_der()));
@@ -463,7 +543,11 @@ mod tests {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         // Stable for the key: the reloaded CA has the same id.
         assert_eq!(
-            IssuingCa::from_pem(ca.cert_pem(), ca.key_pem())?.ca_id(),
+            IssuingCa::from_pem(
+                ca.cert_pem(),
+                &ca.key_pem().ok_or(PkiError::Signing("no key".into()))?
+            )?
+            .ca_id(),
             id
         );
         let (_, der, _) = ca.create_keys_and_certificate(1_700_000_000_000)?;

@@ -2,13 +2,17 @@
 //! signs certificates. Pure functions over bytes; no storage, no clock of its own (callers pass
 //! "now").
 
+mod ca_key;
 mod crl;
 mod csr;
 mod der_lengths;
 mod issuer;
 mod ocsp;
 mod parse;
+mod pkcs11;
+mod sealing;
 
+pub use ca_key::CaKey;
 pub use crl::{canonical_serial, serial_from_hex, RevocationReason, RevokedEntry, SignedCrl};
 pub use csr::{parse_csr, CsrInfo};
 pub use issuer::{
@@ -28,6 +32,9 @@ pub use parse::{
     check_key_matches, parse_certificate_der, parse_certificate_pem, verify_signed_by,
     ParsedCertificate,
 };
+
+pub use pkcs11::{Token, TokenConfig, TokenKey};
+pub use sealing::{MasterKey, Sealed, SEALING_ALGORITHM};
 
 use thiserror::Error;
 

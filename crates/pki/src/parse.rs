@@ -25,6 +25,8 @@ pub struct ParsedCertificate {
     pub dns_names: Vec<String>,
     /// `RSA`, `ECC` or `OTHER`.
     pub key_algorithm: &'static str,
+    /// The authorityKeyIdentifier's keyIdentifier: which CA key signed it.
+    pub authority_key_id: Option<Vec<u8>>,
 }
 
 const MAX_PEM: usize = 65536;
@@ -79,6 +81,15 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate, PkiError> 
         issuer_der: cert.issuer().as_raw().to_vec(),
         subject_cn,
         is_ca,
+        authority_key_id: cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => None,
+            }),
         self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
         spki_der: cert.public_key().raw.to_vec(),
         serial_hex: hex_upper(cert.raw_serial()),

@@ -562,7 +562,7 @@ async fn get_user_certificate_detail(core: &Core, uid: &str, p: &Params) -> Res 
     // CertFilter=true asks for the description only, without the certificate and key.
     let filter = p.bool("CertFilter")?.unwrap_or(false);
     let uc = core.get_user_certificate(uid, id).await?;
-    Ok(detail(&uc, !filter, core.issuer.cert_pem(), core.now()))
+    Ok(detail(&uc, !filter, core.issuer().cert_pem(), core.now()))
 }
 
 /// Unknown actions for this version.
