@@ -350,6 +350,24 @@ impl Core {
         csr_pem: &str,
         set_as_active: bool,
     ) -> DomainResult<Certificate> {
+        let status = if set_as_active {
+            CertificateStatus::Active
+        } else {
+            CertificateStatus::Inactive
+        };
+        let cert = self.certificate_from_csr(scope, csr_pem, status)?;
+        self.insert_certificate(&cert).await?;
+        Ok(cert)
+    }
+
+    /// A new certificate from certplane's CA for the CSR's key, not yet stored (RegisterThing
+    /// stores it with the rest of its template).
+    pub(crate) fn certificate_from_csr(
+        &self,
+        scope: &Scope,
+        csr_pem: &str,
+        status: CertificateStatus,
+    ) -> DomainResult<Certificate> {
         let csr = parse_csr(csr_pem).map_err(|e| match e {
             PkiError::Malformed(m) | PkiError::Rejected(m) => DomainError::InvalidInput(m),
             PkiError::Signing(m) => DomainError::Internal(m),
@@ -366,21 +384,15 @@ impl Core {
             })
             .map_err(pki_error)?;
         let parsed = parse_certificate_pem(&pem).map_err(pki_error)?;
-        let cert = Certificate::new(
+        Ok(Certificate::new(
             scope,
             &parsed,
             pem,
-            if set_as_active {
-                CertificateStatus::Active
-            } else {
-                CertificateStatus::Inactive
-            },
+            status,
             CertificateMode::Default,
             Origin::Issued,
             now,
-        );
-        self.insert_certificate(&cert).await?;
-        Ok(cert)
+        ))
     }
 
     /// RegisterCertificate: a device certificate signed by a CA registered in this scope.
