@@ -88,16 +88,75 @@ impl Core {
             },
             None => None,
         };
-        self.with_retry(|| self.register_once(scope, &plan, issued.as_ref()))
-            .await
+        self.with_retry(|| async {
+            let (writes, out) = self
+                .provisioning_writes(scope, &plan, issued.as_ref())
+                .await?;
+            // An insert that meets a racing creator's row: re-read and decide again (the thing
+            // or policy then exists and is used as it is).
+            match self.store().apply(writes).await {
+                Ok(()) => Ok(out),
+                Err(DomainError::AlreadyExists { .. }) => Err(DomainError::Stale),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
-    async fn register_once(
+    /// Just-in-time provisioning: the writes that register `cert` (a device certificate seen
+    /// for the first time under a CA with auto-registration) together with everything its
+    /// CA's template names, and the certificate as the template leaves it (its `Status`).
+    /// The parameters are the ones AWS gives a JITP template that certplane can read off
+    /// the certificate: `AWS::IoT::Certificate::Id`, `::CommonName`, `::SerialNumber`.
+    pub(crate) async fn jitp_writes(
+        &self,
+        scope: &Scope,
+        body: &str,
+        cert: &Certificate,
+        parsed: &certplane_pki::ParsedCertificate,
+    ) -> DomainResult<(Vec<Write>, Certificate)> {
+        let mut params = BTreeMap::new();
+        params.insert("AWS::IoT::Certificate::Id".to_string(), cert.id.to_string());
+        if let Some(cn) = &parsed.subject_cn {
+            params.insert("AWS::IoT::Certificate::CommonName".to_string(), cn.clone());
+        }
+        params.insert(
+            "AWS::IoT::Certificate::SerialNumber".to_string(),
+            parsed.serial_hex.clone(),
+        );
+        let plan = Template::parse(body)?.resolve(&params)?;
+        match plan.certificate.as_ref().map(|c| &c.source) {
+            Some(CertificateSource::Id(id)) if id == cert.id.as_str() => {}
+            None => {}
+            Some(_) => {
+                return Err(DomainError::invalid(
+                    "a JITP template's certificate must be the registering one \
+                     (CertificateId: {\"Ref\": \"AWS::IoT::Certificate::Id\"})",
+                ))
+            }
+        }
+        let (mut writes, _) = self.provisioning_writes(scope, &plan, Some(cert)).await?;
+        let status = plan
+            .certificate
+            .as_ref()
+            .and_then(|c| c.status)
+            .unwrap_or(cert.status);
+        if plan.certificate.is_none() {
+            writes.push(store::insert(cert)?);
+        }
+        let mut after = cert.clone();
+        after.status = status;
+        Ok((writes, after))
+    }
+
+    /// Every write a resolved template needs, read and checked against the store now; the
+    /// caller applies them as one transaction.
+    async fn provisioning_writes(
         &self,
         scope: &Scope,
         plan: &Plan,
         issued: Option<&Certificate>,
-    ) -> DomainResult<Registered> {
+    ) -> DomainResult<(Vec<Write>, Registered)> {
         let mut writes = Vec::new();
         let mut out = Registered::default();
         let now = self.now();
@@ -106,8 +165,12 @@ impl Core {
         let cert = match (&plan.certificate, issued) {
             (None, _) => None,
             (Some(c), Some(new)) => {
-                writes.push(store::insert(new)?);
-                Some((c.logical_id.clone(), new.clone()))
+                let mut new = new.clone();
+                if let Some(s) = c.status {
+                    new.status = s;
+                }
+                writes.push(store::insert(&new)?);
+                Some((c.logical_id.clone(), new))
             }
             (Some(c), None) => {
                 let CertificateSource::Id(id) = &c.source else {
@@ -197,13 +260,7 @@ impl Core {
             }
             out.thing = Some((t.logical_id.clone(), t.name.clone()));
         }
-        // An insert that meets a racing creator's row: re-read and decide again (the thing
-        // or policy then exists and is used as it is).
-        match self.store().apply(writes).await {
-            Ok(()) => Ok(out),
-            Err(DomainError::AlreadyExists { .. }) => Err(DomainError::Stale),
-            Err(e) => Err(e),
-        }
+        Ok((writes, out))
     }
 
     /// One policy resource: an existing policy (compare-and-set unchanged, so a racing

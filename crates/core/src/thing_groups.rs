@@ -82,14 +82,14 @@ pub struct ThingGroup {
     pub tags: Vec<(String, String)>,
 }
 
-scoped_document!(
+scoped_document! {
     ThingGroup,
     Kind::ThingGroup,
     /// Children are found by their parent.
     fn idx1(&self) -> Option<String> {
         self.parent.clone()
     }
-);
+}
 
 /// A thing's membership of a static thing group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

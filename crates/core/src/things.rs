@@ -44,17 +44,18 @@ pub struct Thing {
     pub created_at: Millis,
 }
 
-scoped_document!(
+// Braces, not parentheses: rustfmt would put commas between the items.
+scoped_document! {
     Thing,
     Kind::Thing,
     fn idx1(&self) -> Option<String> {
         self.type_name.clone()
-    },
+    }
     /// Its billing group's things are found by it.
     fn idx2(&self) -> Option<String> {
         self.billing_group.clone()
     }
-);
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThingPrincipal {
