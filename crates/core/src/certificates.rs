@@ -405,6 +405,17 @@ impl Core {
     ) -> DomainResult<Certificate> {
         let status = registrable_status(status)?;
         let parsed = parse_certificate_pem(pem).map_err(pki_error)?;
+        // AWS answers a certificate that is already registered before looking at any CA.
+        let id = CertificateId::of_der(&parsed.der);
+        if store::get::<Certificate>(self.store(), id.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(DomainError::AlreadyExists {
+                resource: Resource::Certificate,
+                id: id.to_string(),
+            });
+        }
         let ca =
             match ca_pem {
                 Some(ca_pem) => {
@@ -561,13 +572,16 @@ impl Core {
             let things = self.things_of_principal(scope, &principal).await?;
             if !things.is_empty() {
                 return Err(DomainError::StillAttached(format!(
-                    "Things must be detached before deletion (certificate {id})"
+                    "Things must be detached before deletion (arn: arn:aws:iot:{}:{}:cert/{id})",
+                    scope.region, scope.account
                 )));
             }
             let policies = self.policy_attachments_of_target(scope, &principal).await?;
             if !policies.is_empty() && !force {
                 return Err(DomainError::StillAttached(format!(
-                    "Certificate policies must be detached before deletion (certificate {id})"
+                    "Certificate policies must be detached before deletion (arn: \
+                     arn:aws:iot:{}:{}:cert/{id})",
+                    scope.region, scope.account
                 )));
             }
             let mut writes: Vec<Write> = policies.iter().map(|p| p.delete()).collect();
