@@ -6,11 +6,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
-use crate::error::{DomainError, DomainResult, Resource};
+use crate::error::{DomainResult, Resource};
 use crate::ids::{new_uuid, Scope};
 use crate::paging::Page;
+use crate::scoped::{check_version, scope_filter, scoped_document, scoped_key};
 use crate::service::Core;
-use crate::store::{self, Document, Filter, Kind, PageQuery, Stored, Write};
+use crate::store::{self, Filter, Kind, PageQuery, Stored, Write};
 use crate::things::{page_filtered, Thing};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,35 +27,11 @@ pub struct BillingGroup {
     pub tags: Vec<(String, String)>,
 }
 
-fn scoped_key(scope: &Scope, name: &str) -> String {
-    format!("{}:{}:{}", scope.account, scope.region, name)
-}
-
-impl Document for BillingGroup {
-    const KIND: Kind = Kind::BillingGroup;
-    fn key(&self) -> String {
-        scoped_key(&Scope::new(&self.account, &self.region), &self.name)
-    }
-    fn account(&self) -> String {
-        self.account.clone()
-    }
-    fn region(&self) -> String {
-        self.region.clone()
-    }
-}
+scoped_document!(BillingGroup, Kind::BillingGroup);
 
 impl BillingGroup {
     fn check_version(&self, expected: Option<i64>) -> DomainResult<()> {
-        match expected {
-            Some(v) if v != self.version => Err(DomainError::WrongState {
-                current: self.version.to_string(),
-                message: format!(
-                    "the billing group {} is at version {}, not {v}",
-                    self.name, self.version
-                ),
-            }),
-            _ => Ok(()),
-        }
+        check_version(Resource::BillingGroup, &self.name, self.version, expected)
     }
 }
 
@@ -64,9 +41,7 @@ impl Core {
         scope: &Scope,
         name: &str,
     ) -> DomainResult<Stored<BillingGroup>> {
-        store::get::<BillingGroup>(self.store(), &scoped_key(scope, name))
-            .await?
-            .ok_or_else(|| DomainError::not_found(Resource::BillingGroup, name))
+        self.load_scoped(scope, name, Resource::BillingGroup).await
     }
 
     /// The write that guards putting a thing in billing group `name`: it must exist, and it
@@ -82,10 +57,8 @@ impl Core {
 
     fn things_in_billing_group_filter(scope: &Scope, name: &str) -> Filter {
         Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
             idx2: Some(name.to_string()),
-            ..Filter::default()
+            ..scope_filter(scope)
         }
     }
 
@@ -107,14 +80,7 @@ impl Core {
             created_at: self.now(),
             tags,
         };
-        match self.store().apply(vec![store::insert(&g)?]).await {
-            Ok(()) => Ok(g),
-            Err(DomainError::AlreadyExists { .. }) => Err(DomainError::AlreadyExists {
-                resource: Resource::BillingGroup,
-                id: name.to_string(),
-            }),
-            Err(e) => Err(e),
-        }
+        self.insert_scoped(g, Resource::BillingGroup, name).await
     }
 
     pub async fn describe_billing_group(
@@ -131,15 +97,8 @@ impl Core {
         name_prefix: Option<&str>,
         page: &Page,
     ) -> DomainResult<(Vec<BillingGroup>, Option<String>)> {
-        let filter = Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
-            ..Filter::default()
-        };
-        let rows = store::query::<BillingGroup>(self.store(), &filter, PageQuery::all()).await?;
-        Ok(page_filtered(rows, page, |g| {
-            name_prefix.is_none_or(|p| g.name.starts_with(p))
-        }))
+        self.list_scoped(scope, name_prefix, |g: &BillingGroup| &g.name, page)
+            .await
     }
 
     /// UpdateBillingGroup: the new version.
@@ -207,9 +166,7 @@ impl Core {
     ) -> DomainResult<()> {
         self.with_retry(|| async {
             let guard = self.billing_group_guard(scope, group).await?;
-            let t = store::get::<Thing>(self.store(), &crate::things::scoped_key(scope, thing))
-                .await?
-                .ok_or_else(|| DomainError::not_found(Resource::Thing, thing))?;
+            let t: Stored<Thing> = self.load_scoped(scope, thing, Resource::Thing).await?;
             let mut next = t.value.clone();
             if add {
                 next.billing_group = Some(group.to_string());

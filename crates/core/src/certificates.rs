@@ -350,6 +350,24 @@ impl Core {
         csr_pem: &str,
         set_as_active: bool,
     ) -> DomainResult<Certificate> {
+        let status = if set_as_active {
+            CertificateStatus::Active
+        } else {
+            CertificateStatus::Inactive
+        };
+        let cert = self.certificate_from_csr(scope, csr_pem, status)?;
+        self.insert_certificate(&cert).await?;
+        Ok(cert)
+    }
+
+    /// A new certificate from certplane's CA for the CSR's key, not yet stored (RegisterThing
+    /// stores it with the rest of its template).
+    pub(crate) fn certificate_from_csr(
+        &self,
+        scope: &Scope,
+        csr_pem: &str,
+        status: CertificateStatus,
+    ) -> DomainResult<Certificate> {
         let csr = parse_csr(csr_pem).map_err(|e| match e {
             PkiError::Malformed(m) | PkiError::Rejected(m) => DomainError::InvalidInput(m),
             PkiError::Signing(m) => DomainError::Internal(m),
@@ -366,21 +384,15 @@ impl Core {
             })
             .map_err(pki_error)?;
         let parsed = parse_certificate_pem(&pem).map_err(pki_error)?;
-        let cert = Certificate::new(
+        Ok(Certificate::new(
             scope,
             &parsed,
             pem,
-            if set_as_active {
-                CertificateStatus::Active
-            } else {
-                CertificateStatus::Inactive
-            },
+            status,
             CertificateMode::Default,
             Origin::Issued,
             now,
-        );
-        self.insert_certificate(&cert).await?;
-        Ok(cert)
+        ))
     }
 
     /// RegisterCertificate: a device certificate signed by a CA registered in this scope.
@@ -393,6 +405,17 @@ impl Core {
     ) -> DomainResult<Certificate> {
         let status = registrable_status(status)?;
         let parsed = parse_certificate_pem(pem).map_err(pki_error)?;
+        // AWS answers a certificate that is already registered before looking at any CA.
+        let id = CertificateId::of_der(&parsed.der);
+        if store::get::<Certificate>(self.store(), id.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(DomainError::AlreadyExists {
+                resource: Resource::Certificate,
+                id: id.to_string(),
+            });
+        }
         let ca =
             match ca_pem {
                 Some(ca_pem) => {
@@ -549,13 +572,16 @@ impl Core {
             let things = self.things_of_principal(scope, &principal).await?;
             if !things.is_empty() {
                 return Err(DomainError::StillAttached(format!(
-                    "Things must be detached before deletion (certificate {id})"
+                    "Things must be detached before deletion (arn: arn:aws:iot:{}:{}:cert/{id})",
+                    scope.region, scope.account
                 )));
             }
             let policies = self.policy_attachments_of_target(scope, &principal).await?;
             if !policies.is_empty() && !force {
                 return Err(DomainError::StillAttached(format!(
-                    "Certificate policies must be detached before deletion (certificate {id})"
+                    "Certificate policies must be detached before deletion (arn: \
+                     arn:aws:iot:{}:{}:cert/{id})",
+                    scope.region, scope.account
                 )));
             }
             let mut writes: Vec<Write> = policies.iter().map(|p| p.delete()).collect();

@@ -412,7 +412,27 @@ impl Core {
                 now,
             );
             cert.ca_certificate_id = Some(ca.id.clone());
-            let mut writes = vec![store::insert(&cert)?];
+            let jitp_body = match tenant {
+                Tenant::Aws(_) => ca
+                    .registration_config
+                    .as_ref()
+                    .and_then(|rc| rc.template_body.as_deref()),
+                Tenant::Mqtt(_) => None,
+            };
+            let mut writes = match jitp_body {
+                // Just-in-time provisioning: the certificate and its template's resources in
+                // one transaction. A template that cannot be applied leaves the certificate
+                // registered PENDING_ACTIVATION, as without one (COMPATIBILITY.md).
+                Some(body) => match self.jitp_writes(&scope, body, &cert, &parsed).await {
+                    Ok((w, after)) => {
+                        cert = after;
+                        w
+                    }
+                    Err(DomainError::Stale) => continue,
+                    Err(_) => vec![store::insert(&cert)?],
+                },
+                None => vec![store::insert(&cert)?],
+            };
             if matches!(tenant, Tenant::Mqtt(_)) {
                 writes.push(claims::claim(
                     &device_namespace(&scope, &ca.id),
@@ -433,6 +453,10 @@ impl Core {
                         registered_now: true,
                     })
                 }
+                // A template's thing, policy or group changed underneath (a racing first
+                // connection of the same device included): read everything again.
+                Err(DomainError::Stale) => continue,
+                Err(DomainError::AlreadyExists { .. }) if jitp_body.is_some() => continue,
                 Err(DomainError::AlreadyExists { .. }) => {
                     // Either a racing first connection registered it (decide against that row)
                     // or another certificate under this CA holds the serial.

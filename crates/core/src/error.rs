@@ -29,6 +29,8 @@ pub enum Resource {
     BillingProduct,
     BillingTransfer,
     OauthClient,
+    ProvisioningTemplate,
+    ProvisioningTemplateVersion,
 }
 
 impl Resource {
@@ -57,6 +59,8 @@ impl Resource {
             Resource::BillingProduct => "product",
             Resource::BillingTransfer => "transfer",
             Resource::OauthClient => "OAuth client",
+            Resource::ProvisioningTemplate => "provisioning template",
+            Resource::ProvisioningTemplateVersion => "provisioning template version",
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::clock::Millis;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::{new_uuid, Scope};
 use crate::paging::Page;
+use crate::scoped::{scope_filter, scoped_document};
 use crate::service::Core;
 use crate::store::{self, Document, Filter, Kind, PageQuery, Stored};
 use crate::things::{page_filtered, PrincipalRef};
@@ -46,6 +47,35 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// A new policy whose one version, 1, is the default; the document must be a JSON object
+    /// (else MalformedDocument).
+    pub(crate) fn new(
+        scope: &Scope,
+        name: &str,
+        document: &str,
+        tags: Vec<(String, String)>,
+        now: Millis,
+    ) -> DomainResult<Policy> {
+        check_document(document)?;
+        Ok(Policy {
+            name: name.to_string(),
+            account: scope.account.clone(),
+            region: scope.region.clone(),
+            document: document.to_string(),
+            version_id: "1".into(),
+            created_at: now,
+            last_modified: now,
+            generation_id: new_uuid(),
+            tags,
+            versions: vec![PolicyVersion {
+                id: 1,
+                document: document.to_string(),
+                created_at: now,
+            }],
+            last_version_id: 1,
+        })
+    }
+
     /// The versions, oldest first (a policy stored before versions existed has one).
     pub fn versions(&self) -> Vec<PolicyVersion> {
         if self.versions.is_empty() {
@@ -152,22 +182,7 @@ fn check_document(document: &str) -> DomainResult<()> {
     }
 }
 
-fn scoped_key(scope: &Scope, name: &str) -> String {
-    format!("{}:{}:{}", scope.account, scope.region, name)
-}
-
-impl Document for Policy {
-    const KIND: Kind = Kind::Policy;
-    fn key(&self) -> String {
-        scoped_key(&Scope::new(&self.account, &self.region), &self.name)
-    }
-    fn account(&self) -> String {
-        self.account.clone()
-    }
-    fn region(&self) -> String {
-        self.region.clone()
-    }
-}
+scoped_document!(Policy, Kind::Policy);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyTarget {
@@ -203,10 +218,12 @@ impl Document for PolicyTarget {
 }
 
 impl Core {
-    async fn load_policy(&self, scope: &Scope, name: &str) -> DomainResult<Stored<Policy>> {
-        store::get::<Policy>(self.store(), &scoped_key(scope, name))
-            .await?
-            .ok_or_else(|| DomainError::not_found(Resource::Policy, name))
+    pub(crate) async fn load_policy(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> DomainResult<Stored<Policy>> {
+        self.load_scoped(scope, name, Resource::Policy).await
     }
 
     /// CreatePolicy. The document must be a JSON object (else MalformedDocument).
@@ -217,25 +234,7 @@ impl Core {
         document: &str,
         tags: Vec<(String, String)>,
     ) -> DomainResult<Policy> {
-        check_document(document)?;
-        let now = self.now();
-        let policy = Policy {
-            name: name.to_string(),
-            account: scope.account.clone(),
-            region: scope.region.clone(),
-            document: document.to_string(),
-            version_id: "1".into(),
-            created_at: now,
-            last_modified: now,
-            generation_id: new_uuid(),
-            tags,
-            versions: vec![PolicyVersion {
-                id: 1,
-                document: document.to_string(),
-                created_at: now,
-            }],
-            last_version_id: 1,
-        };
+        let policy = Policy::new(scope, name, document, tags, self.now())?;
         self.store()
             .apply(vec![store::insert(&policy)?])
             .await
@@ -340,11 +339,7 @@ impl Core {
         scope: &Scope,
         page: &Page,
     ) -> DomainResult<(Vec<Policy>, Option<String>)> {
-        let filter = Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
-            ..Filter::default()
-        };
+        let filter = scope_filter(scope);
         let rows = store::query::<Policy>(self.store(), &filter, page.query).await?;
         let (rows, next) = page.finish(rows, |r| r.seq);
         Ok((rows.into_iter().map(|r| r.value).collect(), next))
@@ -356,10 +351,8 @@ impl Core {
         policy: &str,
     ) -> DomainResult<Vec<Stored<PolicyTarget>>> {
         let filter = Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
             idx1: Some(policy.to_string()),
-            ..Filter::default()
+            ..scope_filter(scope)
         };
         store::query::<PolicyTarget>(self.store(), &filter, PageQuery::all()).await
     }
@@ -370,10 +363,8 @@ impl Core {
         target_key: &str,
     ) -> DomainResult<Vec<Stored<PolicyTarget>>> {
         let filter = Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
             idx2: Some(target_key.to_string()),
-            ..Filter::default()
+            ..scope_filter(scope)
         };
         store::query::<PolicyTarget>(self.store(), &filter, PageQuery::all()).await
     }

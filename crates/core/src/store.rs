@@ -42,10 +42,11 @@ pub enum Kind {
     BillingGroup,
     /// Per held CA: the last CRL number used, so numbers grow across restarts and nodes.
     CrlState,
+    ProvisioningTemplate,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 26] = [
+    pub const ALL: [Kind; 27] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -72,6 +73,7 @@ impl Kind {
         Kind::ThingGroupMember,
         Kind::BillingGroup,
         Kind::CrlState,
+        Kind::ProvisioningTemplate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +104,7 @@ impl Kind {
             Kind::ThingGroupMember => "thing_group_member",
             Kind::BillingGroup => "billing_group",
             Kind::CrlState => "crl_state",
+            Kind::ProvisioningTemplate => "provisioning_template",
         }
     }
 
@@ -138,6 +141,7 @@ impl Kind {
             Kind::ThingGroup => Resource::ThingGroup,
             Kind::ThingGroupMember => Resource::Attachment,
             Kind::BillingGroup => Resource::BillingGroup,
+            Kind::ProvisioningTemplate => Resource::ProvisioningTemplate,
         }
     }
 

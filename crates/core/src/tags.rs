@@ -7,8 +7,9 @@ use crate::ca_certificates::CaCertificate;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::Scope;
 use crate::policies::Policy;
+use crate::provisioning_templates::ProvisioningTemplate;
 use crate::service::Core;
-use crate::store::{self, Document};
+use crate::store::Document;
 use crate::thing_groups::ThingGroup;
 use crate::thing_types::ThingType;
 
@@ -35,7 +36,14 @@ macro_rules! tagged {
         }
     )*};
 }
-tagged!(Policy, ThingType, ThingGroup, BillingGroup, CaCertificate);
+tagged!(
+    Policy,
+    ThingType,
+    ThingGroup,
+    BillingGroup,
+    CaCertificate,
+    ProvisioningTemplate
+);
 
 /// Which taggable resource an ARN names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +53,7 @@ pub enum TaggedKind {
     ThingGroup,
     BillingGroup,
     CaCertificate,
+    ProvisioningTemplate,
 }
 
 /// TagResource, decided: the tags merged in (a key given again takes the new value), or
@@ -73,10 +82,6 @@ pub fn with_tags(
     Ok(next)
 }
 
-fn key_of(scope: &Scope, name: &str) -> String {
-    format!("{}:{}:{}", scope.account, scope.region, name)
-}
-
 impl Core {
     async fn retag<T: Tagged>(
         &self,
@@ -86,9 +91,7 @@ impl Core {
         change: TagChange<'_>,
     ) -> DomainResult<Vec<(String, String)>> {
         self.with_retry(|| async {
-            let cur = store::get::<T>(self.store(), &key_of(scope, name))
-                .await?
-                .ok_or_else(|| DomainError::not_found(resource, name))?;
+            let cur = self.load_scoped::<T>(scope, name, resource).await?;
             let mut next = cur.value.clone();
             let tags = change(next.tags_mut())?;
             if &tags == next.tags_mut() {
@@ -128,6 +131,15 @@ impl Core {
             TaggedKind::CaCertificate => {
                 self.retag::<CaCertificate>(scope, name, Resource::CaCertificate, change)
                     .await
+            }
+            TaggedKind::ProvisioningTemplate => {
+                self.retag::<ProvisioningTemplate>(
+                    scope,
+                    name,
+                    Resource::ProvisioningTemplate,
+                    change,
+                )
+                .await
             }
         }
     }

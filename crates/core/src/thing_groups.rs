@@ -11,6 +11,7 @@ use crate::clock::Millis;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::{new_uuid, Scope};
 use crate::paging::Page;
+use crate::scoped::{check_version, scope_filter, scoped_document};
 use crate::service::Core;
 use crate::store::{self, Document, Filter, Kind, PageQuery, Stored, Write};
 use crate::things::{page_filtered, Thing};
@@ -81,21 +82,9 @@ pub struct ThingGroup {
     pub tags: Vec<(String, String)>,
 }
 
-fn scoped_key(scope: &Scope, name: &str) -> String {
-    format!("{}:{}:{}", scope.account, scope.region, name)
-}
-
-impl Document for ThingGroup {
-    const KIND: Kind = Kind::ThingGroup;
-    fn key(&self) -> String {
-        scoped_key(&Scope::new(&self.account, &self.region), &self.name)
-    }
-    fn account(&self) -> String {
-        self.account.clone()
-    }
-    fn region(&self) -> String {
-        self.region.clone()
-    }
+scoped_document! {
+    ThingGroup,
+    Kind::ThingGroup,
     /// Children are found by their parent.
     fn idx1(&self) -> Option<String> {
         self.parent.clone()
@@ -169,28 +158,16 @@ impl GroupQuery {
 }
 
 impl Core {
-    fn scope_filter(scope: &Scope) -> Filter {
-        Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
-            ..Filter::default()
-        }
-    }
-
     pub(crate) async fn load_thing_group(
         &self,
         scope: &Scope,
         name: &str,
     ) -> DomainResult<Stored<ThingGroup>> {
-        store::get::<ThingGroup>(self.store(), &scoped_key(scope, name))
-            .await?
-            .ok_or_else(|| DomainError::not_found(Resource::ThingGroup, name))
+        self.load_scoped(scope, name, Resource::ThingGroup).await
     }
 
     async fn load_member_thing(&self, scope: &Scope, name: &str) -> DomainResult<Stored<Thing>> {
-        store::get::<Thing>(self.store(), &crate::things::scoped_key(scope, name))
-            .await?
-            .ok_or_else(|| DomainError::not_found(Resource::Thing, name))
+        self.load_scoped(scope, name, Resource::Thing).await
     }
 
     /// CreateThingGroup. The same name with the same parent and properties returns the group
@@ -207,11 +184,14 @@ impl Core {
             let mut writes = Vec::new();
             let mut ancestors = Vec::new();
             if let Some(p) = parent {
-                let pg = store::get::<ThingGroup>(self.store(), &scoped_key(scope, p))
-                    .await?
-                    .ok_or_else(|| {
-                        DomainError::invalid(format!("the parent thing group {p} does not exist"))
-                    })?;
+                let pg =
+                    store::get::<ThingGroup>(self.store(), &crate::scoped::scoped_key(scope, p))
+                        .await?
+                        .ok_or_else(|| {
+                            DomainError::invalid(format!(
+                                "the parent thing group {p} does not exist"
+                            ))
+                        })?;
                 if pg.value.ancestors.len() + 1 >= MAX_GROUP_DEPTH {
                     return Err(DomainError::invalid(format!(
                         "a thing group hierarchy is at most {MAX_GROUP_DEPTH} levels deep"
@@ -296,14 +276,14 @@ impl Core {
         expected_version: Option<i64>,
     ) -> DomainResult<()> {
         self.with_retry(|| async {
-            let Some(cur) = store::get::<ThingGroup>(self.store(), &scoped_key(scope, name)).await?
+            let Some(cur) = store::get::<ThingGroup>(self.store(), &crate::scoped::scoped_key(scope, name)).await?
             else {
                 return Ok(());
             };
             check_group_version(&cur.value, expected_version)?;
             let children = Filter {
                 idx1: Some(name.to_string()),
-                ..Self::scope_filter(scope)
+                ..scope_filter(scope)
             };
             if self.store().count(Kind::ThingGroup, &children).await? > 0 {
                 return Err(DomainError::invalid(format!(
@@ -326,9 +306,8 @@ impl Core {
         if let Some(p) = &query.parent {
             self.load_thing_group(scope, p).await?;
         }
-        let rows =
-            store::query::<ThingGroup>(self.store(), &Self::scope_filter(scope), PageQuery::all())
-                .await?;
+        let rows = store::query::<ThingGroup>(self.store(), &scope_filter(scope), PageQuery::all())
+            .await?;
         Ok(page_filtered(rows, page, |g| query.matches(g)))
     }
 
@@ -339,7 +318,7 @@ impl Core {
     ) -> DomainResult<Vec<Stored<ThingGroupMember>>> {
         let f = Filter {
             idx1: Some(group.to_string()),
-            ..Self::scope_filter(scope)
+            ..scope_filter(scope)
         };
         store::query::<ThingGroupMember>(self.store(), &f, PageQuery::all()).await
     }
@@ -351,7 +330,7 @@ impl Core {
     ) -> DomainResult<Vec<Stored<ThingGroupMember>>> {
         let f = Filter {
             idx2: Some(thing.to_string()),
-            ..Self::scope_filter(scope)
+            ..scope_filter(scope)
         };
         store::query::<ThingGroupMember>(self.store(), &f, PageQuery::all()).await
     }
@@ -423,12 +402,9 @@ impl Core {
         self.load_thing_group(scope, group).await?;
         let mut groups = vec![group.to_string()];
         if recursive {
-            let all = store::query::<ThingGroup>(
-                self.store(),
-                &Self::scope_filter(scope),
-                PageQuery::all(),
-            )
-            .await?;
+            let all =
+                store::query::<ThingGroup>(self.store(), &scope_filter(scope), PageQuery::all())
+                    .await?;
             groups.extend(
                 all.into_iter()
                     .filter(|g| g.value.ancestors.iter().any(|a| a == group))
@@ -461,16 +437,7 @@ impl Core {
 }
 
 fn check_group_version(g: &ThingGroup, expected: Option<i64>) -> DomainResult<()> {
-    match expected {
-        Some(v) if v != g.version => Err(DomainError::WrongState {
-            current: g.version.to_string(),
-            message: format!(
-                "the thing group {} is at version {}, not {v}",
-                g.name, g.version
-            ),
-        }),
-        _ => Ok(()),
-    }
+    check_version(Resource::ThingGroup, &g.name, g.version, expected)
 }
 
 #[cfg(test)]

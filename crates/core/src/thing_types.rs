@@ -8,9 +8,10 @@ use crate::clock::Millis;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::{new_uuid, Scope};
 use crate::paging::Page;
+use crate::scoped::{scope_filter, scoped_document};
 use crate::service::Core;
-use crate::store::{self, Document, Filter, Kind, PageQuery, Stored, Write};
-use crate::things::{page_filtered, Thing};
+use crate::store::{Document, Filter, Kind, Stored, Write};
+use crate::things::Thing;
 
 /// One MQTT 5 propagating attribute of a thing type, kept as the client gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,22 +62,7 @@ pub struct ThingType {
     pub tags: Vec<(String, String)>,
 }
 
-pub(crate) fn scoped_key(scope: &Scope, name: &str) -> String {
-    format!("{}:{}:{}", scope.account, scope.region, name)
-}
-
-impl Document for ThingType {
-    const KIND: Kind = Kind::ThingType;
-    fn key(&self) -> String {
-        scoped_key(&Scope::new(&self.account, &self.region), &self.name)
-    }
-    fn account(&self) -> String {
-        self.account.clone()
-    }
-    fn region(&self) -> String {
-        self.region.clone()
-    }
-}
+scoped_document!(ThingType, Kind::ThingType);
 
 impl ThingType {
     /// DeprecateThingType, decided. Deprecating again keeps the first deprecation date.
@@ -110,9 +96,7 @@ impl Core {
         scope: &Scope,
         name: &str,
     ) -> DomainResult<Stored<ThingType>> {
-        store::get::<ThingType>(self.store(), &scoped_key(scope, name))
-            .await?
-            .ok_or_else(|| DomainError::not_found(Resource::ThingType, name))
+        self.load_scoped(scope, name, Resource::ThingType).await
     }
 
     /// The write that guards giving a thing the type `name`: the type must exist and not be
@@ -142,14 +126,7 @@ impl Core {
             created_at: self.now(),
             tags,
         };
-        match self.store().apply(vec![store::insert(&ty)?]).await {
-            Ok(()) => Ok(ty),
-            Err(DomainError::AlreadyExists { .. }) => Err(DomainError::AlreadyExists {
-                resource: Resource::ThingType,
-                id: name.to_string(),
-            }),
-            Err(e) => Err(e),
-        }
+        self.insert_scoped(ty, Resource::ThingType, name).await
     }
 
     pub async fn describe_thing_type(&self, scope: &Scope, name: &str) -> DomainResult<ThingType> {
@@ -164,15 +141,8 @@ impl Core {
         name_prefix: Option<&str>,
         page: &Page,
     ) -> DomainResult<(Vec<ThingType>, Option<String>)> {
-        let filter = Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
-            ..Filter::default()
-        };
-        let rows = store::query::<ThingType>(self.store(), &filter, PageQuery::all()).await?;
-        Ok(page_filtered(rows, page, |t| {
-            name_prefix.is_none_or(|p| t.name.starts_with(p))
-        }))
+        self.list_scoped(scope, name_prefix, |t: &ThingType| &t.name, page)
+            .await
     }
 
     pub async fn update_thing_type(
@@ -214,10 +184,8 @@ impl Core {
                 )));
             }
             let filter = Filter {
-                account: Some(scope.account.clone()),
-                region: Some(scope.region.clone()),
                 idx1: Some(name.to_string()),
-                ..Filter::default()
+                ..scope_filter(scope)
             };
             if self.store().count(Thing::KIND, &filter).await? > 0 {
                 return Err(DomainError::invalid(format!(

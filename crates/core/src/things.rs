@@ -9,6 +9,7 @@ use crate::clock::Millis;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::{new_uuid, CertificateId, Scope};
 use crate::paging::Page;
+use crate::scoped::{scope_filter, scoped_document};
 use crate::service::Core;
 use crate::store::{self, Document, Filter, Kind, PageQuery, Stored};
 
@@ -43,21 +44,10 @@ pub struct Thing {
     pub created_at: Millis,
 }
 
-pub(crate) fn scoped_key(scope: &Scope, name: &str) -> String {
-    format!("{}:{}:{}", scope.account, scope.region, name)
-}
-
-impl Document for Thing {
-    const KIND: Kind = Kind::Thing;
-    fn key(&self) -> String {
-        scoped_key(&Scope::new(&self.account, &self.region), &self.name)
-    }
-    fn account(&self) -> String {
-        self.account.clone()
-    }
-    fn region(&self) -> String {
-        self.region.clone()
-    }
+// Braces, not parentheses: rustfmt would put commas between the items.
+scoped_document! {
+    Thing,
+    Kind::Thing,
     fn idx1(&self) -> Option<String> {
         self.type_name.clone()
     }
@@ -104,16 +94,7 @@ impl Document for ThingPrincipal {
 impl Thing {
     /// A request's `expectedVersion` against the thing's (VersionConflict when they differ).
     pub fn check_version(&self, expected: Option<i64>) -> DomainResult<()> {
-        match expected {
-            Some(v) if v != self.version => Err(DomainError::WrongState {
-                current: self.version.to_string(),
-                message: format!(
-                    "the thing {} is at version {}, not {v}",
-                    self.name, self.version
-                ),
-            }),
-            _ => Ok(()),
-        }
+        crate::scoped::check_version(Resource::Thing, &self.name, self.version, expected)
     }
 }
 
@@ -209,10 +190,12 @@ impl Core {
         }
     }
 
-    async fn load_thing(&self, scope: &Scope, name: &str) -> DomainResult<Stored<Thing>> {
-        store::get::<Thing>(self.store(), &scoped_key(scope, name))
-            .await?
-            .ok_or_else(|| DomainError::not_found(Resource::Thing, name))
+    pub(crate) async fn load_thing(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> DomainResult<Stored<Thing>> {
+        self.load_scoped(scope, name, Resource::Thing).await
     }
 
     /// CreateThing. Creating a thing that exists with the same type and attributes succeeds
@@ -280,7 +263,8 @@ impl Core {
         expected_version: Option<i64>,
     ) -> DomainResult<()> {
         self.with_retry(|| async {
-            let Some(cur) = store::get::<Thing>(self.store(), &scoped_key(scope, name)).await?
+            let Some(cur) =
+                store::get::<Thing>(self.store(), &crate::scoped::scoped_key(scope, name)).await?
             else {
                 return Ok(());
             };
@@ -355,11 +339,7 @@ impl Core {
         query: &ThingQuery,
         page: &Page,
     ) -> DomainResult<(Vec<Thing>, Option<String>)> {
-        let filter = Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
-            ..Filter::default()
-        };
+        let filter = scope_filter(scope);
         let all_q = PageQuery {
             ascending: page.query.ascending,
             ..PageQuery::all()
@@ -374,10 +354,8 @@ impl Core {
         thing: &str,
     ) -> DomainResult<Vec<Stored<ThingPrincipal>>> {
         let filter = Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
             idx1: Some(thing.to_string()),
-            ..Filter::default()
+            ..scope_filter(scope)
         };
         store::query::<ThingPrincipal>(self.store(), &filter, PageQuery::all()).await
     }
@@ -388,10 +366,8 @@ impl Core {
         principal_key: &str,
     ) -> DomainResult<Vec<Stored<ThingPrincipal>>> {
         let filter = Filter {
-            account: Some(scope.account.clone()),
-            region: Some(scope.region.clone()),
             idx2: Some(principal_key.to_string()),
-            ..Filter::default()
+            ..scope_filter(scope)
         };
         store::query::<ThingPrincipal>(self.store(), &filter, PageQuery::all()).await
     }
@@ -508,27 +484,34 @@ impl Core {
         .await
     }
 
+    /// ListThingPrincipals(V2): the thing's attachments; `exclusive` keeps only those of that
+    /// kind (V2's thingPrincipalType filter).
     pub async fn list_thing_principals(
         &self,
         scope: &Scope,
         thing: &str,
+        exclusive: Option<bool>,
         page: &Page,
-    ) -> DomainResult<(Vec<String>, Option<String>)> {
+    ) -> DomainResult<(Vec<ThingPrincipal>, Option<String>)> {
         self.load_thing(scope, thing).await?;
         let rows = self.principals_of_thing(scope, thing).await?;
-        let (rows, next) = page_filtered(rows, page, |_| true);
-        Ok((rows.into_iter().map(|r| r.principal).collect(), next))
+        Ok(page_filtered(rows, page, |r| {
+            exclusive.is_none_or(|e| r.exclusive == e)
+        }))
     }
 
+    /// ListPrincipalThings(V2): the principal's attachments, filtered as above.
     pub async fn list_principal_things(
         &self,
         scope: &Scope,
         principal: &PrincipalRef,
+        exclusive: Option<bool>,
         page: &Page,
-    ) -> DomainResult<(Vec<String>, Option<String>)> {
+    ) -> DomainResult<(Vec<ThingPrincipal>, Option<String>)> {
         self.check_principal(scope, principal).await?;
         let rows = self.things_of_principal(scope, &principal.key()).await?;
-        let (rows, next) = page_filtered(rows, page, |_| true);
-        Ok((rows.into_iter().map(|r| r.thing_name).collect(), next))
+        Ok(page_filtered(rows, page, |r| {
+            exclusive.is_none_or(|e| r.exclusive == e)
+        }))
     }
 }

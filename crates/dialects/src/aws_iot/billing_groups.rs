@@ -4,18 +4,11 @@ use certplane_core::billing_groups::BillingGroup;
 use certplane_core::DomainError;
 use serde_json::{json, Map, Value};
 
-use super::input::{check_len, pattern_value, thing_name, Call, Res};
+use super::input::{description_member, pattern_value, thing_name, with_token, Call, Res};
 use super::shapes;
 
 pub(super) fn billing_group_name(v: &str) -> Res<&str> {
     pattern_value("billingGroupName", v, 1, 128, ":_-")
-}
-
-fn with_token(mut v: Value, next: Option<String>) -> Value {
-    if let (Some(n), Some(o)) = (next, v.as_object_mut()) {
-        o.insert("nextToken".into(), Value::String(n));
-    }
-    v
 }
 
 fn arn(g: &BillingGroup) -> String {
@@ -32,47 +25,7 @@ fn description(cx: &Call<'_>) -> Res<Option<String>> {
             "billingGroupProperties must be an object",
         ));
     };
-    match p.get("billingGroupDescription") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(d)) => {
-            check_len("billingGroupDescription", d, 0, 2028)?;
-            if d.chars().any(|c| c.is_control()) {
-                return Err(DomainError::invalid(
-                    "billingGroupDescription may not contain control characters",
-                ));
-            }
-            Ok(Some(d.clone()))
-        }
-        Some(_) => Err(DomainError::invalid(
-            "billingGroupDescription must be a string",
-        )),
-    }
-}
-
-/// The name in `name_member`, or the last part of the ARN in `arn_member`.
-fn name_or_arn<'c>(
-    cx: &'c Call<'_>,
-    name_member: &str,
-    arn_member: &str,
-    arn_kind: &str,
-) -> Res<&'c str> {
-    if let Some(n) = cx.body_str(name_member)? {
-        return Ok(n);
-    }
-    let Some(a) = cx.body_str(arn_member)? else {
-        return Err(DomainError::invalid(format!(
-            "{name_member} or {arn_member} is required"
-        )));
-    };
-    let prefix = format!(
-        "arn:aws:iot:{}:{}:{arn_kind}/",
-        cx.scope.region, cx.scope.account
-    );
-    a.strip_prefix(&prefix).ok_or_else(|| {
-        DomainError::invalid(format!(
-            "{arn_member} {a:?} is not a {arn_kind} ARN of this account and region"
-        ))
-    })
+    description_member("billingGroupDescription", p.get("billingGroupDescription"))
 }
 
 pub(super) async fn create_billing_group(cx: &Call<'_>) -> Res<Value> {
@@ -129,13 +82,7 @@ pub(super) async fn update_billing_group(cx: &Call<'_>) -> Res<Value> {
     if cx.body_value("billingGroupProperties").is_none() {
         return Err(DomainError::invalid("billingGroupProperties is required"));
     }
-    let expected = match cx.body_value("expectedVersion") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .ok_or_else(|| DomainError::invalid("expectedVersion must be an integer"))?,
-        ),
-    };
+    let expected = cx.body_expected_version()?;
     let version = cx
         .core
         .update_billing_group(&cx.scope, name, description(cx)?, expected)
@@ -153,13 +100,12 @@ pub(super) async fn delete_billing_group(cx: &Call<'_>) -> Res<Value> {
 }
 
 async fn set_membership(cx: &Call<'_>, add: bool) -> Res<Value> {
-    let group = billing_group_name(name_or_arn(
-        cx,
+    let group = billing_group_name(cx.name_or_arn(
         "billingGroupName",
         "billingGroupArn",
         "billinggroup",
     )?)?;
-    let thing = thing_name(name_or_arn(cx, "thingName", "thingArn", "thing")?)?;
+    let thing = thing_name(cx.name_or_arn("thingName", "thingArn", "thing")?)?;
     cx.core
         .set_thing_billing_group(&cx.scope, thing, group, add)
         .await?;

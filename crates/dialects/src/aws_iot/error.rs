@@ -64,6 +64,17 @@ fn arn_of(resource: Resource, id: &str, scope: &Scope) -> Option<String> {
 pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
     use Endpoint as E;
     let msg = e.to_string();
+    if ep == E::RegisterThing {
+        // The model gives RegisterThing one code for a template's resource that cannot be
+        // made or used (missing, conflicting, over a limit): ResourceRegistrationFailure.
+        match e {
+            DomainError::InvalidInput(_)
+            | DomainError::Stale
+            | DomainError::Unavailable(_)
+            | DomainError::Internal(_) => {}
+            _ => return WireError::new(400, "ResourceRegistrationFailureException", msg),
+        }
+    }
     match e {
         // AWS's own text where it is known (moto's tests copy it).
         DomainError::NotFound {
@@ -129,7 +140,9 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
         DomainError::LimitExceeded(_) | DomainError::QuotaExhausted(_) => match ep {
             // The model gives these no LimitExceededException.
             E::AddThingToThingGroup | E::UpdateThingGroupsForThing => WireError::invalid(msg),
-            E::CreatePolicyVersion => WireError::new(409, "VersionsLimitExceededException", msg),
+            E::CreatePolicyVersion | E::CreateProvisioningTemplateVersion => {
+                WireError::new(409, "VersionsLimitExceededException", msg)
+            }
             _ => WireError::new(410, "LimitExceededException", msg),
         },
         DomainError::BadCertificate(_) => match ep {
@@ -350,6 +363,75 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "UnauthorizedException",
             "ServiceUnavailableException",
         ],
+        E::CreateProvisioningTemplate => &[
+            "InternalFailureException",
+            // Not in the model for these calls; a store outage must still answer retryably.
+            "ServiceUnavailableException",
+            "InvalidRequestException",
+            "LimitExceededException",
+            "ThrottlingException",
+            "UnauthorizedException",
+            "ResourceAlreadyExistsException",
+        ],
+        E::UpdateProvisioningTemplate => &[
+            "InternalFailureException",
+            // Not in the model for these calls; a store outage must still answer retryably.
+            "ServiceUnavailableException",
+            "InvalidRequestException",
+            "ResourceNotFoundException",
+            "UnauthorizedException",
+            "ConflictingResourceUpdateException",
+        ],
+        E::DeleteProvisioningTemplate | E::DeleteProvisioningTemplateVersion => &[
+            "InternalFailureException",
+            // Not in the model for these calls; a store outage must still answer retryably.
+            "ServiceUnavailableException",
+            "InvalidRequestException",
+            "ResourceNotFoundException",
+            "DeleteConflictException",
+            "ThrottlingException",
+            "ConflictingResourceUpdateException",
+            "UnauthorizedException",
+        ],
+        E::CreateProvisioningTemplateVersion => &[
+            "VersionsLimitExceededException",
+            "InternalFailureException",
+            // Not in the model for these calls; a store outage must still answer retryably.
+            "ServiceUnavailableException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "ResourceNotFoundException",
+            "UnauthorizedException",
+            "ConflictingResourceUpdateException",
+        ],
+        E::DescribeProvisioningTemplate
+        | E::DescribeProvisioningTemplateVersion
+        | E::ListProvisioningTemplateVersions => &[
+            "InternalFailureException",
+            // Not in the model for these calls; a store outage must still answer retryably.
+            "ServiceUnavailableException",
+            "InvalidRequestException",
+            "ResourceNotFoundException",
+            "ThrottlingException",
+            "UnauthorizedException",
+        ],
+        E::ListProvisioningTemplates => &[
+            "InternalFailureException",
+            // Not in the model for these calls; a store outage must still answer retryably.
+            "ServiceUnavailableException",
+            "InvalidRequestException",
+            "ThrottlingException",
+            "UnauthorizedException",
+        ],
+        E::RegisterThing => &[
+            "InternalFailureException",
+            "ServiceUnavailableException",
+            "InvalidRequestException",
+            "UnauthorizedException",
+            "ThrottlingException",
+            "ConflictingResourceUpdateException",
+            "ResourceRegistrationFailureException",
+        ],
         E::AttachPolicy
         | E::DetachPolicy
         | E::ListAttachedPolicies
@@ -437,6 +519,11 @@ mod tests {
             E::DeletePolicy | E::DeletePolicyVersion => &[0, 6],
             E::CreatePolicyVersion => &[0, 7, 13],
             E::AttachPolicy | E::AttachPrincipalPolicy => &[0, 7],
+            E::CreateProvisioningTemplate => &[1],
+            E::ListProvisioningTemplates => &[],
+            E::CreateProvisioningTemplateVersion => &[0, 7],
+            E::DeleteProvisioningTemplateVersion => &[0, 6],
+            E::RegisterThing => &[0, 1, 3, 6, 7, 8, 13],
             E::CreateKeysAndCertificate
             | E::CreateCertificateFromCsr
             | E::ListCertificates

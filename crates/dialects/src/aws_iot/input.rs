@@ -160,6 +160,39 @@ impl<'a> Call<'a> {
         Ok(v)
     }
 
+    /// `expectedVersion` in the body (UpdateThing, UpdateThingGroup, UpdateBillingGroup).
+    pub fn body_expected_version(&self) -> Res<Option<i64>> {
+        match self.body_value("expectedVersion") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| invalid("expectedVersion must be an integer")),
+        }
+    }
+
+    /// The name in `name_member`, or the last part of the ARN in `arn_member` (the calls that
+    /// take either, such as AddThingToThingGroup and AddThingToBillingGroup).
+    pub fn name_or_arn(&self, name_member: &str, arn_member: &str, arn_kind: &str) -> Res<&str> {
+        if let Some(n) = self.body_str(name_member)? {
+            return Ok(n);
+        }
+        let Some(a) = self.body_str(arn_member)? else {
+            return Err(invalid(format!(
+                "{name_member} or {arn_member} is required"
+            )));
+        };
+        let prefix = format!(
+            "arn:aws:iot:{}:{}:{arn_kind}/",
+            self.scope.region, self.scope.account
+        );
+        a.strip_prefix(&prefix).ok_or_else(|| {
+            invalid(format!(
+                "{arn_member} {a:?} is not a {arn_kind} ARN of this account and region"
+            ))
+        })
+    }
+
     /// `tags`: a list of {Key, Value}.
     pub fn body_tags(&self) -> Res<Vec<(String, String)>> {
         let Some(v) = self.body_value("tags") else {
@@ -186,6 +219,33 @@ impl<'a> Call<'a> {
                 Ok((k.to_string(), v.to_string()))
             })
             .collect()
+    }
+}
+
+/// A list answer with `nextToken` added when there is a next page.
+pub(super) fn with_token(mut v: Value, next: Option<String>) -> Value {
+    if let (Some(n), Some(o)) = (next, v.as_object_mut()) {
+        o.insert("nextToken".into(), Value::String(n));
+    }
+    v
+}
+
+/// A resource description member (thingTypeDescription, thingGroupDescription,
+/// billingGroupDescription, a template's description): at most 2028 characters and no control
+/// characters (the model's `[\p{Graph}\x20]*`).
+pub(super) fn description_member(member: &str, v: Option<&Value>) -> Res<Option<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(d)) => {
+            check_len(member, d, 0, 2028)?;
+            if d.chars().any(|c| c.is_control()) {
+                return Err(invalid(format!(
+                    "{member} may not contain control characters"
+                )));
+            }
+            Ok(Some(d.clone()))
+        }
+        Some(_) => Err(invalid(format!("{member} must be a string"))),
     }
 }
 

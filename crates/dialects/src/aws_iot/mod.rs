@@ -9,6 +9,8 @@ pub mod error;
 mod input;
 mod other_operations;
 mod policies;
+mod provisioning_templates;
+mod register_thing;
 pub mod router;
 pub mod shapes;
 pub mod sigv4;
@@ -259,6 +261,36 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Re
         E::TagResource => tags::tag_resource(cx).await,
         E::UntagResource => tags::untag_resource(cx).await,
         E::ListTagsForResource => tags::list_tags_for_resource(cx).await,
+        E::CreateProvisioningTemplate => {
+            provisioning_templates::create_provisioning_template(cx).await
+        }
+        E::DescribeProvisioningTemplate => {
+            provisioning_templates::describe_provisioning_template(cx).await
+        }
+        E::ListProvisioningTemplates => {
+            provisioning_templates::list_provisioning_templates(cx).await
+        }
+        E::UpdateProvisioningTemplate => {
+            provisioning_templates::update_provisioning_template(cx).await
+        }
+        E::DeleteProvisioningTemplate => {
+            provisioning_templates::delete_provisioning_template(cx).await
+        }
+        E::CreateProvisioningTemplateVersion => {
+            provisioning_templates::create_provisioning_template_version(cx).await
+        }
+        E::DescribeProvisioningTemplateVersion => {
+            provisioning_templates::describe_provisioning_template_version(cx).await
+        }
+        E::ListProvisioningTemplateVersions => {
+            provisioning_templates::list_provisioning_template_versions(cx).await
+        }
+        E::DeleteProvisioningTemplateVersion => {
+            provisioning_templates::delete_provisioning_template_version(cx).await
+        }
+        E::RegisterThing => register_thing::register_thing(cx).await,
+        E::ListThingPrincipalsV2 => things::list_thing_principals_v2(cx).await,
+        E::ListPrincipalThingsV2 => things::list_principal_things_v2(cx).await,
         E::DescribeEndpoint => endpoints::describe_endpoint(cx, device_domain),
     }
 }

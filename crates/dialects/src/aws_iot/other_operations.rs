@@ -101,16 +101,6 @@ pub(crate) const OTHER_OPERATIONS: &[(&str, &str, &str)] = &[
         "/provisioning-templates/{templateName}/provisioning-claim",
         "CreateProvisioningClaim",
     ),
-    (
-        "POST",
-        "/provisioning-templates",
-        "CreateProvisioningTemplate",
-    ),
-    (
-        "POST",
-        "/provisioning-templates/{templateName}/versions",
-        "CreateProvisioningTemplateVersion",
-    ),
     ("POST", "/role-aliases/{roleAlias}", "CreateRoleAlias"),
     (
         "POST",
@@ -198,16 +188,6 @@ pub(crate) const OTHER_OPERATIONS: &[(&str, &str, &str)] = &[
         "DELETE",
         "/policies/{policyName}/version/{policyVersionId}",
         "DeletePolicyVersion",
-    ),
-    (
-        "DELETE",
-        "/provisioning-templates/{templateName}",
-        "DeleteProvisioningTemplate",
-    ),
-    (
-        "DELETE",
-        "/provisioning-templates/{templateName}/versions/{versionId}",
-        "DeleteProvisioningTemplateVersion",
     ),
     ("DELETE", "/role-aliases/{roleAlias}", "DeleteRoleAlias"),
     (
@@ -312,16 +292,6 @@ pub(crate) const OTHER_OPERATIONS: &[(&str, &str, &str)] = &[
         "GET",
         "/mitigationactions/actions/{actionName}",
         "DescribeMitigationAction",
-    ),
-    (
-        "GET",
-        "/provisioning-templates/{templateName}",
-        "DescribeProvisioningTemplate",
-    ),
-    (
-        "GET",
-        "/provisioning-templates/{templateName}/versions/{versionId}",
-        "DescribeProvisioningTemplateVersion",
     ),
     ("GET", "/role-aliases/{roleAlias}", "DescribeRoleAlias"),
     (
@@ -455,17 +425,6 @@ pub(crate) const OTHER_OPERATIONS: &[(&str, &str, &str)] = &[
         "/policies/{policyName}/version",
         "ListPolicyVersions",
     ),
-    ("GET", "/principals/things-v2", "ListPrincipalThingsV2"),
-    (
-        "GET",
-        "/provisioning-templates/{templateName}/versions",
-        "ListProvisioningTemplateVersions",
-    ),
-    (
-        "GET",
-        "/provisioning-templates",
-        "ListProvisioningTemplates",
-    ),
     (
         "GET",
         "/audit/relatedResources",
@@ -499,11 +458,6 @@ pub(crate) const OTHER_OPERATIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "GET",
-        "/things/{thingName}/principals-v2",
-        "ListThingPrincipalsV2",
-    ),
-    (
-        "GET",
         "/thing-registration-tasks/{taskId}/reports",
         "ListThingRegistrationTaskReports",
     ),
@@ -532,7 +486,6 @@ pub(crate) const OTHER_OPERATIONS: &[(&str, &str, &str)] = &[
         "/violations/verification-state/{violationId}",
         "PutVerificationStateOnViolation",
     ),
-    ("POST", "/things", "RegisterThing"),
     (
         "PUT",
         "/billing-groups/removeThingFromBillingGroup",
@@ -645,11 +598,6 @@ pub(crate) const OTHER_OPERATIONS: &[(&str, &str, &str)] = &[
         "PATCH",
         "/packages/{packageName}/versions/{versionName}",
         "UpdatePackageVersion",
-    ),
-    (
-        "PATCH",
-        "/provisioning-templates/{templateName}",
-        "UpdateProvisioningTemplate",
     ),
     ("PUT", "/role-aliases/{roleAlias}", "UpdateRoleAlias"),
     (

@@ -99,6 +99,18 @@ endpoints! {
     TagResource,
     UntagResource,
     ListTagsForResource,
+    CreateProvisioningTemplate,
+    DescribeProvisioningTemplate,
+    ListProvisioningTemplates,
+    UpdateProvisioningTemplate,
+    DeleteProvisioningTemplate,
+    CreateProvisioningTemplateVersion,
+    DescribeProvisioningTemplateVersion,
+    ListProvisioningTemplateVersions,
+    DeleteProvisioningTemplateVersion,
+    RegisterThing,
+    ListThingPrincipalsV2,
+    ListPrincipalThingsV2,
     DescribeEndpoint,
 }
 
@@ -126,6 +138,12 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
         }
         ("DELETE", ["policies", name, "version", v]) => {
             return Some(two(DeletePolicyVersion, name, v))
+        }
+        ("GET", ["provisioning-templates", name, "versions", v]) => {
+            return Some(two(DescribeProvisioningTemplateVersion, name, v))
+        }
+        ("DELETE", ["provisioning-templates", name, "versions", v]) => {
+            return Some(two(DeleteProvisioningTemplateVersion, name, v))
         }
         _ => {}
     }
@@ -190,6 +208,20 @@ pub fn route(method: &str, segs: &[String]) -> Option<Route> {
         ("GET", ["things", name, "principals"]) => (ListThingPrincipals, Some(*name)),
         ("GET", ["principals", "things"]) => (ListPrincipalThings, None),
         ("GET", ["endpoint"]) => (DescribeEndpoint, None),
+        ("POST", ["things"]) => (RegisterThing, None),
+        ("GET", ["things", name, "principals-v2"]) => (ListThingPrincipalsV2, Some(*name)),
+        ("GET", ["principals", "things-v2"]) => (ListPrincipalThingsV2, None),
+        ("POST", ["provisioning-templates"]) => (CreateProvisioningTemplate, None),
+        ("GET", ["provisioning-templates"]) => (ListProvisioningTemplates, None),
+        ("GET", ["provisioning-templates", name]) => (DescribeProvisioningTemplate, Some(*name)),
+        ("PATCH", ["provisioning-templates", name]) => (UpdateProvisioningTemplate, Some(*name)),
+        ("DELETE", ["provisioning-templates", name]) => (DeleteProvisioningTemplate, Some(*name)),
+        ("POST", ["provisioning-templates", name, "versions"]) => {
+            (CreateProvisioningTemplateVersion, Some(*name))
+        }
+        ("GET", ["provisioning-templates", name, "versions"]) => {
+            (ListProvisioningTemplateVersions, Some(*name))
+        }
         ("GET", ["policies"]) => (ListPolicies, None),
         ("POST", ["policies", name]) => (CreatePolicy, Some(*name)),
         ("GET", ["policies", name]) => (GetPolicy, Some(*name)),

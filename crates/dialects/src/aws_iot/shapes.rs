@@ -28,6 +28,9 @@ pub fn billing_group_arn(region: &str, account: &str, name: &str) -> String {
 pub fn policy_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:iot:{region}:{account}:policy/{name}")
 }
+pub fn provisioning_template_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:iot:{region}:{account}:provisioningtemplate/{name}")
+}
 
 /// rest-json timestamps: epoch seconds as a JSON number with millisecond precision.
 pub fn ts(ms: Millis) -> Value {

@@ -1,5 +1,6 @@
 //! AWS IoT TagResource, UntagResource, ListTagsForResource, for every taggable resource
-//! certplane holds: policies, thing types, thing groups, billing groups, CA certificates.
+//! certplane holds: policies, thing types, thing groups, billing groups, CA certificates,
+//! provisioning templates.
 
 use certplane_core::error::Resource;
 use certplane_core::tags::TaggedKind;
@@ -27,6 +28,7 @@ fn resource<'a>(cx: &Call<'_>, arn: &'a str) -> Res<(TaggedKind, &'a str)> {
         "thinggroup" => TaggedKind::ThingGroup,
         "billinggroup" => TaggedKind::BillingGroup,
         "cacert" => TaggedKind::CaCertificate,
+        "provisioningtemplate" => TaggedKind::ProvisioningTemplate,
         other => {
             return Err(DomainError::invalid(format!(
                 "certplane holds no taggable resource of type {other:?}"

@@ -5,7 +5,7 @@ use certplane_core::thing_groups::{AttributeChange, GroupProperties, GroupQuery,
 use certplane_core::{DomainError, Scope};
 use serde_json::{json, Map, Value};
 
-use super::input::{check_len, pattern_value, thing_name, Call, Res};
+use super::input::{description_member, pattern_value, thing_name, with_token, Call, Res};
 use super::shapes;
 use super::things::parse_attribute_payload;
 
@@ -13,19 +13,12 @@ pub(super) fn group_name(v: &str) -> Res<&str> {
     pattern_value("thingGroupName", v, 1, 128, ":_-")
 }
 
-fn with_token(mut v: Value, next: Option<String>) -> Value {
-    if let (Some(n), Some(o)) = (next, v.as_object_mut()) {
-        o.insert("nextToken".into(), Value::String(n));
-    }
-    v
-}
-
 /// `thingGroupProperties` (or `billingGroupProperties`): the description and the attribute
 /// change it asks for.
 pub(super) fn group_properties(
     cx: &Call<'_>,
     member: &str,
-    description_member: &str,
+    member_name: &str,
 ) -> Res<(Option<String>, Option<AttributeChange>)> {
     let Some(v) = cx.body_value(member) else {
         return Ok((None, None));
@@ -33,23 +26,7 @@ pub(super) fn group_properties(
     let Value::Object(p) = v else {
         return Err(DomainError::invalid(format!("{member} must be an object")));
     };
-    let description = match p.get(description_member) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(d)) => {
-            check_len(description_member, d, 0, 2028)?;
-            if d.chars().any(|c| c.is_control()) {
-                return Err(DomainError::invalid(format!(
-                    "{description_member} may not contain control characters"
-                )));
-            }
-            Some(d.clone())
-        }
-        Some(_) => {
-            return Err(DomainError::invalid(format!(
-                "{description_member} must be a string"
-            )))
-        }
-    };
+    let description = description_member(member_name, p.get(member_name))?;
     let change = parse_attribute_payload(p.get("attributePayload"))?
         .map(|(attributes, merge)| AttributeChange { attributes, merge });
     Ok((description, change))
@@ -75,32 +52,6 @@ fn name_and_arn(scope: &Scope, name: &str) -> Value {
 
 fn arn(g: &ThingGroup) -> String {
     shapes::thing_group_arn(&g.region, &g.account, &g.name)
-}
-
-/// The name in `name_member`, or the last part of the ARN in `arn_member`.
-fn name_or_arn<'c>(
-    cx: &'c Call<'_>,
-    name_member: &str,
-    arn_member: &str,
-    arn_kind: &str,
-) -> Res<&'c str> {
-    if let Some(n) = cx.body_str(name_member)? {
-        return Ok(n);
-    }
-    let Some(a) = cx.body_str(arn_member)? else {
-        return Err(DomainError::invalid(format!(
-            "{name_member} or {arn_member} is required"
-        )));
-    };
-    let prefix = format!(
-        "arn:aws:iot:{}:{}:{arn_kind}/",
-        cx.scope.region, cx.scope.account
-    );
-    a.strip_prefix(&prefix).ok_or_else(|| {
-        DomainError::invalid(format!(
-            "{arn_member} {a:?} is not a {arn_kind} ARN of this account and region"
-        ))
-    })
 }
 
 pub(super) async fn create_thing_group(cx: &Call<'_>) -> Res<Value> {
@@ -170,16 +121,6 @@ pub(super) async fn list_thing_groups(cx: &Call<'_>) -> Res<Value> {
     Ok(with_token(json!({ "thingGroups": items }), next))
 }
 
-fn expected_version_body(cx: &Call<'_>) -> Res<Option<i64>> {
-    match cx.body_value("expectedVersion") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| DomainError::invalid("expectedVersion must be an integer")),
-    }
-}
-
 pub(super) async fn update_thing_group(cx: &Call<'_>) -> Res<Value> {
     let name = group_name(cx.label()?)?;
     if cx.body_value("thingGroupProperties").is_none() {
@@ -194,7 +135,7 @@ pub(super) async fn update_thing_group(cx: &Call<'_>) -> Res<Value> {
             name,
             description,
             change,
-            expected_version_body(cx)?,
+            cx.body_expected_version()?,
         )
         .await?;
     Ok(json!({ "version": version }))
@@ -217,13 +158,8 @@ fn override_dynamic(cx: &Call<'_>) -> Res<()> {
 
 pub(super) async fn add_thing_to_thing_group(cx: &Call<'_>) -> Res<Value> {
     override_dynamic(cx)?;
-    let group = group_name(name_or_arn(
-        cx,
-        "thingGroupName",
-        "thingGroupArn",
-        "thinggroup",
-    )?)?;
-    let thing = thing_name(name_or_arn(cx, "thingName", "thingArn", "thing")?)?;
+    let group = group_name(cx.name_or_arn("thingGroupName", "thingGroupArn", "thinggroup")?)?;
+    let thing = thing_name(cx.name_or_arn("thingName", "thingArn", "thing")?)?;
     cx.core
         .update_thing_groups_for_thing(&cx.scope, thing, &[group.to_string()], &[])
         .await?;
@@ -231,13 +167,8 @@ pub(super) async fn add_thing_to_thing_group(cx: &Call<'_>) -> Res<Value> {
 }
 
 pub(super) async fn remove_thing_from_thing_group(cx: &Call<'_>) -> Res<Value> {
-    let group = group_name(name_or_arn(
-        cx,
-        "thingGroupName",
-        "thingGroupArn",
-        "thinggroup",
-    )?)?;
-    let thing = thing_name(name_or_arn(cx, "thingName", "thingArn", "thing")?)?;
+    let group = group_name(cx.name_or_arn("thingGroupName", "thingGroupArn", "thinggroup")?)?;
+    let thing = thing_name(cx.name_or_arn("thingName", "thingArn", "thing")?)?;
     cx.core
         .update_thing_groups_for_thing(&cx.scope, thing, &[], &[group.to_string()])
         .await?;

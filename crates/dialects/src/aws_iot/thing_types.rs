@@ -4,7 +4,7 @@ use certplane_core::thing_types::{PropagatingAttribute, ThingType, ThingTypeProp
 use certplane_core::DomainError;
 use serde_json::{json, Map, Value};
 
-use super::input::{check_len, pattern_value, thing_name, Call, Res};
+use super::input::{check_len, description_member, pattern_value, thing_name, Call, Res};
 use super::shapes;
 use super::things::ATTRIBUTE_NAME_CHARS;
 
@@ -26,18 +26,7 @@ fn properties(cx: &Call<'_>) -> Res<ThingTypeProperties> {
             "thingTypeProperties must be an object",
         ));
     };
-    let description = match opt_str(p, "thingTypeDescription")? {
-        Some(d) => {
-            check_len("thingTypeDescription", d, 0, 2028)?;
-            if d.chars().any(|c| c.is_control()) {
-                return Err(DomainError::invalid(
-                    "thingTypeDescription may not contain control characters",
-                ));
-            }
-            Some(d.to_string())
-        }
-        None => None,
-    };
+    let description = description_member("thingTypeDescription", p.get("thingTypeDescription"))?;
     let searchable_attributes = match p.get("searchableAttributes") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => Some(

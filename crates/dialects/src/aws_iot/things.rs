@@ -6,7 +6,7 @@ use certplane_core::things::{ThingQuery, ThingUpdate};
 use certplane_core::DomainError;
 use serde_json::{json, Value};
 
-use super::input::{pattern_value, principal_ref, thing_name, Call, Res};
+use super::input::{pattern_value, principal_ref, thing_name, with_token, Call, Res};
 
 /// The model's AttributeName pattern `[a-zA-Z0-9_.,@/:#-]+` (the letters and digits aside).
 pub(super) const ATTRIBUTE_NAME_CHARS: &str = "_.,@/:#-";
@@ -67,13 +67,6 @@ pub(super) fn parse_attribute_payload(
         .map(|a| Some((a, merge)))
 }
 
-fn with_token(mut v: Value, next: Option<String>) -> Value {
-    if let (Some(n), Some(o)) = (next, v.as_object_mut()) {
-        o.insert("nextToken".into(), Value::String(n));
-    }
-    v
-}
-
 pub(super) async fn create_thing(cx: &Call<'_>) -> Res<Value> {
     let name = thing_name(cx.label()?)?;
     let type_name = match cx.body_str("thingTypeName")? {
@@ -109,13 +102,7 @@ pub(super) async fn update_thing(cx: &Call<'_>) -> Res<Value> {
         Some(t) => Some(thing_name(t)?.to_string()),
         None => None,
     };
-    let expected_version = match cx.body_value("expectedVersion") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .ok_or_else(|| DomainError::invalid("expectedVersion must be an integer"))?,
-        ),
-    };
+    let expected_version = cx.body_expected_version()?;
     let (attributes, merge) = match attribute_payload(cx)? {
         Some((a, m)) => (Some(a), m),
         None => (None, false),
@@ -181,15 +168,7 @@ pub(super) async fn list_things(cx: &Call<'_>) -> Res<Value> {
 pub(super) async fn attach_thing_principal(cx: &Call<'_>) -> Res<Value> {
     let name = thing_name(cx.label()?)?;
     let principal = cx.required_header("x-amzn-principal", "principal")?;
-    let exclusive = match cx.q("thingPrincipalType") {
-        None | Some("NON_EXCLUSIVE_THING") => false,
-        Some("EXCLUSIVE_THING") => true,
-        Some(v) => {
-            return Err(DomainError::invalid(format!(
-                "thingPrincipalType {v:?} is not EXCLUSIVE_THING or NON_EXCLUSIVE_THING"
-            )))
-        }
-    };
+    let exclusive = thing_principal_type(cx)?.unwrap_or(false);
     cx.core
         .attach_thing_principal(
             &cx.scope,
@@ -211,22 +190,94 @@ pub(super) async fn detach_thing_principal(cx: &Call<'_>) -> Res<Value> {
     Ok(json!({}))
 }
 
+/// `thingPrincipalType` in the query: `Some(true)` for EXCLUSIVE_THING.
+fn thing_principal_type(cx: &Call<'_>) -> Res<Option<bool>> {
+    match cx.q("thingPrincipalType") {
+        None => Ok(None),
+        Some("NON_EXCLUSIVE_THING") => Ok(Some(false)),
+        Some("EXCLUSIVE_THING") => Ok(Some(true)),
+        Some(v) => Err(DomainError::invalid(format!(
+            "thingPrincipalType {v:?} is not EXCLUSIVE_THING or NON_EXCLUSIVE_THING"
+        ))),
+    }
+}
+
+fn principal_type_name(exclusive: bool) -> &'static str {
+    if exclusive {
+        "EXCLUSIVE_THING"
+    } else {
+        "NON_EXCLUSIVE_THING"
+    }
+}
+
 pub(super) async fn list_thing_principals(cx: &Call<'_>) -> Res<Value> {
     let name = thing_name(cx.label()?)?;
     let page = cx.token_page("thing-principals")?;
-    let (principals, next) = cx
+    let (rows, next) = cx
         .core
-        .list_thing_principals(&cx.scope, name, &page)
+        .list_thing_principals(&cx.scope, name, None, &page)
         .await?;
+    let principals: Vec<&str> = rows.iter().map(|r| r.principal.as_str()).collect();
     Ok(with_token(json!({ "principals": principals }), next))
+}
+
+pub(super) async fn list_thing_principals_v2(cx: &Call<'_>) -> Res<Value> {
+    let name = thing_name(cx.label()?)?;
+    let filter = thing_principal_type(cx)?;
+    let page = cx.token_page("thing-principals-v2")?;
+    let (rows, next) = cx
+        .core
+        .list_thing_principals(&cx.scope, name, filter, &page)
+        .await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "principal": r.principal,
+                "thingPrincipalType": principal_type_name(r.exclusive),
+            })
+        })
+        .collect();
+    Ok(with_token(json!({ "thingPrincipalObjects": items }), next))
 }
 
 pub(super) async fn list_principal_things(cx: &Call<'_>) -> Res<Value> {
     let principal = cx.required_header("x-amzn-principal", "principal")?;
     let page = cx.token_page("principal-things")?;
-    let (things, next) = cx
+    let (rows, next) = cx
         .core
-        .list_principal_things(&cx.scope, &principal_ref(principal, &cx.scope)?, &page)
+        .list_principal_things(
+            &cx.scope,
+            &principal_ref(principal, &cx.scope)?,
+            None,
+            &page,
+        )
         .await?;
+    let things: Vec<&str> = rows.iter().map(|r| r.thing_name.as_str()).collect();
     Ok(with_token(json!({ "things": things }), next))
+}
+
+pub(super) async fn list_principal_things_v2(cx: &Call<'_>) -> Res<Value> {
+    let principal = cx.required_header("x-amzn-principal", "principal")?;
+    let filter = thing_principal_type(cx)?;
+    let page = cx.token_page("principal-things-v2")?;
+    let (rows, next) = cx
+        .core
+        .list_principal_things(
+            &cx.scope,
+            &principal_ref(principal, &cx.scope)?,
+            filter,
+            &page,
+        )
+        .await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "thingName": r.thing_name,
+                "thingPrincipalType": principal_type_name(r.exclusive),
+            })
+        })
+        .collect();
+    Ok(with_token(json!({ "principalThingObjects": items }), next))
 }
