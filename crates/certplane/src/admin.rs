@@ -41,7 +41,17 @@ pub enum AdminCommand {
     /// Access keys for signed requests (outside --dev).
     AccessKey {
         #[command(subcommand)]
-        command: AccessKeyCommand,
+        command: crate::access_keys::AccessKeyCommand,
+    },
+    /// Users inside an account (IAM-style identities with their own keys and policies).
+    User {
+        #[command(subcommand)]
+        command: crate::users::UserCommand,
+    },
+    /// IAM-style policies of an account, attached to users.
+    Policy {
+        #[command(subcommand)]
+        command: crate::iam_policies::PolicyCommand,
     },
     /// ApsaraMQ for MQTT instances (OnsMqtt certificate APIs and the device gateway).
     MqttInstance {
@@ -119,27 +129,6 @@ pub enum PackageCommand {
     },
 }
 
-#[derive(Subcommand)]
-pub enum AccessKeyCommand {
-    Create {
-        #[arg(long)]
-        account: String,
-        /// Which cloud's key: it must match the account's (the default).
-        #[arg(long, value_enum)]
-        kind: Option<KeyKind>,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        dir: Location,
-    },
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyKind {
-    Aws,
-    Aliyun,
-}
-
 fn cert_json(c: &Certificate) -> serde_json::Value {
     json!({
         "id": c.id.as_str(),
@@ -183,6 +172,9 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::MqttInstance { command } => crate::mqtt_instances::run(command).await,
         AdminCommand::Billing { command } => crate::billing::run_billing(command).await,
         AdminCommand::OauthClient { command } => crate::billing::run_oauth_client(command).await,
+        AdminCommand::AccessKey { command } => crate::access_keys::run(command).await,
+        AdminCommand::User { command } => crate::users::run(command).await,
+        AdminCommand::Policy { command } => crate::iam_policies::run(command).await,
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {
@@ -267,46 +259,6 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
                 p.account, p.product_code, p.total_count, p.used_count, p.issued_count
             );
             Ok(())
-        }
-        AdminCommand::AccessKey {
-            command:
-                AccessKeyCommand::Create {
-                    account,
-                    kind,
-                    json,
-                    dir,
-                },
-        } => {
-            let core = bootstrap::open(&dir).await?.core;
-            if let Some(kind) = kind {
-                let acct = core
-                    .get_account(&account)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no account {account}; create it first"))?;
-                let want = match kind {
-                    KeyKind::Aws => CloudKind::Aws,
-                    KeyKind::Aliyun => CloudKind::Aliyun,
-                };
-                if acct.kind != want {
-                    return Err(format!("account {account} is not a {kind:?} account"));
-                }
-            }
-            let key = core
-                .create_access_key(&account)
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                print_json(&json!({
-                    "AccessKeyId": key.id,
-                    "SecretAccessKey": key.secret,
-                    "Account": key.account,
-                }))
-            } else {
-                println!("AccessKeyId:     {}", key.id);
-                println!("SecretAccessKey: {}", key.secret);
-                Ok(())
-            }
         }
     }
 }

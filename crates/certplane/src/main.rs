@@ -1,15 +1,18 @@
 //! The `certplane` binary: `serve` and the `admin` commands.
 
+mod access_keys;
 mod admin;
 mod billing;
 mod bootstrap;
 mod export;
 mod gateway;
+mod iam_policies;
 mod listener;
 mod mqtt_instances;
 mod revocation;
 mod server;
 mod tls;
+mod users;
 mod validation;
 
 use std::process::ExitCode;

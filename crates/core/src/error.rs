@@ -29,6 +29,8 @@ pub enum Resource {
     BillingProduct,
     BillingTransfer,
     OauthClient,
+    User,
+    IamPolicy,
 }
 
 impl Resource {
@@ -57,6 +59,8 @@ impl Resource {
             Resource::BillingProduct => "product",
             Resource::BillingTransfer => "transfer",
             Resource::OauthClient => "OAuth client",
+            Resource::User => "user",
+            Resource::IamPolicy => "IAM policy",
         }
     }
 }
@@ -108,6 +112,16 @@ pub enum DomainError {
     /// CA (ApsaraMQ answers it with its own code).
     #[error("{0}")]
     RegistrationCodeUsed(String),
+    /// The caller's policies do not allow the action on the resource (an IAM-style denial,
+    /// distinct from `NotPermitted`, which is about a party to a resource). `principal` is
+    /// the caller as its cloud names it in the message (an ARN, a user name).
+    #[error("{principal} is not authorized to perform {action} on resource {resource}")]
+    AccessDenied {
+        principal: String,
+        action: String,
+        resource: String,
+        explicit: bool,
+    },
     /// More than one registered CA could have signed the certificate.
     #[error("{0}")]
     AmbiguousIssuer(String),

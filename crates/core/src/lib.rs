@@ -13,6 +13,7 @@ pub mod clock;
 pub mod device_certificates;
 pub mod device_endpoints;
 pub mod error;
+pub mod iam;
 pub mod ids;
 pub mod mqtt_instances;
 pub mod oauth;
@@ -31,6 +32,7 @@ pub mod thing_types;
 pub mod things;
 pub mod transfers;
 pub mod user_certificates;
+pub mod users;
 
 pub use clock::Clock;
 pub use error::DomainError;

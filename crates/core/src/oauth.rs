@@ -72,6 +72,9 @@ pub struct OauthClient {
     pub salt: String,
     pub secret_hash: String,
     pub created_at: Millis,
+    /// A disabled client gets no tokens (Entra's disabled-application error).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 impl OauthClient {
@@ -121,6 +124,7 @@ impl OauthClient {
             salt: URL_SAFE_NO_PAD.encode(salt),
             secret_hash: URL_SAFE_NO_PAD.encode(Self::hash(&salt, &spec.client_secret)),
             created_at: now,
+            disabled: false,
         })
     }
 }
@@ -181,6 +185,9 @@ impl Core {
                 Some(cur) => {
                     let mut c = OauthClient::new(spec, self.now())?;
                     c.created_at = cur.value.created_at;
+                    // Re-importing a spec changes its secret or email, not whether the
+                    // operator disabled it.
+                    c.disabled = cur.value.disabled;
                     self.store().apply(vec![cur.update_to(&c)?]).await?;
                     Ok(Some(false))
                 }
@@ -205,6 +212,40 @@ impl Core {
         let c = OauthClient::new(&spec, self.now())?;
         self.store().apply(vec![store::insert(&c)?]).await?;
         Ok(spec)
+    }
+
+    /// Disables or enables (`Some`) or deletes (`None`) every OAuth client with this client id
+    /// (one per tenant that has it). False when there is none.
+    pub async fn set_oauth_client_state(
+        &self,
+        client_id: &str,
+        disabled: Option<bool>,
+    ) -> DomainResult<bool> {
+        self.with_retry(|| async {
+            let all = store::query::<OauthClient>(
+                self.store(),
+                &store::Filter::default(),
+                store::PageQuery::all(),
+            )
+            .await?;
+            let mut writes = Vec::new();
+            for c in all.iter().filter(|c| c.value.client_id == client_id) {
+                match disabled {
+                    Some(d) => {
+                        let mut next = c.value.clone();
+                        next.disabled = d;
+                        writes.push(c.update_to(&next)?);
+                    }
+                    None => writes.push(c.delete()),
+                }
+            }
+            if writes.is_empty() {
+                return Ok(false);
+            }
+            self.store().apply(writes).await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// The client if `secret` is its secret (`None` for an unknown client or a wrong secret).

@@ -42,10 +42,14 @@ pub enum Kind {
     BillingGroup,
     /// Per held CA: the last CRL number used, so numbers grow across restarts and nodes.
     CrlState,
+    /// A user inside an account (IAM-style identity), with the names of its policies.
+    User,
+    /// A customer-managed IAM-style policy document of an account.
+    IamPolicy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 26] = [
+    pub const ALL: [Kind; 28] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -72,6 +76,8 @@ impl Kind {
         Kind::ThingGroupMember,
         Kind::BillingGroup,
         Kind::CrlState,
+        Kind::User,
+        Kind::IamPolicy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +108,8 @@ impl Kind {
             Kind::ThingGroupMember => "thing_group_member",
             Kind::BillingGroup => "billing_group",
             Kind::CrlState => "crl_state",
+            Kind::User => "user",
+            Kind::IamPolicy => "iam_policy",
         }
     }
 
@@ -138,6 +146,8 @@ impl Kind {
             Kind::ThingGroup => Resource::ThingGroup,
             Kind::ThingGroupMember => Resource::Attachment,
             Kind::BillingGroup => Resource::BillingGroup,
+            Kind::User => Resource::User,
+            Kind::IamPolicy => Resource::IamPolicy,
         }
     }
 
@@ -151,7 +161,7 @@ impl Kind {
     }
 
     /// Kinds that `reset` (dev mode) keeps: the issuing CA, its CRL number (CRL numbers never
-    /// go back), the token signing key and the credentials.
+    /// go back), the token signing key and the credentials (users and their policies too).
     pub fn survives_reset(self) -> bool {
         matches!(
             self,
@@ -162,6 +172,8 @@ impl Kind {
                 | Kind::OauthClient
                 | Kind::SigningKey
                 | Kind::CrlState
+                | Kind::User
+                | Kind::IamPolicy
         )
     }
 }

@@ -77,13 +77,13 @@ impl Aliyun {
         }
     }
 
-    /// The uid that signed the request.
+    /// Who signed the request: the uid and the user inside it.
     async fn authenticate(
         &self,
         req: &Request,
         query: &[(String, String)],
         all: &[(String, String)],
-    ) -> Result<String, ApiError> {
+    ) -> Result<Principal, ApiError> {
         let claim =
             match signature::claim(req, all) {
                 None => return Err(RpcError::new(
@@ -96,11 +96,12 @@ impl Aliyun {
                 Some(c) => c.map_err(from_sig)?,
             };
         if self.dev {
-            return Ok(if is_uid(&claim.access_key_id) {
-                claim.access_key_id
+            let uid = if is_uid(&claim.access_key_id) {
+                claim.access_key_id.clone()
             } else {
                 DEFAULT_DEV_UID.to_string()
-            });
+            };
+            return Ok(Principal::dev(uid, Some(claim.access_key_id)));
         }
         let key = match self.core.access_key(&claim.access_key_id).await {
             Ok(Some(k)) if k.kind == CloudKind::Aliyun => k,
@@ -114,6 +115,14 @@ impl Aliyun {
             }
             Err(e) => return Err(from_domain(e).into()),
         };
+        if key.disabled {
+            return Err(RpcError::new(
+                400,
+                "InvalidAccessKeyId.Inactive",
+                "Specified access key is disabled.",
+            )
+            .into());
+        }
         let now = self.core.now();
         signature::verify(req, &claim, query, all, &key.secret, now).map_err(from_sig)?;
         // A timestamp may be up to the skew either side of now, so a nonce must be remembered
@@ -131,7 +140,24 @@ impl Aliyun {
             )
             .into());
         }
-        Ok(key.account)
+        let identity = match self.core.identity_of(&key).await.map_err(from_domain)? {
+            Some(i) => i,
+            // The key's user was deleted while the key was being read.
+            None => {
+                return Err(RpcError::new(
+                    404,
+                    "InvalidAccessKeyId.NotFound",
+                    "Specified access key is not found.",
+                )
+                .into())
+            }
+        };
+        Ok(Principal::verified(
+            key.account,
+            Some(key.id),
+            identity,
+            req.source_ip,
+        ))
     }
 
     async fn handle_inner(&self, req: &Request) -> Result<Value, ApiError> {
@@ -146,15 +172,12 @@ impl Aliyun {
             Some(v) => v.to_string(),
             None => p.required("Version")?.to_string(),
         };
-        let uid = self.authenticate(req, &query, &all).await?;
+        let principal = self.authenticate(req, &query, &all).await?;
+        let uid = principal.account.clone();
         match version.as_str() {
             CAS_VERSION => {
                 let Some(action) = cas::Action::parse(&action) else {
                     return Err(cas::unknown_action(&action));
-                };
-                let principal = Principal {
-                    account: uid.clone(),
-                    access_key_id: None,
                 };
                 authorize(&principal, &action.ram_action(), &format!("acs:cas:*:{uid}:*"))
                     .map_err(from_domain)?;
@@ -165,10 +188,6 @@ impl Aliyun {
                     return Err(onsmqtt::unknown_action(&action));
                 };
                 let instance = onsmqtt::instance_param(&p)?;
-                let principal = Principal {
-                    account: uid.clone(),
-                    access_key_id: None,
-                };
                 // The instance's region is not known before it is read; `*` as CAS does.
                 authorize(
                     &principal,

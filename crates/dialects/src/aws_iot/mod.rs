@@ -91,22 +91,22 @@ impl AwsIot {
                 }
             };
             return Ok((
-                Principal {
-                    account,
-                    access_key_id: Some(auth.access_key_id),
-                },
+                Principal::dev(account, Some(auth.access_key_id)),
                 auth.region,
             ));
         }
+        // An unknown key, a disabled one and one whose user is gone get the same answer: AWS
+        // answers an inactive key as an invalid token.
+        let invalid = || {
+            WireError::new(
+                403,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        };
         let key = match self.core.access_key(&auth.access_key_id).await {
-            Ok(Some(k)) if k.kind == certplane_core::accounts::CloudKind::Aws => k,
-            Ok(_) => {
-                return Err(WireError::new(
-                    403,
-                    "UnrecognizedClientException",
-                    "The security token included in the request is invalid.",
-                ))
-            }
+            Ok(Some(k)) if k.kind == certplane_core::accounts::CloudKind::Aws && !k.disabled => k,
+            Ok(_) => return Err(invalid()),
             Err(e) => {
                 return Err(from_domain(
                     &e,
@@ -125,11 +125,19 @@ impl AwsIot {
                  Check your AWS Secret Access Key and signing method.",
             ),
         })?;
+        let identity = match self.core.identity_of(&key).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Err(invalid()),
+            Err(e) => {
+                return Err(from_domain(
+                    &e,
+                    Endpoint::DescribeCertificate,
+                    &Scope::new("", &auth.region),
+                ))
+            }
+        };
         Ok((
-            Principal {
-                account: key.account,
-                access_key_id: Some(key.id),
-            },
+            Principal::verified(key.account, Some(key.id), identity, req.source_ip),
             auth.region,
         ))
     }
@@ -167,10 +175,7 @@ impl AwsIot {
             return Err(WireError::new(400, "NotImplementedException", what));
         };
         let scope = Scope::new(principal.account.clone(), region);
-        let resource = match &label {
-            Some(l) => format!("arn:aws:iot:{}:{}:{}", scope.region, scope.account, l),
-            None => format!("arn:aws:iot:{}:{}:*", scope.region, scope.account),
-        };
+        let resource = endpoint.resource_arn(&scope.region, &scope.account, label.as_deref());
         authorize(&principal, endpoint.action(), &resource)
             .map_err(|e| from_domain(&e, endpoint, &scope))?;
         let query = req.query_pairs().map_err(WireError::invalid)?;

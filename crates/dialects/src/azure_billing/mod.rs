@@ -337,10 +337,14 @@ impl AzureBilling {
             .map_err(|m| ArmError::bad_request("InvalidResourceName", m))?;
         let op = route(req.method.as_str(), segs.get(2..).unwrap_or(&[]), version)?;
         let (action, resource) = op.action();
-        let principal = Principal {
-            account: caller.clone(),
-            access_key_id: None,
-        };
+        // Azure's callers are OAuth clients, which have no users or policies yet (issue 13):
+        // a verified token acts as its account's root user.
+        let principal = Principal::verified(
+            caller.clone(),
+            None,
+            certplane_core::authz::Identity::Root,
+            req.source_ip,
+        );
         let side = op.side();
         authorize(&principal, &action, &resource).map_err(|e| from_domain(e, side))?;
         let skiptoken = query

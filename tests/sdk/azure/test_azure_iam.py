@@ -1,0 +1,39 @@
+"""Azure credentials are OAuth clients: `admin access-key disable|enable|delete --id CLIENT_ID`
+turns them off the way Entra refuses a disabled application (AADSTS7000112), with the real
+azure-identity ClientSecretCredential. (Policies for Azure callers are not built yet:
+COMPATIBILITY.md, "Identity and access".)"""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientSecretCredential
+
+from azure_harness import ALICE
+
+SCOPE = "https://management.azure.com/.default"
+
+
+def credential(srv, out):
+    return ClientSecretCredential(out["tenant"], out["clientId"], out["clientSecret"],
+                                  authority=srv.url, disable_instance_discovery=True)
+
+
+def test_disabled_client_gets_no_token_until_enabled(srv):
+    out = srv.admin_json("oauth-client", "create", "--tenant", "iam-tenant", "--email", ALICE, "--json")
+    assert credential(srv, out).get_token(SCOPE).token
+    srv.admin("access-key", "disable", "--id", out["clientId"])
+    with pytest.raises(ClientAuthenticationError) as ei:
+        credential(srv, out).get_token(SCOPE)
+    assert "AADSTS7000112" in str(ei.value) and "disabled" in str(ei.value)
+    srv.admin("access-key", "enable", "--id", out["clientId"])
+    assert credential(srv, out).get_token(SCOPE).token
+    srv.admin("access-key", "delete", "--id", out["clientId"])
+    with pytest.raises(ClientAuthenticationError) as ei:
+        credential(srv, out).get_token(SCOPE)
+    assert "AADSTS7000112" not in str(ei.value)
+
+
+def test_unknown_id_is_an_error(srv):
+    res = srv.admin("access-key", "disable", "--id", "no-such-key-or-client", expect_ok=False)
+    assert res.returncode != 0 and "no-such-key-or-client" in res.stderr
