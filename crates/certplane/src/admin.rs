@@ -53,6 +53,8 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: crate::iam_policies::PolicyCommand,
     },
+    /// The audit trail: API changes, denials and failed changes, oldest first.
+    Audit(crate::audit::AuditArgs),
     /// ApsaraMQ for MQTT instances (OnsMqtt certificate APIs and the device gateway).
     MqttInstance {
         #[command(subcommand)]
@@ -175,6 +177,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::AccessKey { command } => crate::access_keys::run(command).await,
         AdminCommand::User { command } => crate::users::run(command).await,
         AdminCommand::Policy { command } => crate::iam_policies::run(command).await,
+        AdminCommand::Audit(args) => crate::audit::run(args).await,
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {

@@ -2,6 +2,7 @@
 
 mod access_keys;
 mod admin;
+mod audit;
 mod billing;
 mod bootstrap;
 mod export;

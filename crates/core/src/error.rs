@@ -31,6 +31,7 @@ pub enum Resource {
     OauthClient,
     User,
     IamPolicy,
+    AuditEvent,
 }
 
 impl Resource {
@@ -61,6 +62,7 @@ impl Resource {
             Resource::OauthClient => "OAuth client",
             Resource::User => "user",
             Resource::IamPolicy => "IAM policy",
+            Resource::AuditEvent => "audit record",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the clock, and the `Store` trait. No sockets, no SQL, no wire formats live here.
 
 pub mod accounts;
+pub mod audit;
 pub mod authz;
 pub mod billing;
 pub mod billing_groups;

@@ -46,7 +46,8 @@ const RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
 impl Core {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, issuer: Arc<IssuingCa>) -> Self {
         Core {
-            store,
+            // Every call's changes carry its audit row in their own transaction.
+            store: crate::audit::AuditedStore::wrap(store),
             clock,
             issuer,
             validator: Arc::new(NeverValid),

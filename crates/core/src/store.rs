@@ -46,10 +46,12 @@ pub enum Kind {
     User,
     /// A customer-managed IAM-style policy document of an account.
     IamPolicy,
+    /// One row of the audit trail (crate::audit).
+    AuditEvent,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 28] = [
+    pub const ALL: [Kind; 29] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -78,6 +80,7 @@ impl Kind {
         Kind::CrlState,
         Kind::User,
         Kind::IamPolicy,
+        Kind::AuditEvent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -110,6 +113,7 @@ impl Kind {
             Kind::CrlState => "crl_state",
             Kind::User => "user",
             Kind::IamPolicy => "iam_policy",
+            Kind::AuditEvent => "audit_event",
         }
     }
 
@@ -148,6 +152,7 @@ impl Kind {
             Kind::BillingGroup => Resource::BillingGroup,
             Kind::User => Resource::User,
             Kind::IamPolicy => Resource::IamPolicy,
+            Kind::AuditEvent => Resource::AuditEvent,
         }
     }
 
@@ -161,7 +166,8 @@ impl Kind {
     }
 
     /// Kinds that `reset` (dev mode) keeps: the issuing CA, its CRL number (CRL numbers never
-    /// go back), the token signing key and the credentials (users and their policies too).
+    /// go back), the token signing key, the credentials (users and their policies too) and the
+    /// audit trail (no API changes it, reset included).
     pub fn survives_reset(self) -> bool {
         matches!(
             self,
@@ -174,6 +180,7 @@ impl Kind {
                 | Kind::CrlState
                 | Kind::User
                 | Kind::IamPolicy
+                | Kind::AuditEvent
         )
     }
 }

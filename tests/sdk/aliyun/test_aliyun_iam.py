@@ -113,3 +113,21 @@ def test_disabled_key_is_inactive(srv, tmp_path):
     srv.admin("access-key", "delete", "--id", akid)
     with expect_error("InvalidAccessKeyId.NotFound", 404):
         package_state(c)
+
+
+def test_audit_rows(srv, tmp_path):
+    c = user_with(srv, tmp_path, stmt("yundun-cert:DescribePackageState"))
+    with expect_error("NoPermission", 403):
+        create_order(c, "www.iam-audit.com")
+    out = srv.admin("audit", "--json", "--account", UID, "--action",
+                    "yundun-cert:CreateCertificateForPackageRequest").stdout
+    rows = [json.loads(x) for x in out.splitlines() if x.strip()]
+    assert rows and rows[-1]["outcome"] == "denied" and rows[-1]["errorCode"] == "NoPermission"
+    assert rows[-1]["dialect"] == "aliyun-cas" and rows[-1]["resource"] == f"acs:cas:*:{UID}:*"
+    root = cas_client(srv, *srv.root_key)
+    order = create_order(root, "www.iam-audit-ok.com")
+    out = srv.admin("audit", "--json", "--account", UID, "--action",
+                    "yundun-cert:CreateCertificateForPackageRequest").stdout
+    rows = [json.loads(x) for x in out.splitlines() if x.strip()]
+    assert rows[-1]["outcome"] == "allowed" and rows[-1]["user"] is None, rows[-1]
+    assert order > 0

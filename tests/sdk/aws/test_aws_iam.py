@@ -233,3 +233,54 @@ def test_admin_commands_validate(srv, tmp_path):
     # A user of one account is unknown in another.
     res = srv.admin("policy", "attach", "--account", OTHER, "--name", "shown", "--user", name, expect_ok=False)
     assert res.returncode != 0
+
+
+def audit_rows(srv, *args):
+    out = srv.admin("audit", "--json", *args).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_audit_rows_for_changes_and_denials(srv, tmp_path):
+    cid = root(srv).create_keys_and_certificate(setAsActive=False)["certificateId"]
+    name, c = user_with(srv, tmp_path, allow(["iot:DescribeCertificate", "iot:UpdateCertificate"]),
+                        allow("iot:DeleteCertificate", effect="Deny"))
+    rid = c.update_certificate(certificateId=cid, newStatus="ACTIVE")["ResponseMetadata"]["RequestId"]
+    c.describe_certificate(certificateId=cid)
+    with expect_error(c, "UnauthorizedException", 401):
+        c.delete_certificate(certificateId=cid)
+    with expect_error(c, "UnauthorizedException", 401):
+        c.list_things()
+    # A mutating call that fails (a missing certificate) is recorded as an error, with the code.
+    with expect_error(c, "ResourceNotFoundException"):
+        c.update_certificate(certificateId="ab" * 32, newStatus="INACTIVE")
+
+    rows = audit_rows(srv, "--account", ACCOUNT, "--principal", name)
+    by_action = {}
+    for r in rows:
+        by_action.setdefault(r["action"], []).append(r)
+    arn = cert_arn(cid, ACCOUNT)
+    [update_ok, update_err] = by_action["iot:UpdateCertificate"]
+    assert update_ok["requestId"] == rid and update_ok["outcome"] == "allowed"
+    assert update_ok["resource"] == arn and update_ok["errorCode"] is None
+    assert update_ok["user"] == name and update_ok["accessKeyId"].startswith("AKIA")
+    assert update_ok["sourceIp"] in ("127.0.0.1", "::1") and update_ok["dialect"] == "aws-iot"
+    assert update_err["outcome"] == "error" and update_err["errorCode"] == "ResourceNotFoundException"
+    [denied] = by_action["iot:DeleteCertificate"]
+    assert denied["outcome"] == "denied" and denied["errorCode"] == "UnauthorizedException"
+    assert denied["resource"] == arn
+    # Denied reads are recorded; allowed reads are not.
+    assert [r["outcome"] for r in by_action["iot:ListThings"]] == ["denied"]
+    assert "iot:DescribeCertificate" not in by_action
+    # Filters.
+    assert [r["requestId"] for r in audit_rows(srv, "--resource", arn, "--action", "iot:UpdateCertificate")] == [rid]
+    assert audit_rows(srv, "--principal", name, "--since", "2999-01-01T00:00:00Z") == []
+    res = srv.admin("audit", "--since", "yesterday", expect_ok=False)
+    assert res.returncode != 0 and "RFC 3339" in res.stderr
+
+
+def test_audit_rows_of_root_changes(srv):
+    r = root(srv)
+    resp = r.create_keys_and_certificate(setAsActive=True)
+    rows = [x for x in audit_rows(srv, "--account", ACCOUNT, "--action", "iot:CreateKeysAndCertificate")
+            if x["requestId"] == resp["ResponseMetadata"]["RequestId"]]
+    assert len(rows) == 1 and rows[0]["user"] is None and rows[0]["outcome"] == "allowed"

@@ -37,3 +37,19 @@ def test_disabled_client_gets_no_token_until_enabled(srv):
 def test_unknown_id_is_an_error(srv):
     res = srv.admin("access-key", "disable", "--id", "no-such-key-or-client", expect_ok=False)
     assert res.returncode != 0 and "no-such-key-or-client" in res.stderr
+
+
+def test_changes_leave_audit_rows(srv):
+    import json
+
+    from azure.mgmt.billing.models import PartnerInitiateTransferRequest
+
+    from azure_harness import BOB, CUSTOMER, MPA_ACCOUNT, MPA_PROFILE, dev_client, new_name
+
+    name = new_name()
+    dev_client(srv, ALICE).partner_transfers.initiate(
+        MPA_ACCOUNT, MPA_PROFILE, CUSTOMER, name, PartnerInitiateTransferRequest(recipient_email_id=BOB))
+    out = srv.admin("audit", "--json", "--account", ALICE).stdout
+    rows = [json.loads(x) for x in out.splitlines() if x.strip()]
+    mine = [r for r in rows if r["dialect"] == "azure-billing" and r["action"].endswith("/transfers/write")]
+    assert mine and mine[-1]["outcome"] == "allowed" and CUSTOMER in mine[-1]["resource"], rows[-3:]

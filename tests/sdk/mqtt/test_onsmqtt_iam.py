@@ -117,3 +117,14 @@ def test_disabled_key_is_inactive(srv):
     srv.admin("access-key", "disable", "--id", akid)
     with expect_error("InvalidAccessKeyId.Inactive", 400):
         all_cas(c)
+
+
+def test_audit_rows_use_ram_names(srv, tmp_path):
+    c = user_with(srv, tmp_path, None)
+    with expect_error("PermissionCheckFailed", 403):
+        inactivate_ca(c, "0" * 16)
+    out = srv.admin("audit", "--json", "--account", UID, "--action", "mq:UnregisterCaCertificate").stdout
+    rows = [json.loads(x) for x in out.splitlines() if x.strip()]
+    denied = [r for r in rows if r["outcome"] == "denied"]
+    assert denied and denied[-1]["errorCode"] == "PermissionCheckFailed"
+    assert denied[-1]["resource"] == f"acs:mq:*:{UID}:{INSTANCE_A}"

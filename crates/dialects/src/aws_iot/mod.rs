@@ -18,6 +18,7 @@ mod thing_types;
 mod things;
 mod transfers;
 
+use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::{Core, Scope};
 use serde_json::Value;
@@ -144,7 +145,7 @@ impl AwsIot {
 
     pub async fn handle(&self, req: Request) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();
-        match self.handle_inner(&req).await {
+        match self.handle_inner(&req, &request_id).await {
             Ok(Value::Null) => Response {
                 status: 200,
                 headers: vec![("x-amzn-requestid", request_id)],
@@ -155,7 +156,7 @@ impl AwsIot {
         }
     }
 
-    async fn handle_inner(&self, req: &Request) -> Result<Value, WireError> {
+    async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Value, WireError> {
         let (principal, region) = self.authenticate(req).await?;
         let segs = req.segments().map_err(WireError::invalid)?;
         let method = req.method.as_str();
@@ -176,14 +177,38 @@ impl AwsIot {
         };
         let scope = Scope::new(principal.account.clone(), region);
         let resource = endpoint.resource_arn(&scope.region, &scope.account, label.as_deref());
-        authorize(&principal, endpoint.action(), &resource)
-            .map_err(|e| from_domain(&e, endpoint, &scope))?;
-        let query = req.query_pairs().map_err(WireError::invalid)?;
-        let call = Call::new(&self.core, scope.clone(), label, sub, query, req)
-            .map_err(|e| from_domain(&e, endpoint, &scope))?;
-        dispatch(endpoint, &call, &self.device_domain)
+        let action = endpoint.action();
+        let event = AuditEvent::for_call(
+            &principal,
+            request_id,
+            "aws-iot",
+            action,
+            &resource,
+            self.core.now(),
+        );
+        if let Err(e) = authorize(&principal, action, &resource) {
+            let w = from_domain(&e, endpoint, &scope);
+            crate::audit_outcome(&self.core, &event, Outcome::Denied, w.code).await;
+            return Err(w);
+        }
+        let result = async {
+            let query = req.query_pairs().map_err(WireError::invalid)?;
+            let call = Call::new(&self.core, scope.clone(), label, sub, query, req)
+                .map_err(|e| from_domain(&e, endpoint, &scope))?;
+            audit::in_call(
+                event.clone(),
+                dispatch(endpoint, &call, &self.device_domain),
+            )
             .await
             .map_err(|e| from_domain(&e, endpoint, &scope))
+        }
+        .await;
+        if let Err(w) = &result {
+            if audit::is_mutating(action) {
+                crate::audit_outcome(&self.core, &event, Outcome::Error, w.code).await;
+            }
+        }
+        result
     }
 }
 

@@ -13,6 +13,7 @@ mod transfers;
 
 use std::sync::Arc;
 
+use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::billing::{BillingScope, SectionKind};
 use certplane_core::Core;
@@ -281,11 +282,12 @@ impl AzureBilling {
             .header("x-ms-correlation-request-id")
             .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
             .map(str::to_string);
-        let r = match self.handle_inner(&req).await {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let r = match self.handle_inner(&req, &request_id).await {
             Ok(r) => r,
             Err(e) => e.render(),
         };
-        with_ids(r, correlation)
+        with_request_id(r, request_id, correlation)
     }
 
     fn authenticate(&self, req: &Request) -> Result<String, ArmError> {
@@ -326,7 +328,7 @@ impl AzureBilling {
         }
     }
 
-    async fn handle_inner(&self, req: &Request) -> Result<Response, ArmError> {
+    async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Response, ArmError> {
         let query = req
             .query_pairs()
             .map_err(|m| ArmError::bad_request("InvalidQueryParameter", m))?;
@@ -346,28 +348,52 @@ impl AzureBilling {
             req.source_ip,
         );
         let side = op.side();
-        authorize(&principal, &action, &resource).map_err(|e| from_domain(e, side))?;
+        let event = AuditEvent::for_call(
+            &principal,
+            request_id,
+            "azure-billing",
+            &action,
+            &resource,
+            self.core.now(),
+        );
+        if let Err(e) = authorize(&principal, &action, &resource) {
+            let e = from_domain(e, side);
+            crate::audit_outcome(&self.core, &event, Outcome::Denied, &e.code).await;
+            return Err(e);
+        }
         let skiptoken = query
             .iter()
             .find(|(k, _)| eq(k, "$skiptoken"))
             .map(|(_, v)| v.clone());
-        let request_id = req.header("x-ms-client-request-id").map(str::to_string);
-        transfers::dispatch(
-            &self.core,
-            &caller,
-            op,
-            version,
-            &req.body,
-            skiptoken.as_deref(),
-            request_id.as_deref(),
+        let client_request_id = req.header("x-ms-client-request-id").map(str::to_string);
+        let result = audit::in_call(
+            event.clone(),
+            transfers::dispatch(
+                &self.core,
+                &caller,
+                op,
+                version,
+                &req.body,
+                skiptoken.as_deref(),
+                client_request_id.as_deref(),
+            ),
         )
-        .await
+        .await;
+        if let Err(e) = &result {
+            if audit::is_mutating(&action) {
+                crate::audit_outcome(&self.core, &event, Outcome::Error, &e.code).await;
+            }
+        }
+        result
     }
 }
 
 /// Every ARM answer names the request (`x-ms-request-id`) and its correlation id.
 fn with_ids(r: Response, correlation: Option<String>) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
+    with_request_id(r, uuid::Uuid::new_v4().to_string(), correlation)
+}
+
+fn with_request_id(r: Response, id: String, correlation: Option<String>) -> Response {
     let corr = correlation.unwrap_or_else(|| id.clone());
     r.with_header("x-ms-request-id", id)
         .with_header("x-ms-correlation-request-id", corr)
