@@ -284,3 +284,28 @@ def test_audit_rows_of_root_changes(srv):
     rows = [x for x in audit_rows(srv, "--account", ACCOUNT, "--action", "iot:CreateKeysAndCertificate")
             if x["requestId"] == resp["ResponseMetadata"]["RequestId"]]
     assert len(rows) == 1 and rows[0]["user"] is None and rows[0]["outcome"] == "allowed"
+
+
+def test_export_import_carries_users_policies_keys_and_audit(srv, binary, tmp_path):
+    cid = root(srv).create_keys_and_certificate(setAsActive=False)["certificateId"]
+    name, _ = user_with(srv, tmp_path, allow("iot:DescribeCertificate"))
+    key = make_key(srv, ACCOUNT, name)
+    c = client_for(srv, key)
+    with expect_error(c, "UnauthorizedException", 401):
+        c.update_certificate(certificateId=cid, newStatus="ACTIVE")
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text(srv.admin("export").stdout)
+    copy = CertplaneServer(binary, tmp_path / "copy" / "data", dev=False)
+    copy.data_dir.mkdir(parents=True, exist_ok=True)
+    copy.admin("import", str(dump))
+    copy.start()
+    try:
+        moved = client_for(copy, key)
+        assert moved.describe_certificate(certificateId=cid)["certificateDescription"]["certificateId"] == cid
+        with expect_error(moved, "UnauthorizedException", 401):
+            moved.update_certificate(certificateId=cid, newStatus="ACTIVE")
+        denied = [r for r in audit_rows(copy, "--principal", name) if r["action"] == "iot:UpdateCertificate"]
+        # The row made before the export, and the one the copy made.
+        assert [r["outcome"] for r in denied] == ["denied", "denied"]
+    finally:
+        copy.stop()
