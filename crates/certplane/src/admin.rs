@@ -93,16 +93,19 @@ pub enum CertCommand {
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
-    /// Makes an account: an AWS account (12 digits) or an Alibaba Cloud uid (16 digits).
+    /// Makes an account: an AWS account (12 digits), an Alibaba Cloud uid (16 digits) or an
+    /// Entra tenant (whose users hold OAuth clients).
     Create {
         #[arg(
             long,
-            required_unless_present = "aliyun_uid",
-            conflicts_with = "aliyun_uid"
+            required_unless_present_any = ["aliyun_uid", "azure_tenant"],
+            conflicts_with_all = ["aliyun_uid", "azure_tenant"]
         )]
         aws_account_id: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "azure_tenant")]
         aliyun_uid: Option<String>,
+        #[arg(long)]
+        azure_tenant: Option<String>,
         #[command(flatten)]
         dir: Location,
     },
@@ -217,21 +220,31 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
                 AccountCommand::Create {
                     aws_account_id,
                     aliyun_uid,
+                    azure_tenant,
                     dir,
                 },
         } => {
-            let (id, kind) = match (aws_account_id, aliyun_uid) {
-                (Some(a), None) => (
+            let (id, kind) = match (aws_account_id, aliyun_uid, azure_tenant) {
+                (Some(a), None, None) => (
                     parse_aws_account(&a).map_err(|e| e.to_string())?,
                     CloudKind::Aws,
                 ),
-                (None, Some(u)) if u.len() == 16 && u.bytes().all(|b| b.is_ascii_digit()) => {
+                (None, Some(u), None) if u.len() == 16 && u.bytes().all(|b| b.is_ascii_digit()) => {
                     (u, CloudKind::Aliyun)
                 }
-                (None, Some(u)) => {
+                (None, Some(u), None) => {
                     return Err(format!("an Alibaba Cloud uid is 16 digits, got {u:?}"))
                 }
-                _ => return Err("give exactly one of --aws-account-id and --aliyun-uid".into()),
+                (None, None, Some(t)) if certplane_core::oauth::valid_oauth_name(&t) => {
+                    (t, CloudKind::Azure)
+                }
+                (None, None, Some(t)) => return Err(format!("{t:?} is not a tenant name")),
+                _ => {
+                    return Err(
+                        "give exactly one of --aws-account-id, --aliyun-uid and --azure-tenant"
+                            .into(),
+                    )
+                }
             };
             let core = bootstrap::open(&dir).await?.core;
             core.create_account(&id, kind)

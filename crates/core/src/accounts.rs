@@ -13,6 +13,8 @@ use crate::store::{self, Document, Kind};
 pub enum CloudKind {
     Aws,
     Aliyun,
+    /// An Entra tenant: its callers are OAuth clients, which may belong to users.
+    Azure,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +141,12 @@ impl Core {
                 format!("LTAI{}", random_text(20, &SECRET[..62])?),
                 random_text(30, &SECRET[..62])?,
             ),
+            CloudKind::Azure => {
+                return Err(DomainError::invalid(format!(
+                    "{account} is an Azure tenant: its callers are OAuth clients (admin \
+                     oauth-client create --tenant {account} --email E --user NAME)"
+                )))
+            }
         };
         let key = AccessKey {
             id,

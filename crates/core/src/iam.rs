@@ -288,11 +288,16 @@ fn validate_action(a: &str) -> DomainResult<()> {
     if a == "*" {
         return Ok(());
     }
-    match a.split_once(':') {
-        Some((service, name)) if !service.is_empty() && !name.is_empty() => Ok(()),
-        _ => Err(malformed(format!(
-            "the action {a:?} is not \"*\" or service:Action (iot:DescribeCertificate)"
-        ))),
+    let colon = matches!(a.split_once(':'), Some((service, name)) if !service.is_empty() && !name.is_empty());
+    // ARM's operations are `Provider.Namespace/resource/verb` (Microsoft.Billing/transfers/read).
+    let arm = matches!(a.split_once('/'), Some((ns, rest)) if ns.contains('.') && !rest.is_empty());
+    if (colon || arm) && !a.chars().any(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(malformed(format!(
+            "the action {a:?} is not \"*\", service:Action (iot:DescribeCertificate) or an ARM \
+             operation (Microsoft.Billing/transfers/read)"
+        )))
     }
 }
 

@@ -196,6 +196,19 @@ fn evaluation_table() {
             CERT,
             Allow,
         ),
+        // ARM operation names, with wildcards.
+        (
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"Microsoft.Billing/*/read","Resource":"/providers/Microsoft.Billing/*"}}"#,
+            "Microsoft.Billing/transfers/read",
+            "/providers/Microsoft.Billing/transfers/t1",
+            Allow,
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"Microsoft.Billing/*/read","Resource":"*"}}"#,
+            "Microsoft.Billing/transfers/accept/action",
+            "/providers/Microsoft.Billing/transfers/t1",
+            ImplicitDeny,
+        ),
         // Other clouds' names.
         (
             r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":["yundun-cert:Describe*","mq:UnregisterDeviceCertificate"],"Resource":"acs:mq:*:1234567890123456:*"}]}"#,
@@ -259,6 +272,10 @@ fn invalid_documents_are_refused_with_a_reason() {
         (
             r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"DescribeCertificate","Resource":"*"}}"#,
             "service:Action",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"Billing/transfers","Resource":"*"}}"#,
+            "ARM operation",
         ),
         (
             r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":[],"Resource":"*"}}"#,

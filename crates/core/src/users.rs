@@ -94,6 +94,9 @@ pub fn user_arn(kind: CloudKind, account: &str, name: &str) -> String {
     match kind {
         CloudKind::Aws => format!("arn:aws:iam::{account}:user/{name}"),
         CloudKind::Aliyun => format!("acs:ram::{account}:user/{name}"),
+        // ARM names a caller by its object id, which is the OAuth client's id (the caller
+        // passes that instead); the user name is the best this can say.
+        CloudKind::Azure => name.to_string(),
     }
 }
 
@@ -180,6 +183,18 @@ impl Core {
             for k in self.stored_keys(account).await? {
                 if k.value.user.as_deref() == Some(name) {
                     writes.push(k.delete());
+                }
+            }
+            // An Azure tenant's users hold OAuth clients instead of keys.
+            for c in store::query::<crate::oauth::OauthClient>(
+                self.store(),
+                &by_account(account),
+                PageQuery::all(),
+            )
+            .await?
+            {
+                if c.value.user.as_deref() == Some(name) {
+                    writes.push(c.delete());
                 }
             }
             self.store().apply(writes).await
@@ -280,7 +295,18 @@ impl Core {
         let Some(name) = &key.user else {
             return Ok(Some(Identity::Root));
         };
-        let Some(user) = self.get_user(&key.account, name).await? else {
+        self.user_identity(&key.account, name, user_arn(key.kind, &key.account, name))
+            .await
+    }
+
+    /// A user with its policies parsed, named `arn` in denials; `None` when it does not exist.
+    pub async fn user_identity(
+        &self,
+        account: &str,
+        name: &str,
+        arn: String,
+    ) -> DomainResult<Option<Identity>> {
+        let Some(user) = self.get_user(account, name).await? else {
             return Ok(None);
         };
         let mut documents = Vec::with_capacity(user.policies.len());
@@ -288,13 +314,13 @@ impl Core {
             // A policy attached and then deleted would simply grant nothing; none can be
             // deleted today, but a missing one must not fail the caller's request.
             if let Some(stored) =
-                store::get::<IamPolicy>(self.store(), &User::key_for(&key.account, p)).await?
+                store::get::<IamPolicy>(self.store(), &User::key_for(account, p)).await?
             {
                 documents.push(PolicyDocument::parse(&stored.value.document)?);
             }
         }
         Ok(Some(Identity::User {
-            arn: user_arn(key.kind, &key.account, name),
+            arn,
             name: user.name,
             policies: Arc::new(documents),
         }))

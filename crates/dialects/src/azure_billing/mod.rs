@@ -20,7 +20,7 @@ use certplane_core::Core;
 
 use crate::wire::{Request, Response};
 use error::{from_domain, ArmError, Side};
-use token::{TokenError, TokenKeys};
+use token::{Caller, TokenError, TokenKeys};
 
 pub const API_2024: &str = "2024-04-01";
 pub const API_2019: &str = "2019-10-01-preview";
@@ -290,7 +290,7 @@ impl AzureBilling {
         with_request_id(r, request_id, correlation)
     }
 
-    fn authenticate(&self, req: &Request) -> Result<String, ArmError> {
+    fn authenticate(&self, req: &Request) -> Result<Caller, ArmError> {
         let Some(h) = req.header("authorization") else {
             return Err(ArmError::unauthenticated(
                 "AuthenticationFailed",
@@ -316,7 +316,7 @@ impl AzureBilling {
             ));
         };
         match keys.verify(token, self.core.now(), self.dev) {
-            Ok(c) => Ok(c.email),
+            Ok(c) => Ok(c),
             Err(TokenError::Expired) => Err(ArmError::unauthenticated(
                 "ExpiredAuthenticationToken",
                 "The access token expiry UTC time is earlier than current UTC time.",
@@ -328,25 +328,47 @@ impl AzureBilling {
         }
     }
 
+    /// Who the token's holder is. Outside `--dev` the token's OAuth client decides: the
+    /// tenant's root identity, or its user with the user's policies; a token whose client (or
+    /// user) is gone is refused, as what it may do is no longer known.
+    async fn principal(&self, token: &Caller, req: &Request) -> Result<Principal, ArmError> {
+        if self.dev {
+            return Ok(Principal::dev(token.email.clone(), token.client_id.clone()));
+        }
+        let gone = || {
+            ArmError::unauthenticated(
+                "InvalidAuthenticationToken",
+                "The access token is invalid. Its client no longer exists.",
+            )
+        };
+        let (Some(tenant), Some(client_id)) = (&token.tenant, &token.client_id) else {
+            return Err(gone());
+        };
+        match self.core.oauth_identity(tenant, client_id).await {
+            Ok(Some(identity)) => Ok(Principal::verified(
+                token.email.clone(),
+                Some(client_id.clone()),
+                identity,
+                req.source_ip,
+            )),
+            Ok(None) => Err(gone()),
+            Err(e) => Err(from_domain(e, Side::Initiator)),
+        }
+    }
+
     async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Response, ArmError> {
         let query = req
             .query_pairs()
             .map_err(|m| ArmError::bad_request("InvalidQueryParameter", m))?;
         let version = api_version(&query)?;
-        let caller = self.authenticate(req)?;
+        let token = self.authenticate(req)?;
+        let principal = self.principal(&token, req).await?;
+        let caller = token.email;
         let segs = req
             .segments()
             .map_err(|m| ArmError::bad_request("InvalidResourceName", m))?;
         let op = route(req.method.as_str(), segs.get(2..).unwrap_or(&[]), version)?;
         let (action, resource) = op.action();
-        // Azure's callers are OAuth clients, which have no users or policies yet (issue 13):
-        // a verified token acts as its account's root user.
-        let principal = Principal::verified(
-            caller.clone(),
-            None,
-            certplane_core::authz::Identity::Root,
-            req.source_ip,
-        );
         let side = op.side();
         let event = AuditEvent::for_call(
             &principal,
