@@ -41,8 +41,20 @@ pub enum AdminCommand {
     /// Access keys for signed requests (outside --dev).
     AccessKey {
         #[command(subcommand)]
-        command: AccessKeyCommand,
+        command: crate::access_keys::AccessKeyCommand,
     },
+    /// Users inside an account (IAM-style identities with their own keys and policies).
+    User {
+        #[command(subcommand)]
+        command: crate::users::UserCommand,
+    },
+    /// IAM-style policies of an account, attached to users.
+    Policy {
+        #[command(subcommand)]
+        command: crate::iam_policies::PolicyCommand,
+    },
+    /// The audit trail: API changes, denials and failed changes, oldest first.
+    Audit(crate::audit::AuditArgs),
     /// ApsaraMQ for MQTT instances (OnsMqtt certificate APIs and the device gateway).
     MqttInstance {
         #[command(subcommand)]
@@ -86,16 +98,19 @@ pub enum CertCommand {
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
-    /// Makes an account: an AWS account (12 digits) or an Alibaba Cloud uid (16 digits).
+    /// Makes an account: an AWS account (12 digits), an Alibaba Cloud uid (16 digits) or an
+    /// Entra tenant (whose users hold OAuth clients).
     Create {
         #[arg(
             long,
-            required_unless_present = "aliyun_uid",
-            conflicts_with = "aliyun_uid"
+            required_unless_present_any = ["aliyun_uid", "azure_tenant"],
+            conflicts_with_all = ["aliyun_uid", "azure_tenant"]
         )]
         aws_account_id: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "azure_tenant")]
         aliyun_uid: Option<String>,
+        #[arg(long)]
+        azure_tenant: Option<String>,
         #[command(flatten)]
         dir: Location,
     },
@@ -122,27 +137,6 @@ pub enum PackageCommand {
         #[command(flatten)]
         dir: Location,
     },
-}
-
-#[derive(Subcommand)]
-pub enum AccessKeyCommand {
-    Create {
-        #[arg(long)]
-        account: String,
-        /// Which cloud's key: it must match the account's (the default).
-        #[arg(long, value_enum)]
-        kind: Option<KeyKind>,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        dir: Location,
-    },
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyKind {
-    Aws,
-    Aliyun,
 }
 
 fn cert_json(c: &Certificate) -> serde_json::Value {
@@ -189,6 +183,10 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
         AdminCommand::Billing { command } => crate::billing::run_billing(command).await,
         AdminCommand::OauthClient { command } => crate::billing::run_oauth_client(command).await,
         AdminCommand::Ca { command } => crate::ca_admin::run(command).await,
+        AdminCommand::AccessKey { command } => crate::access_keys::run(command).await,
+        AdminCommand::User { command } => crate::users::run(command).await,
+        AdminCommand::Policy { command } => crate::iam_policies::run(command).await,
+        AdminCommand::Audit(args) => crate::audit::run(args).await,
         AdminCommand::Cert {
             command: CertCommand::List { json, dir },
         } => {
@@ -228,21 +226,31 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
                 AccountCommand::Create {
                     aws_account_id,
                     aliyun_uid,
+                    azure_tenant,
                     dir,
                 },
         } => {
-            let (id, kind) = match (aws_account_id, aliyun_uid) {
-                (Some(a), None) => (
+            let (id, kind) = match (aws_account_id, aliyun_uid, azure_tenant) {
+                (Some(a), None, None) => (
                     parse_aws_account(&a).map_err(|e| e.to_string())?,
                     CloudKind::Aws,
                 ),
-                (None, Some(u)) if u.len() == 16 && u.bytes().all(|b| b.is_ascii_digit()) => {
+                (None, Some(u), None) if u.len() == 16 && u.bytes().all(|b| b.is_ascii_digit()) => {
                     (u, CloudKind::Aliyun)
                 }
-                (None, Some(u)) => {
+                (None, Some(u), None) => {
                     return Err(format!("an Alibaba Cloud uid is 16 digits, got {u:?}"))
                 }
-                _ => return Err("give exactly one of --aws-account-id and --aliyun-uid".into()),
+                (None, None, Some(t)) if certplane_core::oauth::valid_oauth_name(&t) => {
+                    (t, CloudKind::Azure)
+                }
+                (None, None, Some(t)) => return Err(format!("{t:?} is not a tenant name")),
+                _ => {
+                    return Err(
+                        "give exactly one of --aws-account-id, --aliyun-uid and --azure-tenant"
+                            .into(),
+                    )
+                }
             };
             let core = bootstrap::open(&dir).await?.core;
             core.create_account(&id, kind)
@@ -273,46 +281,6 @@ pub async fn run(cmd: AdminCommand) -> Result<(), String> {
                 p.account, p.product_code, p.total_count, p.used_count, p.issued_count
             );
             Ok(())
-        }
-        AdminCommand::AccessKey {
-            command:
-                AccessKeyCommand::Create {
-                    account,
-                    kind,
-                    json,
-                    dir,
-                },
-        } => {
-            let core = bootstrap::open(&dir).await?.core;
-            if let Some(kind) = kind {
-                let acct = core
-                    .get_account(&account)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no account {account}; create it first"))?;
-                let want = match kind {
-                    KeyKind::Aws => CloudKind::Aws,
-                    KeyKind::Aliyun => CloudKind::Aliyun,
-                };
-                if acct.kind != want {
-                    return Err(format!("account {account} is not a {kind:?} account"));
-                }
-            }
-            let key = core
-                .create_access_key(&account)
-                .await
-                .map_err(|e| e.to_string())?;
-            if json {
-                print_json(&json!({
-                    "AccessKeyId": key.id,
-                    "SecretAccessKey": key.secret,
-                    "Account": key.account,
-                }))
-            } else {
-                println!("AccessKeyId:     {}", key.id);
-                println!("SecretAccessKey: {}", key.secret);
-                Ok(())
-            }
         }
     }
 }

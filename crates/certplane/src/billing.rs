@@ -93,6 +93,10 @@ pub enum OauthClientCommand {
         tenant: String,
         #[arg(long)]
         email: String,
+        /// The tenant's user the client acts for (`admin account create --azure-tenant`,
+        /// `admin user create`); without it, the tenant's root identity.
+        #[arg(long)]
+        user: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -186,12 +190,13 @@ pub async fn run_oauth_client(cmd: OauthClientCommand) -> Result<(), String> {
         OauthClientCommand::Create {
             tenant,
             email,
+            user,
             json,
             dir,
         } => {
             let core = bootstrap::open(&dir).await?.core;
             let c = core
-                .create_oauth_client(&tenant, &email)
+                .create_user_oauth_client(&tenant, &email, user.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
             if json {

@@ -124,7 +124,9 @@ pub async fn serve(
             continue;
         };
         let acceptor = acceptor.clone();
-        let router = router.clone();
+        // Every request of the connection carries its peer, for source-address policy
+        // conditions.
+        let router = router.clone().layer(axum::Extension(Peer(peer)));
         tokio::spawn(async move {
             let _slot = slot;
             let _ = tcp.set_nodelay(true);
@@ -156,6 +158,10 @@ where
         .await
         .map_err(|e| e.to_string())
 }
+
+/// The TCP peer of the connection a request arrived on (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
 
 /// Over the cap: a plain-HTTP client is told so (503, Retry-After) without its request being
 /// read; a TLS client's connection is closed before the handshake, which costs nothing.

@@ -1,17 +1,21 @@
 //! The `certplane` binary: `serve` and the `admin` commands.
 
+mod access_keys;
 mod admin;
+mod audit;
 mod billing;
 mod bootstrap;
 mod ca_admin;
 mod ca_custody;
 mod export;
 mod gateway;
+mod iam_policies;
 mod listener;
 mod mqtt_instances;
 mod revocation;
 mod server;
 mod tls;
+mod users;
 mod validation;
 
 use std::process::ExitCode;

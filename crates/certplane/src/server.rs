@@ -310,6 +310,10 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
         raw_query: parts.uri.query().unwrap_or("").to_string(),
         headers: parts.headers,
         body: bytes::Bytes::new(),
+        source_ip: parts
+            .extensions
+            .get::<crate::listener::Peer>()
+            .map(|p| p.0.ip()),
     };
     let aliyun = Aliyun::recognises(&request);
     let azure =

@@ -13,6 +13,8 @@ use crate::store::{self, Document, Kind};
 pub enum CloudKind {
     Aws,
     Aliyun,
+    /// An Entra tenant: its callers are OAuth clients, which may belong to users.
+    Azure,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,13 @@ pub struct AccessKey {
     pub account: String,
     pub kind: CloudKind,
     pub created_at: Millis,
+    /// The user the key belongs to; `None` is the account's root user (every key made
+    /// before users existed decodes so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A disabled key is refused as its cloud refuses an inactive key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 impl std::fmt::Debug for AccessKey {
@@ -51,6 +60,8 @@ impl std::fmt::Debug for AccessKey {
             .field("id", &self.id)
             .field("account", &self.account)
             .field("kind", &self.kind)
+            .field("user", &self.user)
+            .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +117,15 @@ impl Core {
     /// Makes an access key for an existing account. AWS-style ids are `AKIA` + 16 characters
     /// and secrets 40; Alibaba-style ids are `LTAI` + 20 and secrets 30.
     pub async fn create_access_key(&self, account: &str) -> DomainResult<AccessKey> {
+        self.create_user_access_key(account, None).await
+    }
+
+    /// Makes an access key of `user` (the root user when `None`). The user must exist.
+    pub async fn create_user_access_key(
+        &self,
+        account: &str,
+        user: Option<&str>,
+    ) -> DomainResult<AccessKey> {
         let acct = self
             .get_account(account)
             .await?
@@ -121,6 +141,12 @@ impl Core {
                 format!("LTAI{}", random_text(20, &SECRET[..62])?),
                 random_text(30, &SECRET[..62])?,
             ),
+            CloudKind::Azure => {
+                return Err(DomainError::invalid(format!(
+                    "{account} is an Azure tenant: its callers are OAuth clients (admin \
+                     oauth-client create --tenant {account} --email E --user NAME)"
+                )))
+            }
         };
         let key = AccessKey {
             id,
@@ -128,9 +154,60 @@ impl Core {
             account: acct.id,
             kind: acct.kind,
             created_at: self.now(),
+            user: user.map(str::to_string),
+            disabled: false,
         };
-        self.store().apply(vec![store::insert(&key)?]).await?;
+        let mut writes = vec![store::insert(&key)?];
+        if let Some(name) = user {
+            // The key is made only if its user still exists when it commits: a compare-and-set
+            // of the user (unchanged) beside the insert, so a racing `user delete` cannot leave
+            // a key without its user.
+            let u = store::get::<crate::users::User>(
+                self.store(),
+                &crate::users::User::key_for(account, name),
+            )
+            .await?
+            .ok_or_else(|| DomainError::not_found(Resource::User, name))?;
+            writes.push(u.update_to(&u.value)?);
+        }
+        self.store().apply(writes).await?;
         Ok(key)
+    }
+
+    /// Every access key of an account (secrets included: callers print ids only).
+    pub async fn list_access_keys(&self, account: &str) -> DomainResult<Vec<AccessKey>> {
+        Ok(self
+            .stored_keys(account)
+            .await?
+            .into_iter()
+            .map(|s| s.value)
+            .collect())
+    }
+
+    /// Disables or re-enables a key: one compare-and-set.
+    pub async fn set_access_key_disabled(&self, id: &str, disabled: bool) -> DomainResult<()> {
+        self.with_retry(|| async {
+            let stored = store::get::<AccessKey>(self.store(), id)
+                .await?
+                .ok_or_else(|| DomainError::not_found(Resource::AccessKey, id))?;
+            if stored.value.disabled == disabled {
+                return Ok(());
+            }
+            let mut next = stored.value.clone();
+            next.disabled = disabled;
+            self.store().apply(vec![stored.update_to(&next)?]).await
+        })
+        .await
+    }
+
+    pub async fn delete_access_key(&self, id: &str) -> DomainResult<()> {
+        self.with_retry(|| async {
+            let stored = store::get::<AccessKey>(self.store(), id)
+                .await?
+                .ok_or_else(|| DomainError::not_found(Resource::AccessKey, id))?;
+            self.store().apply(vec![stored.delete()]).await
+        })
+        .await
     }
 
     pub async fn access_key(&self, id: &str) -> DomainResult<Option<AccessKey>> {

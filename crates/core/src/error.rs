@@ -31,6 +31,9 @@ pub enum Resource {
     OauthClient,
     ProvisioningTemplate,
     ProvisioningTemplateVersion,
+    User,
+    IamPolicy,
+    AuditEvent,
 }
 
 impl Resource {
@@ -61,6 +64,9 @@ impl Resource {
             Resource::OauthClient => "OAuth client",
             Resource::ProvisioningTemplate => "provisioning template",
             Resource::ProvisioningTemplateVersion => "provisioning template version",
+            Resource::User => "user",
+            Resource::IamPolicy => "IAM policy",
+            Resource::AuditEvent => "audit record",
         }
     }
 }
@@ -112,6 +118,16 @@ pub enum DomainError {
     /// CA (ApsaraMQ answers it with its own code).
     #[error("{0}")]
     RegistrationCodeUsed(String),
+    /// The caller's policies do not allow the action on the resource (an IAM-style denial,
+    /// distinct from `NotPermitted`, which is about a party to a resource). `principal` is
+    /// the caller as its cloud names it in the message (an ARN, a user name).
+    #[error("{principal} is not authorized to perform {action} on resource {resource}")]
+    AccessDenied {
+        principal: String,
+        action: String,
+        resource: String,
+        explicit: bool,
+    },
     /// More than one registered CA could have signed the certificate.
     #[error("{0}")]
     AmbiguousIssuer(String),

@@ -2,6 +2,7 @@
 //! the clock, and the `Store` trait. No sockets, no SQL, no wire formats live here.
 
 pub mod accounts;
+pub mod audit;
 pub mod authz;
 pub mod billing;
 pub mod billing_groups;
@@ -14,6 +15,7 @@ pub mod device_certificates;
 pub mod device_endpoints;
 pub mod error;
 pub mod held_cas;
+pub mod iam;
 pub mod ids;
 pub mod mqtt_instances;
 pub mod oauth;
@@ -36,6 +38,7 @@ pub mod thing_types;
 pub mod things;
 pub mod transfers;
 pub mod user_certificates;
+pub mod users;
 
 pub use clock::Clock;
 pub use error::DomainError;

@@ -72,6 +72,13 @@ pub struct OauthClient {
     pub salt: String,
     pub secret_hash: String,
     pub created_at: Millis,
+    /// A disabled client gets no tokens (Entra's disabled-application error).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// The user of the tenant (an Azure account) the client acts for; `None`: the tenant's
+    /// root identity, allowed everything (every client made before users existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl OauthClient {
@@ -121,6 +128,8 @@ impl OauthClient {
             salt: URL_SAFE_NO_PAD.encode(salt),
             secret_hash: URL_SAFE_NO_PAD.encode(Self::hash(&salt, &spec.client_secret)),
             created_at: now,
+            disabled: false,
+            user: None,
         })
     }
 }
@@ -181,6 +190,10 @@ impl Core {
                 Some(cur) => {
                     let mut c = OauthClient::new(spec, self.now())?;
                     c.created_at = cur.value.created_at;
+                    // Re-importing a spec changes its secret or email, not whether the
+                    // operator disabled it.
+                    c.disabled = cur.value.disabled;
+                    c.user = cur.value.user.clone();
                     self.store().apply(vec![cur.update_to(&c)?]).await?;
                     Ok(Some(false))
                 }
@@ -195,6 +208,17 @@ impl Core {
         tenant: &str,
         email: &str,
     ) -> DomainResult<OauthClientSpec> {
+        self.create_user_oauth_client(tenant, email, None).await
+    }
+
+    /// A new client acting for `user` of the tenant (whose Azure account must exist then), or
+    /// for the tenant's root identity.
+    pub async fn create_user_oauth_client(
+        &self,
+        tenant: &str,
+        email: &str,
+        user: Option<&str>,
+    ) -> DomainResult<OauthClientSpec> {
         let spec = OauthClientSpec {
             tenant: tenant.to_string(),
             client_id: crate::ids::new_uuid(),
@@ -202,9 +226,80 @@ impl Core {
             email: email.to_string(),
         };
         spec.check()?;
-        let c = OauthClient::new(&spec, self.now())?;
-        self.store().apply(vec![store::insert(&c)?]).await?;
+        let mut c = OauthClient::new(&spec, self.now())?;
+        let mut writes = Vec::new();
+        if let Some(name) = user {
+            // As for access keys: the client is made only if its user still exists when it
+            // commits (a compare-and-set of the unchanged user beside the insert).
+            let u = store::get::<crate::users::User>(
+                self.store(),
+                &crate::users::User::key_for(tenant, name),
+            )
+            .await?
+            .ok_or_else(|| DomainError::not_found(crate::error::Resource::User, name))?;
+            writes.push(u.update_to(&u.value)?);
+            c.user = Some(name.to_string());
+        }
+        writes.push(store::insert(&c)?);
+        self.store().apply(writes).await?;
         Ok(spec)
+    }
+
+    /// Who a verified token of `client_id` in `tenant` acts as. `None` when the client (or its
+    /// user) no longer exists: its tokens must then be refused, since what it was allowed is
+    /// no longer known.
+    pub async fn oauth_identity(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> DomainResult<Option<crate::authz::Identity>> {
+        let Some(c) =
+            store::get::<OauthClient>(self.store(), &OauthClient::key_for(tenant, client_id))
+                .await?
+        else {
+            return Ok(None);
+        };
+        match &c.value.user {
+            None => Ok(Some(crate::authz::Identity::Root)),
+            Some(name) => {
+                self.user_identity(tenant, name, c.value.client_id.clone())
+                    .await
+            }
+        }
+    }
+
+    /// Disables or enables (`Some`) or deletes (`None`) every OAuth client with this client id
+    /// (one per tenant that has it). False when there is none.
+    pub async fn set_oauth_client_state(
+        &self,
+        client_id: &str,
+        disabled: Option<bool>,
+    ) -> DomainResult<bool> {
+        self.with_retry(|| async {
+            let all = store::query::<OauthClient>(
+                self.store(),
+                &store::Filter::default(),
+                store::PageQuery::all(),
+            )
+            .await?;
+            let mut writes = Vec::new();
+            for c in all.iter().filter(|c| c.value.client_id == client_id) {
+                match disabled {
+                    Some(d) => {
+                        let mut next = c.value.clone();
+                        next.disabled = d;
+                        writes.push(c.update_to(&next)?);
+                    }
+                    None => writes.push(c.delete()),
+                }
+            }
+            if writes.is_empty() {
+                return Ok(false);
+            }
+            self.store().apply(writes).await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// The client if `secret` is its secret (`None` for an unknown client or a wrong secret).

@@ -58,7 +58,8 @@ impl Core {
 
     pub fn with_cas(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cas: Arc<HeldCas>) -> Self {
         Core {
-            store,
+            // Every call's changes carry its audit row in their own transaction.
+            store: crate::audit::AuditedStore::wrap(store),
             clock,
             cas,
             validator: Arc::new(NeverValid),

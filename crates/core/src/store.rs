@@ -43,10 +43,16 @@ pub enum Kind {
     /// Per held CA: the last CRL number used, so numbers grow across restarts and nodes.
     CrlState,
     ProvisioningTemplate,
+    /// A user inside an account (IAM-style identity), with the names of its policies.
+    User,
+    /// A customer-managed IAM-style policy document of an account.
+    IamPolicy,
+    /// One row of the audit trail (crate::audit).
+    AuditEvent,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 27] = [
+    pub const ALL: [Kind; 30] = [
         Kind::Certificate,
         Kind::Transfer,
         Kind::CaCertificate,
@@ -74,6 +80,9 @@ impl Kind {
         Kind::BillingGroup,
         Kind::CrlState,
         Kind::ProvisioningTemplate,
+        Kind::User,
+        Kind::IamPolicy,
+        Kind::AuditEvent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +114,9 @@ impl Kind {
             Kind::BillingGroup => "billing_group",
             Kind::CrlState => "crl_state",
             Kind::ProvisioningTemplate => "provisioning_template",
+            Kind::User => "user",
+            Kind::IamPolicy => "iam_policy",
+            Kind::AuditEvent => "audit_event",
         }
     }
 
@@ -142,6 +154,9 @@ impl Kind {
             Kind::ThingGroupMember => Resource::Attachment,
             Kind::BillingGroup => Resource::BillingGroup,
             Kind::ProvisioningTemplate => Resource::ProvisioningTemplate,
+            Kind::User => Resource::User,
+            Kind::IamPolicy => Resource::IamPolicy,
+            Kind::AuditEvent => Resource::AuditEvent,
         }
     }
 
@@ -155,7 +170,8 @@ impl Kind {
     }
 
     /// Kinds that `reset` (dev mode) keeps: the issuing CA, its CRL number (CRL numbers never
-    /// go back), the token signing key and the credentials.
+    /// go back), the token signing key, the credentials (users and their policies too) and the
+    /// audit trail (no API changes it, reset included).
     pub fn survives_reset(self) -> bool {
         matches!(
             self,
@@ -166,6 +182,9 @@ impl Kind {
                 | Kind::OauthClient
                 | Kind::SigningKey
                 | Kind::CrlState
+                | Kind::User
+                | Kind::IamPolicy
+                | Kind::AuditEvent
         )
     }
 }

@@ -18,6 +18,8 @@ pub struct Request {
     pub raw_query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The client's address (the TCP peer), for `aws:SourceIp`-style policy conditions.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 impl Request {

@@ -334,3 +334,69 @@ def test_older_layout_is_migrated_on_first_start(fresh, tmp_path):
     assert "PRIVATE KEY" not in json.dumps(lines)
     dst.start()
     assert ca_list(dst)[0]["caId"] == cas[0]["caId"]
+
+
+SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
+
+
+@pytest.fixture
+def softhsm(tmp_path, monkeypatch):
+    """A fresh SoftHSM2 token (Debian `softhsm2`, installed by scripts/test), and the
+    CERTPLANE_PKCS11_* environment that points serve and admin at it."""
+    module = next((m for m in SOFTHSM_MODULES if Path(m).exists()), None)
+    if module is None or shutil.which("softhsm2-util") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("SoftHSM2 is not installed and CI=true")
+        pytest.skip("SKIPPED: SoftHSM2 (Debian softhsm2) is not installed")
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "certplane-ca",
+                    "--so-pin", "12345678", "--pin", "87654321"], check=True,
+                   capture_output=True, timeout=60)
+    monkeypatch.setenv("CERTPLANE_PKCS11_MODULE", module)
+    monkeypatch.setenv("CERTPLANE_PKCS11_TOKEN_LABEL", "certplane-ca")
+    monkeypatch.setenv("CERTPLANE_PKCS11_PIN", "87654321")
+    return module
+
+
+def test_ca_key_in_a_pkcs11_token_signs_certificates_crls_and_ocsp(softhsm, fresh, tmp_path,
+                                                                   monkeypatch):
+    srv = fresh().start()
+    made = srv.admin_json("ca", "create", "--pkcs11", "--activate", "--common-name",
+                          "certplane HSM CA", "--json")
+    assert made["custody"] == "pkcs11" and made["status"] == "ACTIVE"
+    ca_id = made["caId"]
+    cert_id, pem, _ = issue_from(srv, tmp_path, "hsm", ca_id)
+    ca = fetch_ca(srv, ca_id, tmp_path)
+    assert openssl("verify", "-CAfile", str(ca), str(pem)).strip().endswith("OK")
+    text = ocsp(srv, ca, pem)
+    assert "Response verify OK" in text and f"{pem}: good" in text
+    iot_client(srv.url, access_key=ACCOUNT_A).update_certificate(certificateId=cert_id,
+                                                                  newStatus="REVOKED")
+    deadline = time.monotonic() + 5
+    while f"{pem}: revoked" not in ocsp(srv, ca, pem):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    status, _, der = http_request(srv.url, "GET", f"/crl/{ca_id}.crl")
+    assert status == 200
+    out = openssl("crl", "-inform", "DER", "-CAfile", str(ca), "-noout", input=der)
+    assert "verify OK" in out
+    # The record names the token key; no key material is stored.
+    srv.stop()
+    rec = next(l["body"] for l in export_issuer_lines(srv) if l["key"] == f"ca:{ca_id}")
+    assert rec["key"]["type"] == "pkcs11" and rec["key"]["tokenLabel"] == "certplane-ca"
+    # Without the PIN the start stops with a clear message.
+    monkeypatch.delenv("CERTPLANE_PKCS11_PIN")
+    res = subprocess.run([str(srv.binary), "serve", "--dev", "--listen", "127.0.0.1:0",
+                          "--data-dir", str(srv.data_dir)], capture_output=True, text=True,
+                         timeout=60, env=srv.env())
+    assert res.returncode != 0 and "PIN" in res.stderr
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("87654321\n")
+    srv.extra_args = ["--pkcs11-pin-file", str(pin_file)]
+    srv.start()
+    _, pem2, _ = issue(srv, tmp_path, "hsm-again")
+    assert openssl("verify", "-CAfile", str(ca), str(pem2)).strip().endswith("OK")

@@ -124,6 +124,16 @@ pub fn from_domain(e: DomainError) -> RpcError {
             RpcError::new(400, "InvalidParameter", msg)
         }
         DomainError::AmbiguousIssuer(_) => RpcError::new(400, "InvalidParameter", msg),
+        // The gateway's RAM denial, naming what was refused as Alibaba's message does.
+        DomainError::AccessDenied {
+            action, resource, ..
+        } => RpcError::new(
+            403,
+            "NoPermission",
+            format!(
+                "You are not authorized to do this action. Resource: {resource} Action: {action}"
+            ),
+        ),
         DomainError::NotImplemented(_) => RpcError::new(404, "InvalidApi.NotFound", msg),
         DomainError::Stale | DomainError::Unavailable(_) => {
             RpcError::new(503, "ServiceUnavailable", msg)
@@ -228,6 +238,12 @@ pub fn onsmqtt_error(e: ApiError) -> ApiError {
                 403,
                 "MqttOwnerCheckError",
                 "Failed to validate the instance permission.",
+            ),
+            // Seed 003's code for a failed RAM check.
+            DomainError::AccessDenied { .. } => RpcError::new(
+                403,
+                "PermissionCheckFailed",
+                "Failed to verify API permissions.",
             ),
             DomainError::NotImplemented(m) => RpcError::new(
                 404,

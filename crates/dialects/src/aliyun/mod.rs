@@ -29,6 +29,7 @@ pub mod params;
 pub mod signature;
 
 use certplane_core::accounts::CloudKind;
+use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::Core;
 use serde_json::Value;
@@ -66,7 +67,7 @@ impl Aliyun {
     pub async fn handle(&self, req: Request) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
         let host = req.header("host").unwrap_or("certplane").to_string();
-        match self.handle_inner(&req).await {
+        match self.handle_inner(&req, &request_id).await {
             Ok(mut v) => {
                 if let Some(o) = v.as_object_mut() {
                     o.insert("RequestId".into(), Value::String(request_id));
@@ -77,13 +78,13 @@ impl Aliyun {
         }
     }
 
-    /// The uid that signed the request.
+    /// Who signed the request: the uid and the user inside it.
     async fn authenticate(
         &self,
         req: &Request,
         query: &[(String, String)],
         all: &[(String, String)],
-    ) -> Result<String, ApiError> {
+    ) -> Result<Principal, ApiError> {
         let claim =
             match signature::claim(req, all) {
                 None => return Err(RpcError::new(
@@ -96,11 +97,12 @@ impl Aliyun {
                 Some(c) => c.map_err(from_sig)?,
             };
         if self.dev {
-            return Ok(if is_uid(&claim.access_key_id) {
-                claim.access_key_id
+            let uid = if is_uid(&claim.access_key_id) {
+                claim.access_key_id.clone()
             } else {
                 DEFAULT_DEV_UID.to_string()
-            });
+            };
+            return Ok(Principal::dev(uid, Some(claim.access_key_id)));
         }
         let key = match self.core.access_key(&claim.access_key_id).await {
             Ok(Some(k)) if k.kind == CloudKind::Aliyun => k,
@@ -114,6 +116,14 @@ impl Aliyun {
             }
             Err(e) => return Err(from_domain(e).into()),
         };
+        if key.disabled {
+            return Err(RpcError::new(
+                400,
+                "InvalidAccessKeyId.Inactive",
+                "Specified access key is disabled.",
+            )
+            .into());
+        }
         let now = self.core.now();
         signature::verify(req, &claim, query, all, &key.secret, now).map_err(from_sig)?;
         // A timestamp may be up to the skew either side of now, so a nonce must be remembered
@@ -131,10 +141,67 @@ impl Aliyun {
             )
             .into());
         }
-        Ok(key.account)
+        let identity = match self.core.identity_of(&key).await.map_err(from_domain)? {
+            Some(i) => i,
+            // The key's user was deleted while the key was being read.
+            None => {
+                return Err(RpcError::new(
+                    404,
+                    "InvalidAccessKeyId.NotFound",
+                    "Specified access key is not found.",
+                )
+                .into())
+            }
+        };
+        Ok(Principal::verified(
+            key.account,
+            Some(key.id),
+            identity,
+            req.source_ip,
+        ))
     }
 
-    async fn handle_inner(&self, req: &Request) -> Result<Value, ApiError> {
+    fn audit_event(
+        &self,
+        principal: &Principal,
+        request_id: &str,
+        dialect: &str,
+        action: &str,
+        resource: &str,
+    ) -> AuditEvent {
+        AuditEvent::for_call(
+            principal,
+            request_id,
+            dialect,
+            action,
+            resource,
+            self.core.now(),
+        )
+    }
+
+    /// Records a denial; answers the error to return.
+    async fn denied(&self, event: &AuditEvent, e: ApiError) -> ApiError {
+        let code = from_api(e.clone()).code;
+        crate::audit_outcome(&self.core, event, Outcome::Denied, &code).await;
+        e
+    }
+
+    /// Records a failed mutating call; passes the result through.
+    async fn audited(
+        &self,
+        event: &AuditEvent,
+        result: Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        if let Err(e) = &result {
+            if audit::is_mutating(&event.action) {
+                let code = from_api(e.clone()).code;
+                crate::audit_outcome(&self.core, event, Outcome::Error, &code).await;
+            }
+        }
+        result
+    }
+
+    async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Value, ApiError> {
         let (query, all) =
             params::read(req).map_err(|m| RpcError::new(400, "InvalidParameter", m))?;
         let p = Params::new(all.clone());
@@ -146,37 +213,41 @@ impl Aliyun {
             Some(v) => v.to_string(),
             None => p.required("Version")?.to_string(),
         };
-        let uid = self.authenticate(req, &query, &all).await?;
+        let principal = self.authenticate(req, &query, &all).await?;
+        let uid = principal.account.clone();
         match version.as_str() {
             CAS_VERSION => {
                 let Some(action) = cas::Action::parse(&action) else {
                     return Err(cas::unknown_action(&action));
                 };
-                let principal = Principal {
-                    account: uid.clone(),
-                    access_key_id: None,
-                };
-                authorize(&principal, &action.ram_action(), &format!("acs:cas:*:{uid}:*"))
-                    .map_err(from_domain)?;
-                cas::dispatch(&self.core, &uid, action, &p).await
+                let ram = action.ram_action();
+                let resource = format!("acs:cas:*:{uid}:*");
+                let event = self.audit_event(&principal, request_id, "aliyun-cas", &ram, &resource);
+                if let Err(e) = authorize(&principal, &ram, &resource) {
+                    return Err(self.denied(&event, from_domain(e).into()).await);
+                }
+                let result =
+                    audit::in_call(event.clone(), cas::dispatch(&self.core, &uid, action, &p))
+                        .await;
+                self.audited(&event, result).await
             }
             onsmqtt::ONSMQTT_VERSION => {
                 let Some(action) = onsmqtt::Action::parse(&action) else {
                     return Err(onsmqtt::unknown_action(&action));
                 };
                 let instance = onsmqtt::instance_param(&p)?;
-                let principal = Principal {
-                    account: uid.clone(),
-                    access_key_id: None,
-                };
                 // The instance's region is not known before it is read; `*` as CAS does.
-                authorize(
-                    &principal,
-                    action.ram_action(),
-                    &onsmqtt::instance_arn("*", &uid, &instance),
-                )
-                .map_err(|e| error::onsmqtt_error(e.into()))?;
-                onsmqtt::dispatch(&self.core, &uid, action, &p).await
+                let ram = action.ram_action();
+                let resource = onsmqtt::instance_arn("*", &uid, &instance);
+                let event =
+                    self.audit_event(&principal, request_id, "aliyun-onsmqtt", ram, &resource);
+                if let Err(e) = authorize(&principal, ram, &resource) {
+                    return Err(self.denied(&event, error::onsmqtt_error(e.into())).await);
+                }
+                let result =
+                    audit::in_call(event.clone(), onsmqtt::dispatch(&self.core, &uid, action, &p))
+                        .await;
+                self.audited(&event, result).await
             }
             other => Err(RpcError::new(
                 400,

@@ -155,6 +155,25 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             WireError::new(400, "RegistrationCodeValidationException", msg)
         }
         DomainError::AmbiguousIssuer(_) => WireError::new(409, "CertificateConflictException", msg),
+        // IAM's message shape, which AWS IoT's 401 carries for a policy denial.
+        DomainError::AccessDenied {
+            principal,
+            action,
+            resource,
+            explicit,
+        } => WireError::new(
+            401,
+            "UnauthorizedException",
+            format!(
+                "User: {principal} is not authorized to perform: {action} on resource: \
+                 {resource} {}",
+                if *explicit {
+                    "with an explicit deny in an identity-based policy".to_string()
+                } else {
+                    format!("because no identity-based policy allows the {action} action")
+                }
+            ),
+        ),
         DomainError::NotImplemented(_) => WireError::new(400, "NotImplementedException", msg),
         DomainError::Stale | DomainError::Unavailable(_) => {
             WireError::new(503, "ServiceUnavailableException", msg)

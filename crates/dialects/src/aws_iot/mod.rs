@@ -20,6 +20,7 @@ mod thing_types;
 mod things;
 mod transfers;
 
+use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::{Core, Scope};
 use serde_json::Value;
@@ -93,22 +94,22 @@ impl AwsIot {
                 }
             };
             return Ok((
-                Principal {
-                    account,
-                    access_key_id: Some(auth.access_key_id),
-                },
+                Principal::dev(account, Some(auth.access_key_id)),
                 auth.region,
             ));
         }
+        // An unknown key, a disabled one and one whose user is gone get the same answer: AWS
+        // answers an inactive key as an invalid token.
+        let invalid = || {
+            WireError::new(
+                403,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        };
         let key = match self.core.access_key(&auth.access_key_id).await {
-            Ok(Some(k)) if k.kind == certplane_core::accounts::CloudKind::Aws => k,
-            Ok(_) => {
-                return Err(WireError::new(
-                    403,
-                    "UnrecognizedClientException",
-                    "The security token included in the request is invalid.",
-                ))
-            }
+            Ok(Some(k)) if k.kind == certplane_core::accounts::CloudKind::Aws && !k.disabled => k,
+            Ok(_) => return Err(invalid()),
             Err(e) => {
                 return Err(from_domain(
                     &e,
@@ -127,18 +128,26 @@ impl AwsIot {
                  Check your AWS Secret Access Key and signing method.",
             ),
         })?;
+        let identity = match self.core.identity_of(&key).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Err(invalid()),
+            Err(e) => {
+                return Err(from_domain(
+                    &e,
+                    Endpoint::DescribeCertificate,
+                    &Scope::new("", &auth.region),
+                ))
+            }
+        };
         Ok((
-            Principal {
-                account: key.account,
-                access_key_id: Some(key.id),
-            },
+            Principal::verified(key.account, Some(key.id), identity, req.source_ip),
             auth.region,
         ))
     }
 
     pub async fn handle(&self, req: Request) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();
-        match self.handle_inner(&req).await {
+        match self.handle_inner(&req, &request_id).await {
             Ok(Value::Null) => Response {
                 status: 200,
                 headers: vec![("x-amzn-requestid", request_id)],
@@ -149,7 +158,7 @@ impl AwsIot {
         }
     }
 
-    async fn handle_inner(&self, req: &Request) -> Result<Value, WireError> {
+    async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Value, WireError> {
         let (principal, region) = self.authenticate(req).await?;
         let segs = req.segments().map_err(WireError::invalid)?;
         let method = req.method.as_str();
@@ -169,18 +178,39 @@ impl AwsIot {
             return Err(WireError::new(400, "NotImplementedException", what));
         };
         let scope = Scope::new(principal.account.clone(), region);
-        let resource = match &label {
-            Some(l) => format!("arn:aws:iot:{}:{}:{}", scope.region, scope.account, l),
-            None => format!("arn:aws:iot:{}:{}:*", scope.region, scope.account),
-        };
-        authorize(&principal, endpoint.action(), &resource)
-            .map_err(|e| from_domain(&e, endpoint, &scope))?;
-        let query = req.query_pairs().map_err(WireError::invalid)?;
-        let call = Call::new(&self.core, scope.clone(), label, sub, query, req)
-            .map_err(|e| from_domain(&e, endpoint, &scope))?;
-        dispatch(endpoint, &call, &self.device_domain)
+        let resource = endpoint.resource_arn(&scope.region, &scope.account, label.as_deref());
+        let action = endpoint.action();
+        let event = AuditEvent::for_call(
+            &principal,
+            request_id,
+            "aws-iot",
+            action,
+            &resource,
+            self.core.now(),
+        );
+        if let Err(e) = authorize(&principal, action, &resource) {
+            let w = from_domain(&e, endpoint, &scope);
+            crate::audit_outcome(&self.core, &event, Outcome::Denied, w.code).await;
+            return Err(w);
+        }
+        let result = async {
+            let query = req.query_pairs().map_err(WireError::invalid)?;
+            let call = Call::new(&self.core, scope.clone(), label, sub, query, req)
+                .map_err(|e| from_domain(&e, endpoint, &scope))?;
+            audit::in_call(
+                event.clone(),
+                dispatch(endpoint, &call, &self.device_domain),
+            )
             .await
             .map_err(|e| from_domain(&e, endpoint, &scope))
+        }
+        .await;
+        if let Err(w) = &result {
+            if audit::is_mutating(action) {
+                crate::audit_outcome(&self.core, &event, Outcome::Error, w.code).await;
+            }
+        }
+        result
     }
 }
 

@@ -114,6 +114,112 @@ endpoints! {
     DescribeEndpoint,
 }
 
+impl Endpoint {
+    /// The ARN resource type its path label names (`cert` for `cert/<id>`), for the resource
+    /// the operation is authorized on. Exhaustive so that a new operation must be classified.
+    pub fn resource_type(self) -> Option<&'static str> {
+        use Endpoint::*;
+        match self {
+            DescribeCertificate
+            | UpdateCertificate
+            | DeleteCertificate
+            | TransferCertificate
+            | AcceptCertificateTransfer
+            | RejectCertificateTransfer
+            | CancelCertificateTransfer => Some("cert"),
+            DescribeCACertificate
+            | UpdateCACertificate
+            | DeleteCACertificate
+            | ListCertificatesByCA => Some("cacert"),
+            CreateThing
+            | DescribeThing
+            | DeleteThing
+            | UpdateThing
+            | AttachThingPrincipal
+            | DetachThingPrincipal
+            | ListThingPrincipals
+            | ListThingGroupsForThing
+            | ListThingPrincipalsV2 => Some("thing"),
+            DescribeProvisioningTemplate
+            | UpdateProvisioningTemplate
+            | DeleteProvisioningTemplate
+            | CreateProvisioningTemplateVersion
+            | DescribeProvisioningTemplateVersion
+            | ListProvisioningTemplateVersions
+            | DeleteProvisioningTemplateVersion => Some("provisioningtemplate"),
+            CreateThingType | DescribeThingType | UpdateThingType | DeprecateThingType
+            | DeleteThingType => Some("thingtype"),
+            CreateThingGroup
+            | DescribeThingGroup
+            | UpdateThingGroup
+            | DeleteThingGroup
+            | ListThingsInThingGroup => Some("thinggroup"),
+            CreateBillingGroup
+            | DescribeBillingGroup
+            | UpdateBillingGroup
+            | DeleteBillingGroup
+            | ListThingsInBillingGroup => Some("billinggroup"),
+            CreatePolicy
+            | GetPolicy
+            | DeletePolicy
+            | AttachPolicy
+            | DetachPolicy
+            | ListTargetsForPolicy
+            | AttachPrincipalPolicy
+            | DetachPrincipalPolicy
+            | CreatePolicyVersion
+            | GetPolicyVersion
+            | ListPolicyVersions
+            | SetDefaultPolicyVersion
+            | DeletePolicyVersion => Some("policy"),
+            // No path label, or (ListAttachedPolicies) a label that is itself a target ARN.
+            CreateKeysAndCertificate
+            | CreateCertificateFromCsr
+            | RegisterCertificate
+            | RegisterCertificateWithoutCA
+            | GetRegistrationCode
+            | DeleteRegistrationCode
+            | RegisterCACertificate
+            | ListCACertificates
+            | ListCertificates
+            | ListOutgoingCertificates
+            | ListThings
+            | ListPolicies
+            | ListAttachedPolicies
+            | ListPrincipalThings
+            | ListPrincipalPolicies
+            | ListPolicyPrincipals
+            | ListThingTypes
+            | ListThingGroups
+            | AddThingToThingGroup
+            | RemoveThingFromThingGroup
+            | UpdateThingGroupsForThing
+            | ListBillingGroups
+            | AddThingToBillingGroup
+            | RemoveThingFromBillingGroup
+            | TagResource
+            | UntagResource
+            | ListTagsForResource
+            | CreateProvisioningTemplate
+            | ListProvisioningTemplates
+            | RegisterThing
+            | ListPrincipalThingsV2
+            | DescribeEndpoint => None,
+        }
+    }
+
+    /// The resource an operation is authorized on: the ARN of what its path names
+    /// (`arn:aws:iot:us-east-1:111122223333:cert/<id>`), a target ARN given as the label, or
+    /// the account's `arn:aws:iot:<region>:<account>:*` for operations on no one resource.
+    pub fn resource_arn(self, region: &str, account: &str, label: Option<&str>) -> String {
+        match (self.resource_type(), label) {
+            (Some(t), Some(l)) => format!("arn:aws:iot:{region}:{account}:{t}/{l}"),
+            (None, Some(l)) if l.starts_with("arn:") => l.to_string(),
+            _ => format!("arn:aws:iot:{region}:{account}:*"),
+        }
+    }
+}
+
 /// A routed request: the operation, its first path label, if it has one, and its second (a
 /// policy version id), if it has two.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,6 +386,34 @@ mod tests {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect()
+    }
+
+    #[test]
+    fn operations_are_authorized_on_the_arn_they_touch() {
+        let arn = |method: &str, path: &str| {
+            let r = route(method, &segs(path)).expect("routes");
+            r.endpoint
+                .resource_arn("us-east-1", "111122223333", r.label.as_deref())
+        };
+        let base = "arn:aws:iot:us-east-1:111122223333";
+        for (method, path, want) in [
+            ("GET", "/certificates/abc", format!("{base}:cert/abc")),
+            (
+                "PATCH",
+                "/cancel-certificate-transfer/abc",
+                format!("{base}:cert/abc"),
+            ),
+            ("PUT", "/cacertificate/ca1", format!("{base}:cacert/ca1")),
+            ("GET", "/things/t1/principals", format!("{base}:thing/t1")),
+            ("POST", "/policies/p/version", format!("{base}:policy/p")),
+            ("GET", "/policies/p/version/2", format!("{base}:policy/p")),
+            ("GET", "/thing-groups/g", format!("{base}:thinggroup/g")),
+            ("DELETE", "/thing-types/tt", format!("{base}:thingtype/tt")),
+            ("GET", "/billing-groups/b", format!("{base}:billinggroup/b")),
+            ("GET", "/certificates", format!("{base}:*")),
+        ] {
+            assert_eq!(arn(method, path), want, "{method} {path}");
+        }
     }
 
     #[test]

@@ -243,6 +243,7 @@ mod tests {
             raw_query: String::new(),
             headers,
             body: Bytes::new(),
+            source_ip: None,
         };
         let auth = parse_authorization(
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \

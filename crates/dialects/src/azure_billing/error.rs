@@ -131,6 +131,22 @@ pub fn from_domain(e: DomainError, side: Side) -> ArmError {
         | DomainError::RegistrationCodeUsed(_)
         | DomainError::AmbiguousIssuer(_) => ArmError::bad_request("InvalidInput", msg),
         DomainError::NotImplemented(_) => ArmError::new(501, "NotImplemented", msg),
+        // ARM's own text for a missing role assignment.
+        DomainError::AccessDenied {
+            principal,
+            action,
+            resource,
+            ..
+        } => ArmError::new(
+            403,
+            "AuthorizationFailed",
+            format!(
+                "The client '{principal}' with object id '{principal}' does not have \
+                 authorization to perform action '{action}' over scope '{resource}' or the \
+                 scope is invalid. If access was recently granted, please refresh your \
+                 credentials."
+            ),
+        ),
         DomainError::Stale | DomainError::Unavailable(_) => {
             ArmError::new(503, "ServiceUnavailable", msg)
         }

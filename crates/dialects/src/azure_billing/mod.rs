@@ -13,13 +13,14 @@ mod transfers;
 
 use std::sync::Arc;
 
+use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::billing::{BillingScope, SectionKind};
 use certplane_core::Core;
 
 use crate::wire::{Request, Response};
 use error::{from_domain, ArmError, Side};
-use token::{TokenError, TokenKeys};
+use token::{Caller, TokenError, TokenKeys};
 
 pub const API_2024: &str = "2024-04-01";
 pub const API_2019: &str = "2019-10-01-preview";
@@ -281,14 +282,15 @@ impl AzureBilling {
             .header("x-ms-correlation-request-id")
             .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
             .map(str::to_string);
-        let r = match self.handle_inner(&req).await {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let r = match self.handle_inner(&req, &request_id).await {
             Ok(r) => r,
             Err(e) => e.render(),
         };
-        with_ids(r, correlation)
+        with_request_id(r, request_id, correlation)
     }
 
-    fn authenticate(&self, req: &Request) -> Result<String, ArmError> {
+    fn authenticate(&self, req: &Request) -> Result<Caller, ArmError> {
         let Some(h) = req.header("authorization") else {
             return Err(ArmError::unauthenticated(
                 "AuthenticationFailed",
@@ -314,7 +316,7 @@ impl AzureBilling {
             ));
         };
         match keys.verify(token, self.core.now(), self.dev) {
-            Ok(c) => Ok(c.email),
+            Ok(c) => Ok(c),
             Err(TokenError::Expired) => Err(ArmError::unauthenticated(
                 "ExpiredAuthenticationToken",
                 "The access token expiry UTC time is earlier than current UTC time.",
@@ -326,44 +328,94 @@ impl AzureBilling {
         }
     }
 
-    async fn handle_inner(&self, req: &Request) -> Result<Response, ArmError> {
+    /// Who the token's holder is. Outside `--dev` the token's OAuth client decides: the
+    /// tenant's root identity, or its user with the user's policies; a token whose client (or
+    /// user) is gone is refused, as what it may do is no longer known.
+    async fn principal(&self, token: &Caller, req: &Request) -> Result<Principal, ArmError> {
+        if self.dev {
+            return Ok(Principal::dev(token.email.clone(), token.client_id.clone()));
+        }
+        let gone = || {
+            ArmError::unauthenticated(
+                "InvalidAuthenticationToken",
+                "The access token is invalid. Its client no longer exists.",
+            )
+        };
+        let (Some(tenant), Some(client_id)) = (&token.tenant, &token.client_id) else {
+            return Err(gone());
+        };
+        match self.core.oauth_identity(tenant, client_id).await {
+            Ok(Some(identity)) => Ok(Principal::verified(
+                token.email.clone(),
+                Some(client_id.clone()),
+                identity,
+                req.source_ip,
+            )),
+            Ok(None) => Err(gone()),
+            Err(e) => Err(from_domain(e, Side::Initiator)),
+        }
+    }
+
+    async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Response, ArmError> {
         let query = req
             .query_pairs()
             .map_err(|m| ArmError::bad_request("InvalidQueryParameter", m))?;
         let version = api_version(&query)?;
-        let caller = self.authenticate(req)?;
+        let token = self.authenticate(req)?;
+        let principal = self.principal(&token, req).await?;
+        let caller = token.email;
         let segs = req
             .segments()
             .map_err(|m| ArmError::bad_request("InvalidResourceName", m))?;
         let op = route(req.method.as_str(), segs.get(2..).unwrap_or(&[]), version)?;
         let (action, resource) = op.action();
-        let principal = Principal {
-            account: caller.clone(),
-            access_key_id: None,
-        };
         let side = op.side();
-        authorize(&principal, &action, &resource).map_err(|e| from_domain(e, side))?;
+        let event = AuditEvent::for_call(
+            &principal,
+            request_id,
+            "azure-billing",
+            &action,
+            &resource,
+            self.core.now(),
+        );
+        if let Err(e) = authorize(&principal, &action, &resource) {
+            let e = from_domain(e, side);
+            crate::audit_outcome(&self.core, &event, Outcome::Denied, &e.code).await;
+            return Err(e);
+        }
         let skiptoken = query
             .iter()
             .find(|(k, _)| eq(k, "$skiptoken"))
             .map(|(_, v)| v.clone());
-        let request_id = req.header("x-ms-client-request-id").map(str::to_string);
-        transfers::dispatch(
-            &self.core,
-            &caller,
-            op,
-            version,
-            &req.body,
-            skiptoken.as_deref(),
-            request_id.as_deref(),
+        let client_request_id = req.header("x-ms-client-request-id").map(str::to_string);
+        let result = audit::in_call(
+            event.clone(),
+            transfers::dispatch(
+                &self.core,
+                &caller,
+                op,
+                version,
+                &req.body,
+                skiptoken.as_deref(),
+                client_request_id.as_deref(),
+            ),
         )
-        .await
+        .await;
+        if let Err(e) = &result {
+            if audit::is_mutating(&action) {
+                crate::audit_outcome(&self.core, &event, Outcome::Error, &e.code).await;
+            }
+        }
+        result
     }
 }
 
 /// Every ARM answer names the request (`x-ms-request-id`) and its correlation id.
 fn with_ids(r: Response, correlation: Option<String>) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
+    with_request_id(r, uuid::Uuid::new_v4().to_string(), correlation)
+}
+
+fn with_request_id(r: Response, id: String, correlation: Option<String>) -> Response {
     let corr = correlation.unwrap_or_else(|| id.clone());
     r.with_header("x-ms-request-id", id)
         .with_header("x-ms-correlation-request-id", corr)

@@ -187,6 +187,15 @@ impl AzureBilling {
             .authenticate_oauth_client(tenant, &client_id, &secret)
             .await
         {
+            // Entra's answer for a disabled application (AADSTS7000112).
+            Ok(Some(c)) if c.disabled => {
+                return oauth_error(
+                    400,
+                    "unauthorized_client",
+                    7000112,
+                    &format!("Application '{}' is disabled.", c.client_id),
+                )
+            }
             Ok(Some(c)) => c,
             Ok(None) => {
                 return oauth_error(

@@ -34,6 +34,9 @@ pub struct TokenKeys {
 pub struct Caller {
     pub email: String,
     pub subject: String,
+    /// The token's tenant (`tid`) and OAuth client (`appid`), when it names them.
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
 }
 
 /// Why a token was refused (ARM's codes).
@@ -199,9 +202,12 @@ impl TokenKeys {
             .and_then(Value::as_str)
             .unwrap_or(email)
             .to_string();
+        let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
         Ok(Caller {
             email: email.to_string(),
             subject,
+            tenant: text("tid"),
+            client_id: text("appid").or_else(|| text("azp")),
         })
     }
 }
