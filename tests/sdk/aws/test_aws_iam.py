@@ -4,6 +4,8 @@ disabled keys. Keys made without --user are the account's root user and may do e
 
 from __future__ import annotations
 
+import shutil
+
 import json
 
 import pytest
@@ -298,6 +300,9 @@ def test_export_import_carries_users_policies_keys_and_audit(srv, binary, tmp_pa
     copy = CertplaneServer(binary, tmp_path / "copy" / "data", dev=False)
     copy.data_dir.mkdir(parents=True, exist_ok=True)
     copy.admin("import", str(dump))
+    # The CA keys travel sealed: the copy needs the master key made beside the original.
+    if (srv.data_dir / "master.key").exists():
+        shutil.copy(srv.data_dir / "master.key", copy.data_dir / "master.key")
     copy.start()
     try:
         moved = client_for(copy, key)

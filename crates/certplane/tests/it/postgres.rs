@@ -537,8 +537,17 @@ async fn export_from_sqlite_import_into_postgres_loses_nothing() {
             "every document must come back identical from PostgreSQL"
         );
 
-        // The PostgreSQL node signs with the same CA and serves the old state.
-        let pg = node(&db.url);
+        // The PostgreSQL node signs with the same CA and serves the old state: the CA key
+        // travels sealed, so the node needs the master key the SQLite deployment made.
+        let pg = Server::start_with(
+            Arc::new(tempfile::tempdir().expect("temp dir")),
+            &[
+                "--database-url".to_string(),
+                db.url.clone(),
+                "--master-key-file".to_string(),
+                sqlite_dir.path().join("master.key").display().to_string(),
+            ],
+        );
         let old_ca = std::fs::read_to_string(sqlite_dir.path().join("ca.pem")).expect("ca");
         let new_ca = std::fs::read_to_string(pg.data_dir().join("ca.pem")).expect("ca");
         assert_eq!(old_ca, new_ca);
