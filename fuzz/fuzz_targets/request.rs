@@ -29,5 +29,6 @@ pub fn from_bytes(data: &[u8]) -> Option<Request> {
         raw_query: query,
         headers,
         body,
+        source_ip: None,
     })
 }
