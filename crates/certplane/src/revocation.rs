@@ -19,8 +19,8 @@ use certplane_core::revocation::{revocation_state, signed_by_held_ca, Revocation
 use certplane_core::store::{self, Change, Doc, Kind, Stored, Write};
 use certplane_core::{Core, DomainError};
 use certplane_pki::{
-    ocsp_error_response, parse_ocsp_request, serial_from_hex, CertStatus, IssuingCa, OcspError,
-    RevokedEntry, SingleAnswer,
+    ocsp_error_response, parse_ocsp_request, serial_from_hex, CertId, CertStatus, IssuingCa,
+    OcspError, RevokedEntry, SingleAnswer,
 };
 use http::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -63,9 +63,20 @@ impl RevocationArgs {
 /// How long after a change the CRL is rebuilt: changes within this window share one rebuild.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Indexed {
     state: RevocationState,
+    /// The last signed single-certificate answer without a nonce, served again until it is
+    /// half-way to its nextUpdate. Replacing the entry on a change (every `put`) drops it, so
+    /// a status change shows as soon as the change feed brings it.
+    presigned: Option<Arc<Presigned>>,
+}
+
+/// A signed OCSP response for one CertID, as the client asked for it (its hash algorithm).
+struct Presigned {
+    cert_id_der: Vec<u8>,
+    this_update: Millis,
+    body: bytes::Bytes,
 }
 
 /// The certificates each held CA signed: CA id → serial → (registry id, state).
@@ -111,6 +122,7 @@ impl Index {
                 key,
                 Indexed {
                     state: revocation_state(c),
+                    presigned: None,
                 },
             ),
         );
@@ -126,6 +138,38 @@ impl Index {
 
     fn lookup(&self, ca_id: &str, serial: &[u8]) -> Option<String> {
         self.by_ca.get(ca_id)?.get(serial).map(|(k, _)| k.clone())
+    }
+
+    /// The pre-signed answer for this CertID, while it is fresh at `now`.
+    fn presigned(
+        &self,
+        ca_id: &str,
+        id: &CertId,
+        now: Millis,
+        fresh_ms: Millis,
+    ) -> Option<bytes::Bytes> {
+        let (_, e) = self.by_ca.get(ca_id)?.get(&id.serial)?;
+        let p = e.presigned.as_ref()?;
+        (p.cert_id_der == id.der && p.this_update <= now && now < p.this_update + fresh_ms)
+            .then(|| p.body.clone())
+    }
+
+    /// Keeps a signed answer, unless the certificate changed since its status was read: the
+    /// index then holds another state than the one signed, and the answer is not kept.
+    fn keep_presigned(
+        &mut self,
+        ca_id: &str,
+        serial: &[u8],
+        signed: CertStatus,
+        list_holds: bool,
+        p: Presigned,
+    ) {
+        let Some((_, e)) = self.by_ca.get_mut(ca_id).and_then(|m| m.get_mut(serial)) else {
+            return;
+        };
+        if cert_status(e.state, list_holds) == signed {
+            e.presigned = Some(Arc::new(p));
+        }
     }
 
     /// One CA's CRL entries, in serial order so equal sets compare equal.
@@ -430,6 +474,21 @@ impl Revocation {
             return ocsp_failure(OcspError::Unauthorized);
         };
         let now = self.core.now();
+        // One certificate and no nonce (what TLS stacks and browsers send): the pre-signed
+        // answer, so signing does not sit on every request. A nonce asks for a fresh one.
+        let single = match req.certs.as_slice() {
+            [only] if req.nonce_extension.is_none() && ca.issued(only) => Some(only),
+            _ => None,
+        };
+        if let Some(id) = single {
+            let hit = match self.index.read() {
+                Ok(idx) => idx.presigned(ca.ca_id(), id, now, self.validity_ms / 2),
+                Err(_) => None,
+            };
+            if let Some(body) = hit {
+                return ocsp_ok(body);
+            }
+        }
         let this_update = now - now.rem_euclid(1000);
         let mut answers = Vec::with_capacity(req.certs.len());
         for c in &req.certs {
@@ -448,18 +507,27 @@ impl Revocation {
                 next_update: Some(this_update + self.validity_ms),
             });
         }
-        match ca.sign_ocsp_response(&answers, req.nonce_extension.as_deref(), this_update) {
-            Ok(body) => {
-                let mut resp = plain(200, "application/ocsp-response", body.into());
-                // Statuses change at any moment: caches must not keep an answer.
-                resp.headers_mut().insert(
-                    http::header::CACHE_CONTROL,
-                    http::HeaderValue::from_static("no-cache"),
+        let body: bytes::Bytes =
+            match ca.sign_ocsp_response(&answers, req.nonce_extension.as_deref(), this_update) {
+                Ok(body) => body.into(),
+                Err(_) => return ocsp_failure(OcspError::InternalError),
+            };
+        if let (Some(id), [answer]) = (single, answers.as_slice()) {
+            if let Ok(mut idx) = self.index.write() {
+                idx.keep_presigned(
+                    ca.ca_id(),
+                    &id.serial,
+                    answer.status,
+                    self.list_holds,
+                    Presigned {
+                        cert_id_der: id.der.clone(),
+                        this_update,
+                        body: body.clone(),
+                    },
                 );
-                resp
             }
-            Err(_) => ocsp_failure(OcspError::InternalError),
         }
+        ocsp_ok(body)
     }
 
     /// The status of the certificate with this serial, read from the store.
@@ -475,13 +543,26 @@ impl Revocation {
             return Ok(CertStatus::Unknown);
         };
         let cert: Stored<Certificate> = cert;
-        Ok(
-            match revocation_state(&cert.value).as_revocation(self.list_holds) {
-                None => CertStatus::Good,
-                Some((at, reason)) => CertStatus::Revoked { at, reason },
-            },
-        )
+        Ok(cert_status(revocation_state(&cert.value), self.list_holds))
     }
+}
+
+/// What the responder says about a certificate in this state.
+fn cert_status(state: RevocationState, list_holds: bool) -> CertStatus {
+    match state.as_revocation(list_holds) {
+        None => CertStatus::Good,
+        Some((at, reason)) => CertStatus::Revoked { at, reason },
+    }
+}
+
+fn ocsp_ok(body: bytes::Bytes) -> http::Response<Body> {
+    let mut resp = plain(200, "application/ocsp-response", body);
+    // Statuses change at any moment: HTTP caches must not keep an answer.
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    resp
 }
 
 fn crl_state_doc(key: &str, number: u64) -> Result<Doc, DomainError> {

@@ -248,6 +248,46 @@ def test_ocsp_good_revoked_and_hold_with_nonce(server, iot, tmp_path):
         assert time.monotonic() < deadline, "the reactivation did not show within a second"
 
 
+def test_ocsp_presigned_answers_follow_changes(server, iot, tmp_path):
+    """A single-certificate request without a nonce gets the pre-signed answer (the same bytes
+    again); a change of the certificate replaces it within a second; a nonce or another CertID
+    hash gets an answer of its own."""
+    cert_id, cert, _ = issue(iot, tmp_path, "p")
+    req1, req256 = tmp_path / "req1.der", tmp_path / "req256.der"
+    openssl("ocsp", "-issuer", str(server.ca_pem_path), "-cert", str(cert), "-reqout", str(req1),
+            "-no_nonce")
+    openssl("ocsp", "-sha256", "-issuer", str(server.ca_pem_path), "-cert", str(cert),
+            "-reqout", str(req256), "-no_nonce")
+
+    def answer(req: Path) -> tuple[bytes, str]:
+        status, resp = ocsp_post(server, req.read_bytes())
+        assert status == 200
+        path = tmp_path / "presigned.der"
+        path.write_bytes(resp)
+        digest = ["-sha256"] if req == req256 else []
+        text = openssl("ocsp", "-respin", str(path), "-resp_text", "-CAfile",
+                       str(server.ca_pem_path), "-issuer", str(server.ca_pem_path), *digest,
+                       "-cert", str(cert), "-no_nonce")
+        assert "Response verify OK" in text, text
+        return resp, ocsp_status(text, cert)
+
+    first, status = answer(req1)
+    assert status == "good"
+    again, _ = answer(req1)
+    assert again == first, "a nonce-less single request was signed afresh, not pre-signed"
+    other, status = answer(req256)
+    assert status == "good" and other != first
+    assert answer(req1)[0] == first, "the SHA-256 answer displaced the SHA-1 one wrongly"
+    # With a nonce: signed for this request (the nonce echoed).
+    text = ocsp(server, f"{server.url}/ocsp", cert)
+    assert "OCSP Nonce" in text and ocsp_status(text, cert) == "good"
+    iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+    deadline = time.monotonic() + 1.0
+    while answer(req1)[1] != "revoked":
+        assert time.monotonic() < deadline, "the pre-signed good answer outlived the revocation"
+    assert answer(req256)[1] == "revoked"
+
+
 def ocsp_post(server, body: bytes) -> tuple[int, bytes]:
     status, headers, resp = http_request(server.url, "POST", "/ocsp", body,
                                          {"Content-Type": "application/ocsp-request"})
