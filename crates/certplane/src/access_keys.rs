@@ -6,9 +6,10 @@ use certplane_core::accounts::{AccessKey, CloudKind};
 use certplane_core::clock::rfc3339;
 use certplane_core::error::DomainError;
 use certplane_core::Core;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::json;
 
+use crate::admin_args::{print_json, print_listing, AccountListing};
 use crate::bootstrap::{self, Location};
 
 #[derive(Subcommand)]
@@ -29,33 +30,20 @@ pub enum AccessKeyCommand {
         dir: Location,
     },
     /// The keys of an account (ids, users and states; never secrets).
-    List {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        dir: Location,
-    },
+    List(AccountListing),
     /// Refuses every request signed with the key until it is enabled again.
-    Disable {
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        dir: Location,
-    },
-    Enable {
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        dir: Location,
-    },
-    Delete {
-        #[arg(long)]
-        id: String,
-        #[command(flatten)]
-        dir: Location,
-    },
+    Disable(KeyRef),
+    Enable(KeyRef),
+    Delete(KeyRef),
+}
+
+/// `--id KEYID`: an access key (or an Azure OAuth client id).
+#[derive(Args)]
+pub struct KeyRef {
+    #[arg(long)]
+    id: String,
+    #[command(flatten)]
+    dir: Location,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +91,7 @@ pub async fn run(cmd: AccessKeyCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
-                crate::users::print_json(&json!({
+                print_json(&json!({
                     "AccessKeyId": key.id,
                     "SecretAccessKey": key.secret,
                     "Account": key.account,
@@ -115,19 +103,15 @@ pub async fn run(cmd: AccessKeyCommand) -> Result<(), String> {
                 Ok(())
             }
         }
-        AccessKeyCommand::List { account, json, dir } => {
+        AccessKeyCommand::List(AccountListing { account, json, dir }) => {
             let core = bootstrap::open(&dir).await?.core;
             let keys = core
                 .list_access_keys(&account)
                 .await
                 .map_err(|e| e.to_string())?;
-            if json {
-                crate::users::print_json(&serde_json::Value::Array(
-                    keys.iter().map(key_json).collect(),
-                ))
-            } else {
+            print_listing(json, &keys, key_json, |keys| {
                 println!("{:<24}  {:<8}  {:<20}  CREATED", "ID", "STATUS", "USER");
-                for k in &keys {
+                for k in keys {
                     println!(
                         "{:<24}  {:<8}  {:<20}  {}",
                         k.id,
@@ -136,12 +120,11 @@ pub async fn run(cmd: AccessKeyCommand) -> Result<(), String> {
                         rfc3339(k.created_at)
                     );
                 }
-                Ok(())
-            }
+            })
         }
-        AccessKeyCommand::Disable { id, dir } => set_disabled(&id, &dir, true).await,
-        AccessKeyCommand::Enable { id, dir } => set_disabled(&id, &dir, false).await,
-        AccessKeyCommand::Delete { id, dir } => {
+        AccessKeyCommand::Disable(KeyRef { id, dir }) => set_disabled(&id, &dir, true).await,
+        AccessKeyCommand::Enable(KeyRef { id, dir }) => set_disabled(&id, &dir, false).await,
+        AccessKeyCommand::Delete(KeyRef { id, dir }) => {
             let core = bootstrap::open(&dir).await?.core;
             match core.delete_access_key(&id).await {
                 Err(DomainError::NotFound { .. }) => oauth_fallback(&core, &id, None).await?,

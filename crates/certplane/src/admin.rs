@@ -8,6 +8,7 @@ use certplane_core::CertificateId;
 use clap::Subcommand;
 use serde_json::json;
 
+use crate::admin_args::print_json;
 use crate::bootstrap::{self, Location};
 
 #[derive(Subcommand)]
@@ -165,14 +166,6 @@ fn cert_line(c: &Certificate) -> String {
         rfc3339(c.not_before),
         rfc3339(c.not_after)
     )
-}
-
-fn print_json(v: &serde_json::Value) -> Result<(), String> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).map_err(|e| format!("encoding output: {e}"))?
-    );
-    Ok(())
 }
 
 pub async fn run(cmd: AdminCommand) -> Result<(), String> {

@@ -8,6 +8,7 @@ use certplane_core::Core;
 use clap::Subcommand;
 use serde_json::json;
 
+use crate::admin_args::print_json;
 use crate::bootstrap::{self, Location};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -102,14 +103,6 @@ pub enum OauthClientCommand {
         #[command(flatten)]
         dir: Location,
     },
-}
-
-fn print_json(v: &serde_json::Value) -> Result<(), String> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).map_err(|e| format!("encoding output: {e}"))?
-    );
-    Ok(())
 }
 
 pub async fn run_billing(cmd: BillingCommand) -> Result<(), String> {

@@ -4,11 +4,11 @@
 
 use certplane_core::clock::rfc3339;
 use certplane_core::users::IamPolicy;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::json;
 
+use crate::admin_args::{print_listing, AccountListing, AccountNamed};
 use crate::bootstrap::{self, Location};
-use crate::users::print_json;
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -24,43 +24,24 @@ pub enum PolicyCommand {
         #[command(flatten)]
         dir: Location,
     },
-    Attach {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        user: String,
-        #[command(flatten)]
-        dir: Location,
-    },
-    Detach {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        user: String,
-        #[command(flatten)]
-        dir: Location,
-    },
-    List {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        dir: Location,
-    },
+    Attach(Attachment),
+    Detach(Attachment),
+    List(AccountListing),
     /// Prints the document as stored.
-    Show {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        name: String,
-        #[command(flatten)]
-        dir: Location,
-    },
+    Show(AccountNamed),
+}
+
+/// `--account ID --name POLICY --user NAME`.
+#[derive(Args)]
+pub struct Attachment {
+    #[arg(long)]
+    account: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    user: String,
+    #[command(flatten)]
+    dir: Location,
 }
 
 fn policy_json(p: &IamPolicy) -> serde_json::Value {
@@ -98,50 +79,21 @@ pub async fn run(cmd: PolicyCommand) -> Result<(), String> {
             println!("created policy {name} in account {account}");
             Ok(())
         }
-        PolicyCommand::Attach {
-            account,
-            name,
-            user,
-            dir,
-        } => {
-            let core = bootstrap::open(&dir).await?.core;
-            core.set_iam_policy_attached(&account, &name, &user, true)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("attached policy {name} to user {user}");
-            Ok(())
-        }
-        PolicyCommand::Detach {
-            account,
-            name,
-            user,
-            dir,
-        } => {
-            let core = bootstrap::open(&dir).await?.core;
-            core.set_iam_policy_attached(&account, &name, &user, false)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("detached policy {name} from user {user}");
-            Ok(())
-        }
-        PolicyCommand::List { account, json, dir } => {
+        PolicyCommand::Attach(a) => attach(a, true).await,
+        PolicyCommand::Detach(a) => attach(a, false).await,
+        PolicyCommand::List(AccountListing { account, json, dir }) => {
             let core = bootstrap::open(&dir).await?.core;
             let policies = core
                 .list_iam_policies(&account)
                 .await
                 .map_err(|e| e.to_string())?;
-            if json {
-                print_json(&serde_json::Value::Array(
-                    policies.iter().map(policy_json).collect(),
-                ))
-            } else {
-                for p in &policies {
+            print_listing(json, &policies, policy_json, |policies| {
+                for p in policies {
                     println!("{:<40}  {}", p.name, rfc3339(p.created_at));
                 }
-                Ok(())
-            }
+            })
         }
-        PolicyCommand::Show { account, name, dir } => {
+        PolicyCommand::Show(AccountNamed { account, name, dir }) => {
             let core = bootstrap::open(&dir).await?.core;
             let p = core
                 .get_iam_policy(&account, &name)
@@ -151,4 +103,17 @@ pub async fn run(cmd: PolicyCommand) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn attach(a: Attachment, attached: bool) -> Result<(), String> {
+    let core = bootstrap::open(&a.dir).await?.core;
+    core.set_iam_policy_attached(&a.account, &a.name, &a.user, attached)
+        .await
+        .map_err(|e| e.to_string())?;
+    if attached {
+        println!("attached policy {} to user {}", a.name, a.user);
+    } else {
+        println!("detached policy {} from user {}", a.name, a.user);
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod access_keys;
 mod admin;
+mod admin_args;
 mod audit;
 mod billing;
 mod bootstrap;
@@ -13,6 +14,7 @@ mod iam_policies;
 mod listener;
 mod mqtt_instances;
 mod revocation;
+mod revocation_index;
 mod server;
 mod tls;
 mod users;

@@ -14,17 +14,17 @@ use std::time::Duration;
 use axum::body::Body;
 use certplane_core::certificates::Certificate;
 use certplane_core::clock::Millis;
-use certplane_core::held_cas::CaSet;
-use certplane_core::revocation::{revocation_state, signed_by_held_ca, RevocationState};
+use certplane_core::revocation::revocation_state;
 use certplane_core::store::{self, Change, Doc, Kind, Stored, Write};
 use certplane_core::{Core, DomainError};
 use certplane_pki::{
-    ocsp_error_response, parse_ocsp_request, serial_from_hex, CertId, CertStatus, IssuingCa,
-    OcspError, RevokedEntry, SingleAnswer,
+    ocsp_error_response, parse_ocsp_request, CertStatus, IssuingCa, OcspError, SingleAnswer,
 };
 use http::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify};
+
+use crate::revocation_index::{cert_status, Index, Presigned};
 
 /// Flags of `serve` for the CRL, OCSP and the URLs issued certificates carry.
 #[derive(clap::Args, Clone, Debug)]
@@ -63,137 +63,6 @@ impl RevocationArgs {
 /// How long after a change the CRL is rebuilt: changes within this window share one rebuild.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
-#[derive(Clone)]
-struct Indexed {
-    state: RevocationState,
-    /// The last signed single-certificate answer without a nonce, served again until it is
-    /// half-way to its nextUpdate. Replacing the entry on a change (every `put`) drops it, so
-    /// a status change shows as soon as the change feed brings it.
-    presigned: Option<Arc<Presigned>>,
-}
-
-/// A signed OCSP response for one CertID, as the client asked for it (its hash algorithm).
-struct Presigned {
-    cert_id_der: Vec<u8>,
-    this_update: Millis,
-    body: bytes::Bytes,
-}
-
-/// The certificates each held CA signed: CA id → serial → (registry id, state).
-#[derive(Default)]
-struct Index {
-    by_ca: HashMap<String, HashMap<Vec<u8>, (String, Indexed)>>,
-    /// registry id → (CA id, serial): parsed once per certificate.
-    placed: HashMap<String, (String, Vec<u8>)>,
-}
-
-impl Index {
-    fn put(&mut self, c: &Certificate, cas: &CaSet) {
-        let key = c.id.to_string();
-        if !signed_by_held_ca(c) {
-            self.remove(&key);
-            return;
-        }
-        let (ca_id, serial) =
-            match self.placed.get(&key) {
-                Some(p) => p.clone(),
-                None => {
-                    let Ok(parsed) = certplane_pki::parse_certificate_pem(&c.pem) else {
-                        return;
-                    };
-                    let Some(serial) = serial_from_hex(&parsed.serial_hex) else {
-                        return;
-                    };
-                    // A certificate of a CA this node has not loaded yet waits for the rescan
-                    // that follows every change of the held CAs.
-                    let Some(ca) = cas.all().iter().find(|ca| {
-                        ca.signed(parsed.authority_key_id.as_deref(), &parsed.issuer_der)
-                    }) else {
-                        return;
-                    };
-                    (ca.ca_id().to_string(), serial)
-                }
-            };
-        self.placed
-            .insert(key.clone(), (ca_id.clone(), serial.clone()));
-        self.by_ca.entry(ca_id).or_default().insert(
-            serial,
-            (
-                key,
-                Indexed {
-                    state: revocation_state(c),
-                    presigned: None,
-                },
-            ),
-        );
-    }
-
-    fn remove(&mut self, key: &str) {
-        if let Some((ca, serial)) = self.placed.remove(key) {
-            if let Some(m) = self.by_ca.get_mut(&ca) {
-                m.remove(&serial);
-            }
-        }
-    }
-
-    fn lookup(&self, ca_id: &str, serial: &[u8]) -> Option<String> {
-        self.by_ca.get(ca_id)?.get(serial).map(|(k, _)| k.clone())
-    }
-
-    /// The pre-signed answer for this CertID, while it is fresh at `now`.
-    fn presigned(
-        &self,
-        ca_id: &str,
-        id: &CertId,
-        now: Millis,
-        fresh_ms: Millis,
-    ) -> Option<bytes::Bytes> {
-        let (_, e) = self.by_ca.get(ca_id)?.get(&id.serial)?;
-        let p = e.presigned.as_ref()?;
-        (p.cert_id_der == id.der && p.this_update <= now && now < p.this_update + fresh_ms)
-            .then(|| p.body.clone())
-    }
-
-    /// Keeps a signed answer, unless the certificate changed since its status was read: the
-    /// index then holds another state than the one signed, and the answer is not kept.
-    fn keep_presigned(
-        &mut self,
-        ca_id: &str,
-        serial: &[u8],
-        signed: CertStatus,
-        list_holds: bool,
-        p: Presigned,
-    ) {
-        let Some((_, e)) = self.by_ca.get_mut(ca_id).and_then(|m| m.get_mut(serial)) else {
-            return;
-        };
-        if cert_status(e.state, list_holds) == signed {
-            e.presigned = Some(Arc::new(p));
-        }
-    }
-
-    /// One CA's CRL entries, in serial order so equal sets compare equal.
-    fn entries(&self, ca_id: &str, list_holds: bool) -> Vec<RevokedEntry> {
-        let Some(certs) = self.by_ca.get(ca_id) else {
-            return Vec::new();
-        };
-        let mut out: Vec<RevokedEntry> = certs
-            .iter()
-            .filter_map(|(serial, (_, e))| {
-                e.state
-                    .as_revocation(list_holds)
-                    .map(|(at, reason)| RevokedEntry {
-                        serial: serial.clone(),
-                        revoked_at: at,
-                        reason,
-                    })
-            })
-            .collect();
-        out.sort_by(|a, b| a.serial.cmp(&b.serial));
-        out
-    }
-}
-
 /// The current CRL as served.
 struct CrlCache {
     number: u64,
@@ -201,7 +70,8 @@ struct CrlCache {
     next_update: Millis,
     der: bytes::Bytes,
     pem: bytes::Bytes,
-    entries: Vec<RevokedEntry>,
+    /// The revision of the index's entries it lists.
+    revision: u64,
 }
 
 /// The stored CRL counter of one CA.
@@ -233,7 +103,7 @@ impl Revocation {
             core: core.clone(),
             list_holds: args.crl_hold,
             validity_ms: args.crl_validity.saturating_mul(1000),
-            index: RwLock::new(Index::default()),
+            index: RwLock::new(Index::new(args.crl_hold)),
             crl: Mutex::new(HashMap::new()),
             dirty: Notify::new(),
         });
@@ -252,23 +122,15 @@ impl Revocation {
     async fn rescan(&self) -> Result<(), DomainError> {
         let all = self.core.registry_list().await?;
         let cas = self.core.cas.snapshot();
-        let mut fresh = Index::default();
-        if let Ok(old) = self.index.read() {
-            // Serials and issuers never change: reuse them instead of parsing every
-            // certificate again.
-            fresh.placed = old.placed.clone();
-        }
+        let mut fresh = match self.index.read() {
+            Ok(old) => old.fresh(),
+            Err(_) => Index::new(self.list_holds),
+        };
         for c in &all {
             fresh.put(c, &cas);
         }
-        let Index { by_ca, placed } = &mut fresh;
-        placed.retain(|k, (ca, s)| {
-            by_ca
-                .get(ca.as_str())
-                .and_then(|m| m.get(s))
-                .is_some_and(|(id, _)| id == k)
-        });
         if let Ok(mut idx) = self.index.write() {
+            fresh.settle(&idx);
             *idx = fresh;
         }
         Ok(())
@@ -327,24 +189,31 @@ impl Revocation {
     }
 
     async fn rebuild_one(&self, ca: &IssuingCa, force: bool) -> Result<(), DomainError> {
-        let entries = match self.index.read() {
-            Ok(idx) => idx.entries(ca.ca_id(), self.list_holds),
-            Err(_) => return Err(DomainError::internal("the revocation index is poisoned")),
-        };
+        let poisoned = || DomainError::internal("the revocation index is poisoned");
         let now = self.core.now();
         if let Some(cur) = self.current(ca.ca_id()) {
             // A thisUpdate in the future (the dev clock was moved back) is not fresh either.
             let fresh = cur.this_update <= now && now < cur.this_update + self.validity_ms / 2;
-            if !force && fresh && cur.entries == entries {
+            let revision = self
+                .index
+                .read()
+                .map_err(|_| poisoned())?
+                .crl_revision(ca.ca_id());
+            if !force && fresh && cur.revision == revision {
                 return Ok(());
             }
         }
+        let (entries, revision) = self
+            .index
+            .read()
+            .map_err(|_| poisoned())?
+            .crl_entries(ca.ca_id());
         let number = self.next_crl_number(ca.ca_id()).await?;
         // Whole seconds: CRL times carry no fractions, and the ETag/Last-Modified follow them.
         let this_update = now - now.rem_euclid(1000);
         let next_update = this_update + self.validity_ms;
         let signed = ca
-            .sign_crl(number, this_update, next_update, &entries)
+            .sign_crl_der(number, this_update, next_update, &entries)
             .map_err(|e| DomainError::internal(format!("signing the CRL: {e}")))?;
         let cache = Arc::new(CrlCache {
             number,
@@ -352,7 +221,7 @@ impl Revocation {
             next_update,
             der: signed.der.into(),
             pem: signed.pem.into(),
-            entries,
+            revision,
         });
         if let Ok(mut slot) = self.crl.lock() {
             slot.insert(ca.ca_id().to_string(), cache);
@@ -518,7 +387,6 @@ impl Revocation {
                     ca.ca_id(),
                     &id.serial,
                     answer.status,
-                    self.list_holds,
                     Presigned {
                         cert_id_der: id.der.clone(),
                         this_update,
@@ -544,14 +412,6 @@ impl Revocation {
         };
         let cert: Stored<Certificate> = cert;
         Ok(cert_status(revocation_state(&cert.value), self.list_holds))
-    }
-}
-
-/// What the responder says about a certificate in this state.
-fn cert_status(state: RevocationState, list_holds: bool) -> CertStatus {
-    match state.as_revocation(list_holds) {
-        None => CertStatus::Good,
-        Some((at, reason)) => CertStatus::Revoked { at, reason },
     }
 }
 

@@ -6,6 +6,7 @@ use certplane_core::users::User;
 use clap::Subcommand;
 use serde_json::json;
 
+use crate::admin_args::{print_json, print_listing, AccountListing, AccountNamed};
 use crate::bootstrap::{self, Location};
 
 #[derive(Subcommand)]
@@ -22,31 +23,9 @@ pub enum UserCommand {
         #[command(flatten)]
         dir: Location,
     },
-    List {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        dir: Location,
-    },
+    List(AccountListing),
     /// Deletes the user and its access keys.
-    Delete {
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        name: String,
-        #[command(flatten)]
-        dir: Location,
-    },
-}
-
-pub fn print_json(v: &serde_json::Value) -> Result<(), String> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).map_err(|e| format!("encoding output: {e}"))?
-    );
-    Ok(())
+    Delete(AccountNamed),
 }
 
 fn user_json(u: &User) -> serde_json::Value {
@@ -80,16 +59,12 @@ pub async fn run(cmd: UserCommand) -> Result<(), String> {
                 Ok(())
             }
         }
-        UserCommand::List { account, json, dir } => {
+        UserCommand::List(AccountListing { account, json, dir }) => {
             let core = bootstrap::open(&dir).await?.core;
             let users = core.list_users(&account).await.map_err(|e| e.to_string())?;
-            if json {
-                print_json(&serde_json::Value::Array(
-                    users.iter().map(user_json).collect(),
-                ))
-            } else {
+            print_listing(json, &users, user_json, |users| {
                 println!("{:<32}  {:<32}  POLICIES", "NAME", "EMAIL");
-                for u in &users {
+                for u in users {
                     println!(
                         "{:<32}  {:<32}  {}",
                         u.name,
@@ -97,10 +72,9 @@ pub async fn run(cmd: UserCommand) -> Result<(), String> {
                         u.policies.join(",")
                     );
                 }
-                Ok(())
-            }
+            })
         }
-        UserCommand::Delete { account, name, dir } => {
+        UserCommand::Delete(AccountNamed { account, name, dir }) => {
             let core = bootstrap::open(&dir).await?.core;
             core.delete_user(&account, &name)
                 .await

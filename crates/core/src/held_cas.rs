@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use certplane_pki::IssuingCa;
+use certplane_pki::{IssuingCa, ParsedCertificate};
 
 /// One consistent set of held CAs.
 pub struct CaSet {
@@ -38,6 +38,14 @@ impl CaSet {
 
     pub fn by_id(&self, ca_id: &str) -> Option<&Arc<IssuingCa>> {
         self.all.iter().find(|c| c.ca_id() == ca_id)
+    }
+
+    /// The held CA that signed `cert` (matched by authorityKeyIdentifier, else issuer name):
+    /// after a rotation that may be a retired CA, not the active one.
+    pub fn signer_of(&self, cert: &ParsedCertificate) -> Option<&Arc<IssuingCa>> {
+        self.all
+            .iter()
+            .find(|ca| ca.signed(cert.authority_key_id.as_deref(), &cert.issuer_der))
     }
 }
 

@@ -218,7 +218,7 @@ fn write_time(w: DERWriter, ms: Millis) -> Result<(), PkiError> {
 }
 
 /// The signatureAlgorithm for the CA's key, as certificates signed by rcgen carry it.
-fn signature_algorithm(key: &crate::CaKey) -> Result<Vec<u8>, PkiError> {
+pub(crate) fn signature_algorithm(key: &crate::CaKey) -> Result<Vec<u8>, PkiError> {
     let alg = key.algorithm();
     let (oid, null): (&[u64], bool) = if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
         (&[1, 2, 840, 10045, 4, 3, 2], false)

@@ -57,3 +57,49 @@ def test_cancelled_cas_certificate_is_revoked_with_cessation_of_operation(funded
         time.sleep(0.1)
     entry = text.split(serial.upper(), 1)[1]
     assert "Cessation Of Operation" in entry.split("Serial Number", 1)[0], text
+
+
+def _blocks(pem: str) -> list[str]:
+    return [b + "-----END CERTIFICATE-----\n" for b in pem.split("-----END CERTIFICATE-----")
+            if "-----BEGIN CERTIFICATE-----" in b]
+
+
+@pytest.mark.slow
+def test_chain_names_the_ca_that_signed_after_a_rotation(binary, dns, web, tmp_path):
+    """After `admin ca rotate`, a certificate the retired CA signed is still answered with the
+    retired CA in its chain (Cert of GetUserCertificateDetail), and one issued afterwards with the
+    new CA; each chain verifies against its own CA alone."""
+    from aliyun_harness import (ACCOUNT_A, FREE, CertplaneServer, cas_client, validation_args)
+
+    srv = CertplaneServer(binary, tmp_path / "data", dev=True,
+                          extra_args=validation_args(dns, web)).start()
+    try:
+        srv.add_package(ACCOUNT_A, FREE, 20)
+        client = cas_client(srv, ACCOUNT_A)
+
+        def chain_of(issued) -> list[str]:
+            d = client.get_user_certificate_detail(
+                M.GetUserCertificateDetailRequest(cert_id=int(issued.cert_id))).body
+            assert len(d.cert_chain) == 2
+            return [b.strip() + "\n" for b in _blocks(d.cert)]
+
+        _, before = issue(client, dns, web, unique_domain())
+        old_ca = chain_of(before)[-1]
+        srv.admin("ca", "rotate")
+        deadline = time.monotonic() + 8
+        while True:  # running servers pick the new active CA up within about 2 s
+            _, after = issue(client, dns, web, unique_domain())
+            new_ca = chain_of(after)[-1]
+            if new_ca != old_ca:
+                break
+            assert time.monotonic() < deadline, "the rotation never reached the server"
+            time.sleep(0.5)
+        for issued, ca in ((before, old_ca), (after, new_ca)):
+            chain = chain_of(issued)
+            assert chain[-1] == ca, "the chain does not end with the CA that signed the leaf"
+            ca_file, leaf_file = tmp_path / "ca.pem", tmp_path / "leaf.pem"
+            ca_file.write_text(ca)
+            leaf_file.write_text(chain[0])
+            assert openssl("verify", "-CAfile", str(ca_file), str(leaf_file)).strip().endswith(": OK")
+    finally:
+        srv.stop()

@@ -3,6 +3,7 @@
 //! (`orders.rs`, `packages.rs`, `user_certificates.rs`).
 
 use aws_lc_rs::digest;
+use certplane_core::held_cas::CaSet;
 use certplane_core::orders::{
     Contact, NewOrder, Order, OrderState, ValidateType, EXPIRING_WITHIN_MS,
 };
@@ -501,7 +502,14 @@ fn chain_entry(c: &ParsedCertificate, now: i64) -> Value {
     })
 }
 
-fn detail(uc: &UserCertificate, with_content: bool, issuer_pem: &str, now: i64) -> Value {
+fn detail(uc: &UserCertificate, with_content: bool, cas: &CaSet, now: i64) -> Value {
+    // An issued certificate's chain ends with the held CA that signed it (a retired one
+    // after a rotation); the active CA when the PEM does not parse.
+    let signer = parse_certificate_pem(&uc.cert_pem)
+        .ok()
+        .and_then(|c| cas.signer_of(&c).cloned())
+        .unwrap_or_else(|| cas.active().clone());
+    let issuer_pem = signer.cert_pem();
     let mut m = Map::new();
     m.insert("Id".into(), json!(uc.id));
     m.insert("Name".into(), json!(uc.name));
@@ -562,7 +570,7 @@ async fn get_user_certificate_detail(core: &Core, uid: &str, p: &Params) -> Res 
     // CertFilter=true asks for the description only, without the certificate and key.
     let filter = p.bool("CertFilter")?.unwrap_or(false);
     let uc = core.get_user_certificate(uid, id).await?;
-    Ok(detail(&uc, !filter, core.issuer().cert_pem(), core.now()))
+    Ok(detail(&uc, !filter, &core.cas.snapshot(), core.now()))
 }
 
 /// Unknown actions for this version.
