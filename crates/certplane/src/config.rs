@@ -20,7 +20,10 @@ const ENV_PREFIX: &str = "CERTPLANE_";
 
 /// The environment variable of a long flag.
 fn env_name(long: &str) -> String {
-    format!("{ENV_PREFIX}{}", long.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "{ENV_PREFIX}{}",
+        long.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// Gives every long flag of `cmd` and its subcommands an environment variable.
@@ -97,20 +100,15 @@ pub fn apply(cmd: &Command, args: Vec<OsString>) -> Result<Vec<OsString>, String
                 )
             })?;
         let id = arg.get_id().as_str();
-        match m.value_source(id) {
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable) => continue,
-            _ => {}
+        if let Some(ValueSource::CommandLine | ValueSource::EnvVariable) = m.value_source(id) {
+            continue;
         }
         let flag = matches!(
             arg.get_action(),
             ArgAction::SetTrue | ArgAction::SetFalse | ArgAction::Count
         );
-        let words = words_of(key, value, flag).map_err(|why| {
-            format!(
-                "the config file {}: key `{key}`: {why}",
-                path.display()
-            )
-        })?;
+        let words = words_of(key, value, flag)
+            .map_err(|why| format!("the config file {}: key `{key}`: {why}", path.display()))?;
         out.extend(words);
     }
     Ok(out)

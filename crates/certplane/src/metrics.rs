@@ -126,7 +126,9 @@ async fn read_gauges(core: &Core) -> Result<(), certplane_core::DomainError> {
     let store = core.store();
     let certificates = store.count_by_field(Kind::Certificate, "status").await?;
     let transfers = store.count_by_field(Kind::Transfer, "status").await?;
-    let billing = store.count_by_field(Kind::BillingTransfer, "status").await?;
+    let billing = store
+        .count_by_field(Kind::BillingTransfer, "status")
+        .await?;
     let orders = store.count_by_field(Kind::Order, "state").await?;
     let count_of = |counts: &[(String, u64)], value: &str| {
         counts

@@ -329,7 +329,11 @@ pub trait Store: Send + Sync {
 /// A body member name `count_by_field` accepts: ASCII letters, digits and `_`, so the JSON path
 /// built from it needs no quoting.
 pub fn valid_field_name(field: &str) -> DomainResult<()> {
-    if !field.is_empty() && field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if !field.is_empty()
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         Ok(())
     } else {
         Err(DomainError::invalid(format!(

@@ -398,7 +398,10 @@ impl Store for PostgresStore {
                  WHERE kind = $1 AND jsonb_typeof((body::jsonb) -> $2::text) = 'string') AS s \
                  GROUP BY v"
                     .to_string(),
-                vec![Arg::Text(kind.as_str().to_string()), Arg::Text(field.to_string())],
+                vec![
+                    Arg::Text(kind.as_str().to_string()),
+                    Arg::Text(field.to_string()),
+                ],
             )
             .await?;
         rows.iter()
