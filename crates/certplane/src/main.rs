@@ -8,10 +8,12 @@ mod billing;
 mod bootstrap;
 mod ca_admin;
 mod ca_custody;
+mod config;
 mod export;
 mod gateway;
 mod iam_policies;
 mod listener;
+mod metrics;
 mod mqtt_instances;
 mod revocation;
 mod revocation_index;
@@ -22,7 +24,7 @@ mod validation;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 // glibc malloc showed ~10 % of a node's CPU under load (arena lock handoffs between the async
 // workers and the store threads); mimalloc's per-thread heaps avoid that.
@@ -36,6 +38,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "A self-hosted certificate control plane"
 )]
 struct Cli {
+    /// A TOML file of flag values (`max-connections = 100`; keys are the long flag names).
+    /// The command line wins over CERTPLANE_* environment variables, which win over the file.
+    #[arg(long = config::CONFIG_FLAG, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,14 +65,26 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CERTPLANE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let cli = Cli::parse();
+    let command = config::with_env(Cli::command());
+    let args = match config::apply(&command, std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("certplane: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format(),
+        _ => server::LogFormat::Text,
+    };
+    init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,5 +110,23 @@ fn main() -> ExitCode {
             eprintln!("certplane: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr; `CERTPLANE_LOG` is the filter (default `warn`). JSON: one object per
+/// line, with the fields of the spans it was logged in (a request's `request_id`).
+fn init_logging(format: server::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CERTPLANE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        server::LogFormat::Text => builder.init(),
+        server::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }

@@ -30,6 +30,7 @@ struct App {
     clock: Arc<OffsetClock>,
     dev: bool,
     body_timeout: std::time::Duration,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// How orders' domain ownership is checked.
@@ -55,9 +56,21 @@ pub enum ValidationMode {
     AlwaysValid,
 }
 
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (fields, span fields such as the request id).
+    Json,
+}
+
 /// Every flag of `certplane serve`.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
+    /// How log lines on stderr are written.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -81,8 +94,15 @@ pub struct ServeArgs {
     revocation: crate::revocation::RevocationArgs,
 }
 
+impl ServeArgs {
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+}
+
 pub async fn serve(args: &ServeArgs) -> Result<(), String> {
     let ServeArgs {
+        log_format: _,
         listen,
         at,
         dev,
@@ -94,6 +114,8 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
         revocation: revocation_args,
     } = args;
     let (listen, dev) = (*listen, *dev);
+    // First: everything started below may already count something.
+    let metrics = crate::metrics::install()?;
     // Bound first: the default public URL (written into issued certificates) is the address
     // actually listened on.
     let listener = tokio::net::TcpListener::bind(listen)
@@ -148,6 +170,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
         clock: opened.clock,
         dev,
         body_timeout: listener_args.body_timeout(),
+        metrics,
     });
     let router = Router::new().fallback(handle).with_state(app);
     println!(
@@ -256,10 +279,46 @@ fn json_response(status: u16, v: serde_json::Value) -> http::Response<Body> {
 }
 
 async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::Response<Body> {
+    let started = std::time::Instant::now();
+    let (response, dialect, operation) = dispatch(&app, req).await;
+    crate::metrics::record_request(dialect, operation, response.status().as_u16(), started);
+    response
+}
+
+/// The `dialect` label of requests that no cloud dialect answers (health, metrics, dev mode).
+const SERVER: &str = "server";
+/// The `operation` label of a request no route matched.
+const UNKNOWN: &str = "unknown";
+
+/// Answers a request, with the dialect and operation labels it is counted under.
+async fn dispatch(
+    app: &App,
+    req: http::Request<Body>,
+) -> (http::Response<Body>, &'static str, &'static str) {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     match (&parts.method, path.as_str()) {
-        (&Method::GET, "/healthz") => return json_response(200, json!({ "status": "ok" })),
+        (&Method::GET, "/healthz") => {
+            return (
+                json_response(200, json!({ "status": "ok" })),
+                SERVER,
+                "healthz",
+            )
+        }
+        // Unauthenticated, like /healthz: what it shows is counts, never names or keys.
+        (&Method::GET, "/metrics") => {
+            let text = crate::metrics::scrape(&app.metrics, &app.aws.core).await;
+            let response = http::Response::builder()
+                .status(200)
+                .header(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+                .body(Body::from(text))
+                .unwrap_or_else(|_| {
+                    let mut r = http::Response::new(Body::empty());
+                    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    r
+                });
+            return (response, SERVER, "metrics");
+        }
         // Only a bare `GET /`: `GET /?Action=…`, or a signed GET / with x-acs-version, is an
         // Alibaba RPC call.
         (&Method::GET, "/")
@@ -267,24 +326,33 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
                 && parts.uri.query().is_none()
                 && !parts.headers.contains_key("x-acs-version") =>
         {
-            return json_response(200, json!({ "service": "certplane", "mode": "dev" }))
+            return (
+                json_response(200, json!({ "service": "certplane", "mode": "dev" })),
+                SERVER,
+                "root",
+            )
         }
         (&Method::POST, "/moto-api/reset") if app.dev => {
             app.clock.reset();
-            return match app.aws.core.store().reset().await {
+            let response = match app.aws.core.store().reset().await {
                 Ok(()) => json_response(200, json!({ "status": "ok" })),
                 Err(e) => json_response(503, json!({ "message": e.to_string() })),
             };
+            return (response, SERVER, "reset");
         }
         (&Method::GET, "/dev/clock") if app.dev => {
-            return json_response(200, json!({ "now": rfc3339(app.clock.now()) }))
+            return (
+                json_response(200, json!({ "now": rfc3339(app.clock.now()) })),
+                SERVER,
+                "clock",
+            )
         }
         (&Method::POST, "/dev/clock") if app.dev => {
             let bytes = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
             let secs = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
                 .and_then(|v| v.get("advanceSeconds").and_then(|s| s.as_i64()));
-            return match secs {
+            let response = match secs {
                 Some(s) if s >= 0 => {
                     json_response(200, json!({ "now": rfc3339(app.clock.advance(s)) }))
                 }
@@ -293,16 +361,25 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
                     json!({ "message": "body must be {\"advanceSeconds\": N} with N >= 0" }),
                 ),
             };
+            return (response, SERVER, "clock");
         }
         _ => {}
     }
     if crate::revocation::Revocation::recognises(&parts.method, &path) {
+        let operation = if path.starts_with("/ocsp") {
+            "ocsp"
+        } else if path.starts_with("/crl/") {
+            "crl"
+        } else {
+            "ca"
+        };
         // An oversized OCSP body is no OCSP request: answered malformedRequest, never a 5xx.
         let body = read_body(body).await.unwrap_or_default();
-        return app
+        let response = app
             .revocation
             .handle(&parts.method, &path, &parts.headers, &body)
             .await;
+        return (response, "revocation", operation);
     }
     let mut request = wire::Request {
         method: parts.method,
@@ -318,16 +395,24 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
     let aliyun = Aliyun::recognises(&request);
     let azure =
         !aliyun && (AzureBilling::recognises(&request) || AzureBilling::recognises_oauth(&request));
+    let dialect = if aliyun {
+        "aliyun"
+    } else if azure {
+        "azure-billing"
+    } else {
+        "aws-iot"
+    };
     // The Alibaba and Azure code, and AWS's name for the same refusal.
     let refused = |status: u16, code: &'static str, aws_code: &'static str, message: String| {
         let id = uuid::Uuid::new_v4().to_string().to_uppercase();
-        to_http(if aliyun {
+        let response = to_http(if aliyun {
             RpcError::new(status, code, message).render(&id, "certplane")
         } else if azure {
             AzureBilling::error(status, code, message)
         } else {
             WireError::new(status, aws_code, message).render(&id)
-        })
+        });
+        (response, dialect, UNKNOWN)
     };
     request.body = match tokio::time::timeout(app.body_timeout, read_body(body)).await {
         Ok(Ok(b)) => b,
@@ -351,13 +436,15 @@ async fn handle(State(app): State<Arc<App>>, req: http::Request<Body>) -> http::
             )
         }
     };
-    if aliyun {
-        to_http(app.aliyun.handle(request).await)
+    let response = if aliyun {
+        app.aliyun.handle(request).await
     } else if azure {
-        to_http(app.azure.handle(request).await)
+        app.azure.handle(request).await
     } else {
-        to_http(app.aws.handle(request).await)
-    }
+        app.aws.handle(request).await
+    };
+    let operation = response.operation.unwrap_or(UNKNOWN);
+    (to_http(response), dialect, operation)
 }
 
 /// How much of an oversized body is still read (and dropped) before answering 413, so a client

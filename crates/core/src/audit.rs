@@ -180,6 +180,9 @@ impl Store for AuditedStore {
     async fn count(&self, kind: Kind, filter: &Filter) -> DomainResult<u64> {
         self.inner.count(kind, filter).await
     }
+    async fn count_by_field(&self, kind: Kind, field: &str) -> DomainResult<Vec<(String, u64)>> {
+        self.inner.count_by_field(kind, field).await
+    }
     async fn apply(&self, mut writes: Vec<Write>) -> DomainResult<()> {
         if !writes.is_empty() {
             if let Some(row) = row_for_this_call() {

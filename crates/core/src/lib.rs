@@ -17,6 +17,7 @@ pub mod error;
 pub mod held_cas;
 pub mod iam;
 pub mod ids;
+pub mod metrics;
 pub mod mqtt_instances;
 pub mod oauth;
 pub mod orders;

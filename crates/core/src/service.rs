@@ -58,8 +58,10 @@ impl Core {
 
     pub fn with_cas(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cas: Arc<HeldCas>) -> Self {
         Core {
-            // Every call's changes carry its audit row in their own transaction.
-            store: crate::audit::AuditedStore::wrap(store),
+            // Every call's changes carry its audit row in their own transaction; the timing
+            // wrapper sits on the engine, so it measures the engine's calls (audit rows
+            // included).
+            store: crate::audit::AuditedStore::wrap(crate::metrics::TimedStore::wrap(store)),
             clock,
             cas,
             validator: Arc::new(NeverValid),

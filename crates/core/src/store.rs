@@ -310,6 +310,11 @@ pub trait Store: Send + Sync {
         page: PageQuery,
     ) -> DomainResult<Vec<StoredDoc>>;
     async fn count(&self, kind: Kind, filter: &Filter) -> DomainResult<u64>;
+    /// How many documents of `kind` hold each value of the top-level string member `field` of
+    /// their body (documents without it are not counted), in one aggregate query: the gauges
+    /// a metrics scrape reads (certificates by status, transfers and orders by state).
+    /// `field` must pass [`valid_field_name`].
+    async fn count_by_field(&self, kind: Kind, field: &str) -> DomainResult<Vec<(String, u64)>>;
     /// Commits every write or none, durably, before returning.
     async fn apply(&self, writes: Vec<Write>) -> DomainResult<()>;
     /// Dev mode: deletes every document whose kind does not survive a reset.
@@ -319,6 +324,22 @@ pub trait Store: Send + Sync {
     /// has not expired at `now_ms`. Durable before it answers; expired keys are purged now and
     /// then.
     async fn claim_once(&self, key: &str, now_ms: i64, expires_at_ms: i64) -> DomainResult<bool>;
+}
+
+/// A body member name `count_by_field` accepts: ASCII letters, digits and `_`, so the JSON path
+/// built from it needs no quoting.
+pub fn valid_field_name(field: &str) -> DomainResult<()> {
+    if !field.is_empty()
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(format!(
+            "{field:?} is not a document field name (letters, digits and _ only)"
+        )))
+    }
 }
 
 /// An entity kept as a document.

@@ -15,6 +15,9 @@ pub async fn audit_outcome(
     outcome: certplane_core::audit::Outcome,
     code: &str,
 ) {
+    if outcome == certplane_core::audit::Outcome::Denied {
+        certplane_core::metrics::denied(&event.dialect, &event.action);
+    }
     if let Err(e) = core.record_audit(&event.ended(outcome, code)).await {
         tracing::warn!(error = %e, request_id = %event.request_id, "audit row not written");
     }

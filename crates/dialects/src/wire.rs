@@ -66,6 +66,9 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// The cloud's name of the operation the dialect routed the request to (`None`: no route
+    /// matched). The binary's metrics label requests with it, so its values are a closed set.
+    pub operation: Option<&'static str>,
 }
 
 impl Response {
@@ -74,7 +77,26 @@ impl Response {
             status,
             headers: vec![("content-type", "application/json".into())],
             body: serde_json::to_vec(value).unwrap_or_default(),
+            operation: None,
         }
+    }
+
+    /// Names the operation this answers (see [`Response::operation`]).
+    pub fn for_operation(mut self, operation: Option<&'static str>) -> Self {
+        self.operation = operation;
+        self
+    }
+
+    /// Logs the answer (at info) inside the request's span, so the line carries its id.
+    pub fn logged_in(self, span: &tracing::Span) -> Self {
+        span.in_scope(|| {
+            tracing::info!(
+                status = self.status,
+                operation = self.operation.unwrap_or("unknown"),
+                "answered"
+            )
+        });
+        self
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {

@@ -75,6 +75,7 @@ impl Sessions {
             .or_default()
             .insert(id);
         inner.all.insert(id, session);
+        certplane_core::metrics::gateway_session_opened();
         Registered {
             sessions: self.clone(),
             id,
@@ -84,6 +85,7 @@ impl Sessions {
     fn remove(&self, id: u64) {
         let mut inner = self.lock();
         if let Some(s) = inner.all.remove(&id) {
+            certplane_core::metrics::gateway_session_closed();
             unfile(&mut inner.by_cert, &s.cert_id, id);
             unfile(&mut inner.by_ca, &s.ca_key, id);
         }

@@ -234,6 +234,37 @@ pub async fn queries_filter_and_page_in_creation_order(s: &dyn Store) {
     assert_eq!(s.count(Kind::Thing, &either).await.expect("count"), 2);
 }
 
+/// Counting by a body member: strings are grouped, other kinds and other members ignored.
+pub async fn counts_by_body_field(s: &dyn Store) {
+    let bodies = [
+        ("c1", r#"{"status":"ACTIVE"}"#),
+        ("c2", r#"{"status":"ACTIVE","x":1}"#),
+        ("c3", r#"{"status":"REVOKED"}"#),
+        ("c4", r#"{"status":7}"#),
+        ("c5", r#"{"other":"ACTIVE"}"#),
+    ];
+    for (key, body) in bodies {
+        let mut d = doc(key, "1", None, body);
+        d.kind = Kind::Policy;
+        s.apply(vec![Write::Insert(d)]).await.expect("insert");
+    }
+    let mut got = s
+        .count_by_field(Kind::Policy, "status")
+        .await
+        .expect("count by field");
+    got.sort();
+    assert_eq!(got, [("ACTIVE".to_string(), 2), ("REVOKED".to_string(), 1)]);
+    assert!(s
+        .count_by_field(Kind::Certificate, "status")
+        .await
+        .expect("empty kind")
+        .is_empty());
+    assert!(matches!(
+        s.count_by_field(Kind::Policy, "a') OR 1=1 --").await,
+        Err(DomainError::InvalidInput(_))
+    ));
+}
+
 pub async fn reset_keeps_credentials(s: &dyn Store) {
     let mut key = doc("k", "1", None, "{}");
     key.kind = Kind::AccessKey;

@@ -389,6 +389,30 @@ impl Store for PostgresStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn count_by_field(&self, kind: Kind, field: &str) -> DomainResult<Vec<(String, u64)>> {
+        certplane_core::store::valid_field_name(field)?;
+        // The body column is TEXT (plain SQL, see migration 0001), so it is cast per row.
+        let rows = self
+            .read(
+                "SELECT v, COUNT(*) FROM (SELECT (body::jsonb) ->> $2::text AS v FROM documents \
+                 WHERE kind = $1 AND jsonb_typeof((body::jsonb) -> $2::text) = 'string') AS s \
+                 GROUP BY v"
+                    .to_string(),
+                vec![
+                    Arg::Text(kind.as_str().to_string()),
+                    Arg::Text(field.to_string()),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let v: String = r.try_get(0).map_err(DomainError::internal)?;
+                let n: i64 = r.try_get(1).map_err(DomainError::internal)?;
+                Ok((v, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect()
+    }
+
     async fn apply(&self, writes: Vec<Write>) -> DomainResult<()> {
         if writes.is_empty() {
             return Ok(());
@@ -719,6 +743,7 @@ mod tests {
             conformance::compare_and_set(&s).await;
             conformance::batches_are_atomic(&s).await;
             conformance::queries_filter_and_page_in_creation_order(&s).await;
+            conformance::counts_by_body_field(&s).await;
             conformance::reset_keeps_credentials(&s).await;
             conformance::crl_counter_survives_reset(&s).await;
             // The feed is live once LISTEN has taken effect, which it announces.

@@ -454,6 +454,30 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn count_by_field(&self, kind: Kind, field: &str) -> DomainResult<Vec<(String, u64)>> {
+        certplane_core::store::valid_field_name(field)?;
+        let path = format!("$.{field}");
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT json_extract(body, ?2), COUNT(*) FROM documents \
+                 WHERE kind = ?1 AND json_extract(body, ?2) IS NOT NULL GROUP BY 1",
+            )?;
+            let rows = stmt.query_map(params![kind.as_str(), path], |r| {
+                let v: rusqlite::types::Value = r.get(0)?;
+                let n: i64 = r.get(1)?;
+                Ok((v, n))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                // Only string members are counted: a number or object there is no state name.
+                if let (rusqlite::types::Value::Text(v), n) = row? {
+                    out.push((v, u64::try_from(n).unwrap_or(0)));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     async fn apply(&self, writes: Vec<Write>) -> DomainResult<()> {
         if writes.is_empty() {
             return Ok(());
@@ -496,6 +520,7 @@ mod tests {
         conformance::compare_and_set(&s).await;
         conformance::batches_are_atomic(&s).await;
         conformance::queries_filter_and_page_in_creation_order(&s).await;
+        conformance::counts_by_body_field(&s).await;
         conformance::reset_keeps_credentials(&s).await;
         conformance::crl_counter_survives_reset(&s).await;
         conformance::change_feed(&s).await;

@@ -381,3 +381,34 @@ def test_inactivation_through_one_node_drops_the_session_on_the_other(gw, broker
             time.sleep(0.1)
     finally:
         node2.stop()
+
+
+def gateway_sessions(gw) -> float:
+    status, _, body = certplane_server.http_request(gw.url, "GET", "/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith("certplane_gateway_sessions "):
+            return float(line.split()[1])
+    pytest.fail("no certplane_gateway_sessions sample in /metrics")
+
+
+def test_metrics_count_live_gateway_sessions(gw, mq, tmp_path):
+    _, dev = device(mq, tmp_path)
+
+    def settles_at(want) -> bool:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if gateway_sessions(gw) == want:
+                return True
+            time.sleep(0.1)
+        return False
+
+    assert settles_at(0)
+    sub = dev.subscribe(gw)
+    try:
+        wait_subscribed(gw, dev, sub)
+        # The publishers of wait_subscribed have gone; the subscriber's session stays.
+        assert settles_at(1), gateway_sessions(gw)
+    finally:
+        sub.kill()
+    assert settles_at(0), gateway_sessions(gw)

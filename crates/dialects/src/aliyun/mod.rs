@@ -33,6 +33,7 @@ use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::Core;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::wire::{Request, Response};
 use error::{from_api, from_domain, from_sig, ApiError, RpcError};
@@ -67,7 +68,14 @@ impl Aliyun {
     pub async fn handle(&self, req: Request) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
         let host = req.header("host").unwrap_or("certplane").to_string();
-        match self.handle_inner(&req, &request_id).await {
+        // Every log line of the call carries the RequestId the client sees in the body.
+        let span = tracing::info_span!("request", request_id = %request_id, dialect = "aliyun");
+        let mut operation = None;
+        let result = self
+            .handle_inner(&req, &request_id, &mut operation)
+            .instrument(span.clone())
+            .await;
+        let response = match result {
             Ok(mut v) => {
                 if let Some(o) = v.as_object_mut() {
                     o.insert("RequestId".into(), Value::String(request_id));
@@ -75,7 +83,8 @@ impl Aliyun {
                 Response::json(200, &v)
             }
             Err(e) => from_api(e).render(&request_id, &host),
-        }
+        };
+        response.for_operation(operation).logged_in(&span)
     }
 
     /// Who signed the request: the uid and the user inside it.
@@ -201,7 +210,12 @@ impl Aliyun {
         result
     }
 
-    async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Value, ApiError> {
+    async fn handle_inner(
+        &self,
+        req: &Request,
+        request_id: &str,
+        operation: &mut Option<&'static str>,
+    ) -> Result<Value, ApiError> {
         let (query, all) =
             params::read(req).map_err(|m| RpcError::new(400, "InvalidParameter", m))?;
         let p = Params::new(all.clone());
@@ -220,6 +234,7 @@ impl Aliyun {
                 let Some(action) = cas::Action::parse(&action) else {
                     return Err(cas::unknown_action(&action));
                 };
+                *operation = Some(action.name());
                 let ram = action.ram_action();
                 let resource = format!("acs:cas:*:{uid}:*");
                 let event = self.audit_event(&principal, request_id, "aliyun-cas", &ram, &resource);
@@ -235,6 +250,7 @@ impl Aliyun {
                 let Some(action) = onsmqtt::Action::parse(&action) else {
                     return Err(onsmqtt::unknown_action(&action));
                 };
+                *operation = Some(action.name());
                 let instance = onsmqtt::instance_param(&p)?;
                 // The instance's region is not known before it is read; `*` as CAS does.
                 let ram = action.ram_action();

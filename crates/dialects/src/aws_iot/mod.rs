@@ -24,6 +24,7 @@ use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::{Core, Scope};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::wire::{Request, Response};
 use error::{from_domain, WireError};
@@ -147,18 +148,32 @@ impl AwsIot {
 
     pub async fn handle(&self, req: Request) -> Response {
         let request_id = uuid::Uuid::new_v4().to_string();
-        match self.handle_inner(&req, &request_id).await {
+        // Every log line of the call carries the id the client sees in x-amzn-RequestId.
+        let span = tracing::info_span!("request", request_id = %request_id, dialect = "aws-iot");
+        let mut operation = None;
+        let result = self
+            .handle_inner(&req, &request_id, &mut operation)
+            .instrument(span.clone())
+            .await;
+        let response = match result {
             Ok(Value::Null) => Response {
                 status: 200,
                 headers: vec![("x-amzn-requestid", request_id)],
                 body: Vec::new(),
+                operation: None,
             },
             Ok(v) => Response::json(200, &v).with_header("x-amzn-requestid", request_id),
             Err(e) => e.render(&request_id),
-        }
+        };
+        response.for_operation(operation).logged_in(&span)
     }
 
-    async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Value, WireError> {
+    async fn handle_inner(
+        &self,
+        req: &Request,
+        request_id: &str,
+        operation: &mut Option<&'static str>,
+    ) -> Result<Value, WireError> {
         let (principal, region) = self.authenticate(req).await?;
         let segs = req.segments().map_err(WireError::invalid)?;
         let method = req.method.as_str();
@@ -177,6 +192,7 @@ impl AwsIot {
             };
             return Err(WireError::new(400, "NotImplementedException", what));
         };
+        *operation = Some(endpoint.name());
         let scope = Scope::new(principal.account.clone(), region);
         let resource = endpoint.resource_arn(&scope.region, &scope.account, label.as_deref());
         let action = endpoint.action();

@@ -17,6 +17,7 @@ use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::billing::{BillingScope, SectionKind};
 use certplane_core::Core;
+use tracing::Instrument;
 
 use crate::wire::{Request, Response};
 use error::{from_domain, ArmError, Side};
@@ -55,6 +56,7 @@ pub(crate) fn json_response(status: u16, v: &serde_json::Value) -> Response {
         status,
         headers: vec![("content-type", "application/json; charset=utf-8".into())],
         body: serde_json::to_vec(v).unwrap_or_default(),
+        operation: None,
     }
 }
 
@@ -75,6 +77,21 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// The operation's name, for the metrics' operation label (ARM's operation ids).
+    fn name(&self) -> &'static str {
+        match self {
+            Op::ListScoped(_) => "Transfers_List",
+            Op::Initiate(..) | Op::InitiateNamed(_) => "Transfers_Initiate",
+            Op::GetScoped(..) => "Transfers_Get",
+            Op::Cancel(..) => "Transfers_Cancel",
+            Op::ListRecipient => "RecipientTransfers_List",
+            Op::GetRecipient(_) => "RecipientTransfers_Get",
+            Op::Accept(_) => "RecipientTransfers_Accept",
+            Op::Validate(_) => "RecipientTransfers_Validate",
+            Op::Decline(_) => "RecipientTransfers_Decline",
+        }
+    }
+
     fn side(&self) -> Side {
         match self {
             Op::ListScoped(_)
@@ -273,21 +290,41 @@ impl AzureBilling {
     }
 
     pub async fn handle(&self, req: Request) -> Response {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        // Every log line of the call carries the id the client sees in x-ms-request-id.
+        let span =
+            tracing::info_span!("request", request_id = %request_id, dialect = "azure-billing");
         if let Some((tenant, r)) = oauth::route(&req) {
             if !Self::recognises(&req) {
-                return self.handle_oauth(req, tenant, r).await;
+                let name = match r {
+                    oauth::OauthRoute::OpenIdConfiguration => "OpenIdConfiguration",
+                    oauth::OauthRoute::Token => "Token",
+                    oauth::OauthRoute::Keys => "Keys",
+                };
+                return self
+                    .handle_oauth(req, tenant, r)
+                    .instrument(span.clone())
+                    .await
+                    .for_operation(Some(name))
+                    .logged_in(&span);
             }
         }
         let correlation = req
             .header("x-ms-correlation-request-id")
             .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
             .map(str::to_string);
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let r = match self.handle_inner(&req, &request_id).await {
+        let mut operation = None;
+        let r = match self
+            .handle_inner(&req, &request_id, &mut operation)
+            .instrument(span.clone())
+            .await
+        {
             Ok(r) => r,
             Err(e) => e.render(),
         };
         with_request_id(r, request_id, correlation)
+            .for_operation(operation)
+            .logged_in(&span)
     }
 
     fn authenticate(&self, req: &Request) -> Result<Caller, ArmError> {
@@ -356,7 +393,12 @@ impl AzureBilling {
         }
     }
 
-    async fn handle_inner(&self, req: &Request, request_id: &str) -> Result<Response, ArmError> {
+    async fn handle_inner(
+        &self,
+        req: &Request,
+        request_id: &str,
+        operation: &mut Option<&'static str>,
+    ) -> Result<Response, ArmError> {
         let query = req
             .query_pairs()
             .map_err(|m| ArmError::bad_request("InvalidQueryParameter", m))?;
@@ -368,6 +410,7 @@ impl AzureBilling {
             .segments()
             .map_err(|m| ArmError::bad_request("InvalidResourceName", m))?;
         let op = route(req.method.as_str(), segs.get(2..).unwrap_or(&[]), version)?;
+        *operation = Some(op.name());
         let (action, resource) = op.action();
         let side = op.side();
         let event = AuditEvent::for_call(
