@@ -14,6 +14,7 @@ mod listener;
 mod mqtt_instances;
 mod revocation;
 mod server;
+mod throttling;
 mod tls;
 mod users;
 mod validation;

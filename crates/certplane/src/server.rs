@@ -79,6 +79,8 @@ pub struct ServeArgs {
     listener: crate::listener::ListenerArgs,
     #[command(flatten)]
     revocation: crate::revocation::RevocationArgs,
+    #[command(flatten)]
+    throttle: crate::throttling::ThrottleArgs,
 }
 
 pub async fn serve(args: &ServeArgs) -> Result<(), String> {
@@ -92,6 +94,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
         gateway: gateway_args,
         listener: listener_args,
         revocation: revocation_args,
+        throttle: throttle_args,
     } = args;
     let (listen, dev) = (*listen, *dev);
     // Bound first: the default public URL (written into issued certificates) is the address
@@ -124,7 +127,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
         validator,
         validation.validation_timeout.saturating_mul(1000),
     );
-    let core = billing.apply(core)?;
+    let core = billing.apply(core)?.with_throttle(throttle_args.build(dev));
     let tls_config = crate::tls::config(tls, &core)?;
     let keys = TokenKeys::load(&core)
         .await
