@@ -509,6 +509,29 @@ mod tests {
         assert_eq!(allowed, 100);
     }
 
+    /// The hot path's cost, for BENCHMARKS.md: `cargo test --release -p certplane-core
+    /// throttle_check_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn throttle_check_cost() {
+        let t = Throttle::new(Vec::new());
+        let rate = Rate::per_second(1e9);
+        let p = Principal::dev("123456789012", Some("AKIDEXAMPLE".into()));
+        let n = 2_000_000u32;
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            let caller = caller_key(&p);
+            let _ = t.check(
+                &caller,
+                "iot:DescribeCertificate",
+                rate,
+                T0 + i64::from(i / 1000),
+            );
+        }
+        let ns = started.elapsed().as_nanos() as f64 / f64::from(n);
+        println!("throttle check (caller key + bucket): {ns:.0} ns per call");
+    }
+
     #[test]
     fn caller_keys() {
         let dev = Principal::dev("123456789012", Some("AKIDEXAMPLE".into()));
