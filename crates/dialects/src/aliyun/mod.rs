@@ -41,6 +41,7 @@ use params::Params;
 
 /// The API version of the SSL Certificates Service.
 pub const CAS_VERSION: &str = "2020-04-07";
+
 /// What a request is throttled as: the dialect, the throttle action name (`cas:<Action>`,
 /// `onsmqtt:<Action>`) and the product's published default rate.
 struct ThrottleTarget {
@@ -263,7 +264,12 @@ impl Aliyun {
             Some(v) => v.to_string(),
             None => p.required("Version")?.to_string(),
         };
-        let target = ThrottleTarget::of(&version, &action);
+        // Named only when throttling is on: the name costs an allocation per request.
+        let target = if self.core.throttle.enabled() {
+            ThrottleTarget::of(&version, &action)
+        } else {
+            None
+        };
         let principal = self
             .authenticate(req, &query, &all, target.as_ref())
             .await?;
