@@ -18,6 +18,7 @@ mod mqtt_instances;
 mod revocation;
 mod revocation_index;
 mod server;
+mod throttling;
 mod tls;
 mod users;
 mod validation;

@@ -92,6 +92,8 @@ pub struct ServeArgs {
     listener: crate::listener::ListenerArgs,
     #[command(flatten)]
     revocation: crate::revocation::RevocationArgs,
+    #[command(flatten)]
+    throttle: crate::throttling::ThrottleArgs,
 }
 
 impl ServeArgs {
@@ -112,6 +114,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
         gateway: gateway_args,
         listener: listener_args,
         revocation: revocation_args,
+        throttle: throttle_args,
     } = args;
     let (listen, dev) = (*listen, *dev);
     // First: everything started below may already count something.
@@ -146,7 +149,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), String> {
         validator,
         validation.validation_timeout.saturating_mul(1000),
     );
-    let core = billing.apply(core)?;
+    let core = billing.apply(core)?.with_throttle(throttle_args.build(dev));
     let tls_config = crate::tls::config(tls, &core)?;
     let keys = TokenKeys::load(&core)
         .await

@@ -136,6 +136,10 @@ pub enum DomainError {
     Stale,
     #[error("{0} is not implemented by certplane")]
     NotImplemented(String),
+    /// The caller's rate for this action is used up (on this node); the call did nothing.
+    /// `action` is the throttle action name (`iot:DescribeCertificate`, `billing:write`).
+    #[error("Rate exceeded for {action}")]
+    Throttled { action: String, retry_after_ms: u64 },
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]

@@ -37,6 +37,7 @@ pub mod tags;
 pub mod thing_groups;
 pub mod thing_types;
 pub mod things;
+pub mod throttle;
 pub mod transfers;
 pub mod user_certificates;
 pub mod users;

@@ -26,6 +26,8 @@ pub struct Core {
     pub validation_timeout_ms: Millis,
     /// How long a billing transfer stays Pending before it expires.
     pub billing_transfer_ttl_ms: Millis,
+    /// Per-principal, per-action rate limits (off unless `serve` turns them on).
+    pub throttle: Arc<crate::throttle::Throttle>,
 }
 
 /// Orders fail after 72 hours without proof of domain ownership, unless configured otherwise.
@@ -67,6 +69,49 @@ impl Core {
             validator: Arc::new(NeverValid),
             validation_timeout_ms: DEFAULT_VALIDATION_TIMEOUT_MS,
             billing_transfer_ttl_ms: crate::billing_transfers::DEFAULT_TRANSFER_TTL_MS,
+            throttle: Arc::new(crate::throttle::Throttle::disabled()),
+        }
+    }
+
+    pub fn with_throttle(mut self, throttle: crate::throttle::Throttle) -> Self {
+        self.throttle = Arc::new(throttle);
+        self
+    }
+
+    /// [`Core::throttle_call`] for an authenticated principal.
+    pub fn throttle_principal(
+        &self,
+        dialect: &str,
+        principal: &crate::authz::Principal,
+        action: &str,
+        default: crate::throttle::Rate,
+    ) -> DomainResult<()> {
+        if !self.throttle.enabled() {
+            return Ok(());
+        }
+        let caller = crate::throttle::caller_key(principal);
+        self.throttle_call(dialect, &caller, action, default)
+    }
+
+    /// Takes a token for `caller` (a [`crate::throttle::caller_key`]) and `action` (the
+    /// throttle action name, `default` its cloud's published rate). Dialects call it before
+    /// the operation reads or writes anything, so a throttled call changes nothing.
+    pub fn throttle_call(
+        &self,
+        dialect: &str,
+        caller: &str,
+        action: &str,
+        default: crate::throttle::Rate,
+    ) -> DomainResult<()> {
+        match self.throttle.check(caller, action, default, self.now()) {
+            Ok(()) => Ok(()),
+            Err(t) => {
+                crate::throttle::on_throttled(dialect, action);
+                Err(DomainError::Throttled {
+                    action: action.to_string(),
+                    retry_after_ms: t.retry_after_ms,
+                })
+            }
         }
     }
 

@@ -32,7 +32,10 @@ UID = "1234567890123456"
 
 @pytest.fixture(scope="module")
 def verified(binary, tmp_path_factory):
-    srv = CertplaneServer(binary, tmp_path_factory.mktemp("verified") / "data", dev=False)
+    # These tests sign many calls of one action back to back, over CAS's 10 calls per second;
+    # throttling has its own tests (test_aliyun_throttle.py).
+    srv = CertplaneServer(binary, tmp_path_factory.mktemp("verified") / "data", dev=False,
+                          extra_args=["--throttle", "off"])
     srv.data_dir.mkdir(parents=True, exist_ok=True)
     key_id, secret = srv.create_access_key(UID)
     srv.start()
@@ -114,7 +117,7 @@ def test_replay_to_another_node_is_refused(verified, binary, tmp_path):
     if url is None:
         pytest.skip("two nodes share a database only on PostgreSQL (CERTPLANE_SDK_ENGINE=postgres)")
     other = CertplaneServer(binary, tmp_path / "second-node", dev=False,
-                            extra_args=["--database-url", url])
+                            extra_args=["--database-url", url, "--throttle", "off"])
     other.start()
     try:
         client = cas_client(verified, verified.key_id, verified.secret)

@@ -11,5 +11,6 @@ mod certificates;
 mod postgres;
 mod race;
 mod restart;
+mod throttle;
 mod transfers;
 mod wire;

@@ -35,6 +35,12 @@ super::rpc_actions! {
     DeleteUserCertificate,
 }
 
+/// The SSL Certificates Service API reference gives its 2020-04-07 operations a per-user limit
+/// of 10 calls per second (e.g. GetCertWarehouseQuota: "10 calls per second for each user";
+/// DescribeCACertificateCount: "up to 10 times per second per account"); certplane applies it
+/// to every CAS action (COMPATIBILITY.md, "Throttling").
+pub const CALLS_PER_SECOND_PER_USER: f64 = 10.0;
+
 impl Action {
     /// The RAM action this operation is authorized as.
     pub fn ram_action(self) -> String {

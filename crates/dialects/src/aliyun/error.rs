@@ -14,6 +14,9 @@ pub struct RpcError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// `x-acs-retry-after` (milliseconds): sent with throttling errors only; the SDK raises
+    /// its ThrottlingException for any error carrying it.
+    pub retry_after_ms: Option<u64>,
 }
 
 /// Whatever a handler can fail with.
@@ -46,11 +49,25 @@ impl RpcError {
             status,
             code: code.into(),
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// The gateway's per-user flow control (spec: 400 + `x-acs-retry-after`), with the
+    /// message Alibaba Cloud's gateway sends.
+    pub fn throttled(retry_after_ms: u64) -> Self {
+        RpcError {
+            retry_after_ms: Some(retry_after_ms.max(1)),
+            ..RpcError::new(
+                400,
+                "Throttling.User",
+                "Request was denied due to user flow control.",
+            )
         }
     }
 
     pub fn render(&self, request_id: &str, host: &str) -> Response {
-        Response::json(
+        let r = Response::json(
             self.status,
             &json!({
                 "RequestId": request_id,
@@ -59,7 +76,11 @@ impl RpcError {
                 "Message": self.message,
                 "Recommend": format!("certplane: see COMPATIBILITY.md for {}", self.code),
             }),
-        )
+        );
+        match self.retry_after_ms {
+            Some(ms) => r.with_header("x-acs-retry-after", ms.to_string()),
+            None => r,
+        }
     }
 }
 
@@ -135,6 +156,7 @@ pub fn from_domain(e: DomainError) -> RpcError {
             ),
         ),
         DomainError::NotImplemented(_) => RpcError::new(404, "InvalidApi.NotFound", msg),
+        DomainError::Throttled { retry_after_ms, .. } => RpcError::throttled(retry_after_ms),
         DomainError::Stale | DomainError::Unavailable(_) => {
             RpcError::new(503, "ServiceUnavailable", msg)
         }
@@ -257,8 +279,35 @@ pub fn onsmqtt_error(e: ApiError) -> ApiError {
             | DomainError::QuotaExhausted(_)
             | DomainError::AmbiguousIssuer(_)
             | DomainError::Stale
+            | DomainError::Throttled { .. }
             | DomainError::Unavailable(_)
             | DomainError::Internal(_)) => from_domain(other),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_is_throttling_user_with_retry_after_in_ms() {
+        let e = DomainError::Throttled {
+            action: "onsmqtt:GetRegisterCode".into(),
+            retry_after_ms: 0,
+        };
+        for r in [
+            from_domain(e.clone()),
+            from_api(onsmqtt_error(ApiError::Domain(e.clone()))),
+        ] {
+            assert_eq!((r.status, r.code.as_str()), (400, "Throttling.User"));
+            let resp = r.render("RID", "host");
+            assert!(resp
+                .headers
+                .iter()
+                .any(|(k, v)| *k == "x-acs-retry-after" && v.as_str() == "1"));
+        }
+        let other = RpcError::new(400, "InvalidParameter", "m").render("RID", "host");
+        assert!(!other.headers.iter().any(|(k, _)| *k == "x-acs-retry-after"));
+    }
 }

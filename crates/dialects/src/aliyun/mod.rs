@@ -31,6 +31,7 @@ pub mod signature;
 use certplane_core::accounts::CloudKind;
 use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
+use certplane_core::throttle::{self, Rate};
 use certplane_core::Core;
 use serde_json::Value;
 use tracing::Instrument;
@@ -41,6 +42,34 @@ use params::Params;
 
 /// The API version of the SSL Certificates Service.
 pub const CAS_VERSION: &str = "2020-04-07";
+
+/// What a request is throttled as: the dialect, the throttle action name (`cas:<Action>`,
+/// `onsmqtt:<Action>`) and the product's published default rate.
+struct ThrottleTarget {
+    dialect: &'static str,
+    action: String,
+    default: Rate,
+}
+
+impl ThrottleTarget {
+    /// `None` for an action or version that is refused anyway.
+    fn of(version: &str, action: &str) -> Option<ThrottleTarget> {
+        match version {
+            CAS_VERSION => cas::Action::parse(action).map(|a| ThrottleTarget {
+                dialect: "aliyun-cas",
+                action: format!("cas:{}", a.name()),
+                default: Rate::per_second(cas::CALLS_PER_SECOND_PER_USER),
+            }),
+            onsmqtt::ONSMQTT_VERSION => onsmqtt::Action::parse(action).map(|a| ThrottleTarget {
+                dialect: "aliyun-onsmqtt",
+                action: format!("onsmqtt:{}", a.name()),
+                default: Rate::per_second(onsmqtt::CALLS_PER_SECOND_PER_USER),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The account dev mode uses when the AccessKeyId is not a 16-digit uid.
 pub const DEFAULT_DEV_UID: &str = "1000000000000000";
 
@@ -87,12 +116,26 @@ impl Aliyun {
         response.for_operation(operation).logged_in(&span)
     }
 
-    /// Who signed the request: the uid and the user inside it.
+    /// Takes a token for the caller, before anything is written for the request (its nonce
+    /// included): a throttled call changes nothing.
+    fn throttle(&self, target: Option<&ThrottleTarget>, caller: &str) -> Result<(), ApiError> {
+        match target {
+            Some(t) => self
+                .core
+                .throttle_call(t.dialect, caller, &t.action, t.default)
+                .map_err(|e| from_domain(e).into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Who signed the request: the uid and the user inside it. Throttled (`target`) once the
+    /// signature is known good, so a forged request cannot spend another caller's tokens.
     async fn authenticate(
         &self,
         req: &Request,
         query: &[(String, String)],
         all: &[(String, String)],
+        target: Option<&ThrottleTarget>,
     ) -> Result<Principal, ApiError> {
         let claim =
             match signature::claim(req, all) {
@@ -111,6 +154,10 @@ impl Aliyun {
             } else {
                 DEFAULT_DEV_UID.to_string()
             };
+            if self.core.throttle.enabled() {
+                let caller = throttle::caller_of(&uid, None, true, Some(&claim.access_key_id));
+                self.throttle(target, &caller)?;
+            }
             return Ok(Principal::dev(uid, Some(claim.access_key_id)));
         }
         let key = match self.core.access_key(&claim.access_key_id).await {
@@ -135,6 +182,10 @@ impl Aliyun {
         }
         let now = self.core.now();
         signature::verify(req, &claim, query, all, &key.secret, now).map_err(from_sig)?;
+        if self.core.throttle.enabled() {
+            let caller = throttle::caller_of(&key.account, key.user.as_deref(), false, None);
+            self.throttle(target, &caller)?;
+        }
         // A timestamp may be up to the skew either side of now, so a nonce must be remembered
         // for twice the skew to refuse every replay the timestamp check lets through.
         let first_use = self
@@ -227,7 +278,15 @@ impl Aliyun {
             Some(v) => v.to_string(),
             None => p.required("Version")?.to_string(),
         };
-        let principal = self.authenticate(req, &query, &all).await?;
+        // Named only when throttling is on: the name costs an allocation per request.
+        let target = if self.core.throttle.enabled() {
+            ThrottleTarget::of(&version, &action)
+        } else {
+            None
+        };
+        let principal = self
+            .authenticate(req, &query, &all, target.as_ref())
+            .await?;
         let uid = principal.account.clone();
         match version.as_str() {
             CAS_VERSION => {

@@ -38,6 +38,11 @@ super::rpc_actions! {
     DeleteDeviceCertificate,
 }
 
+/// Seed 003 (InactivateDeviceCertificate): "The request frequency for a single user is limited
+/// to 500 calls per second". The seeds give no other OnsMqtt figure, so every OnsMqtt action
+/// gets this one (COMPATIBILITY.md, "Throttling").
+pub const CALLS_PER_SECOND_PER_USER: f64 = 500.0;
+
 impl Action {
     /// The RAM action each operation is authorized as. ApsaraMQ's names differ from the API
     /// names where it documents them (InactivateDeviceCertificate is

@@ -70,6 +70,7 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
         match e {
             DomainError::InvalidInput(_)
             | DomainError::Stale
+            | DomainError::Throttled { .. }
             | DomainError::Unavailable(_)
             | DomainError::Internal(_) => {}
             _ => return WireError::new(400, "ResourceRegistrationFailureException", msg),
@@ -175,6 +176,11 @@ pub fn from_domain(e: &DomainError, ep: Endpoint, scope: &Scope) -> WireError {
             ),
         ),
         DomainError::NotImplemented(_) => WireError::new(400, "NotImplementedException", msg),
+        // The API reference gives ThrottlingException HTTP 400 on every operation (botocore
+        // and the CLI's legacy retry mode read it as a throttle with that status); AWS's text.
+        DomainError::Throttled { .. } => {
+            WireError::new(400, "ThrottlingException", "Rate exceeded")
+        }
         DomainError::Stale | DomainError::Unavailable(_) => {
             WireError::new(503, "ServiceUnavailableException", msg)
         }
@@ -400,6 +406,8 @@ pub fn documented_codes(ep: Endpoint) -> &'static [&'static str] {
             "ResourceNotFoundException",
             "UnauthorizedException",
             "ConflictingResourceUpdateException",
+            // Not in the model for this call; certplane throttles every call (COMPATIBILITY.md).
+            "ThrottlingException",
         ],
         E::DeleteProvisioningTemplate | E::DeleteProvisioningTemplateVersion => &[
             "InternalFailureException",
@@ -573,6 +581,29 @@ mod tests {
                     errors[i]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn throttling_is_the_documented_throttling_exception_everywhere() {
+        let scope = Scope::new("123456789012", "us-east-1");
+        let e = DomainError::Throttled {
+            action: "iot:DescribeCertificate".into(),
+            retry_after_ms: 100,
+        };
+        for ep in Endpoint::ALL {
+            let w = from_domain(&e, *ep, &scope);
+            assert_eq!(
+                (w.status, w.code),
+                (400, "ThrottlingException"),
+                "{}",
+                ep.name()
+            );
+            assert!(
+                documented_codes(*ep).contains(&w.code),
+                "{} does not document ThrottlingException",
+                ep.name()
+            );
         }
     }
 

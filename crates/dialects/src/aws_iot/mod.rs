@@ -10,6 +10,7 @@ mod input;
 mod other_operations;
 mod policies;
 mod provisioning_templates;
+pub mod rates;
 mod register_thing;
 pub mod router;
 pub mod shapes;
@@ -196,6 +197,11 @@ impl AwsIot {
         let scope = Scope::new(principal.account.clone(), region);
         let resource = endpoint.resource_arn(&scope.region, &scope.account, label.as_deref());
         let action = endpoint.action();
+        // Before anything reads or writes the store: a throttled call changes nothing and is
+        // not audited (COMPATIBILITY.md, "Throttling").
+        self.core
+            .throttle_principal("aws-iot", &principal, action, rates::default_rate(endpoint))
+            .map_err(|e| from_domain(&e, endpoint, &scope))?;
         let event = AuditEvent::for_call(
             &principal,
             request_id,

@@ -17,6 +17,8 @@ pub struct ArmError {
     pub message: String,
     /// `WWW-Authenticate` for a 401.
     pub challenge: Option<String>,
+    /// Seconds for `Retry-After` (429/503 only; 1 when not set).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ArmError {
@@ -26,6 +28,7 @@ impl ArmError {
             code: code.into(),
             message: message.into(),
             challenge: None,
+            retry_after_secs: None,
         }
     }
 
@@ -53,7 +56,8 @@ impl ArmError {
             r = r.with_header("www-authenticate", c.clone());
         }
         if self.status == 429 || self.status == 503 {
-            r = r.with_header("retry-after", "1");
+            let secs = self.retry_after_secs.unwrap_or(1).max(1);
+            r = r.with_header("retry-after", secs.to_string());
         }
         r
     }
@@ -147,6 +151,25 @@ pub fn from_domain(e: DomainError, side: Side) -> ArmError {
                  credentials."
             ),
         ),
+        // ARM's throttling answer: 429, Retry-After in seconds, and the request kind
+        // (`read` / `write`) the exhausted bucket counts.
+        DomainError::Throttled {
+            action,
+            retry_after_ms,
+        } => {
+            let kind = action.rsplit(':').next().unwrap_or("read");
+            let secs = retry_after_ms.div_ceil(1000).max(1);
+            let mut e = ArmError::new(
+                429,
+                "SubscriptionRequestsThrottled",
+                format!(
+                    "Number of '{kind}' requests for tenant actor exceeded. Please try again \
+                     after '{secs}' seconds after additional tokens are available."
+                ),
+            );
+            e.retry_after_secs = Some(secs);
+            e
+        }
         DomainError::Stale | DomainError::Unavailable(_) => {
             ArmError::new(503, "ServiceUnavailable", msg)
         }
@@ -164,6 +187,27 @@ pub fn from_domain(e: DomainError, side: Side) -> ArmError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_is_429_with_retry_after_in_seconds() {
+        let e = from_domain(
+            DomainError::Throttled {
+                action: "billing:write".into(),
+                retry_after_ms: 2500,
+            },
+            Side::Initiator,
+        );
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (429, "SubscriptionRequestsThrottled")
+        );
+        assert!(e.message.contains("'write'"), "{}", e.message);
+        let r = e.render();
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "retry-after" && v.as_str() == "3"));
+    }
 
     #[test]
     fn retry_after_only_on_429_and_503() {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use certplane_core::audit::{self, AuditEvent, Outcome};
 use certplane_core::authz::{authorize, Principal};
 use certplane_core::billing::{BillingScope, SectionKind};
+use certplane_core::throttle::Rate;
 use certplane_core::Core;
 use tracing::Instrument;
 
@@ -413,6 +414,12 @@ impl AzureBilling {
         *operation = Some(op.name());
         let (action, resource) = op.action();
         let side = op.side();
+        // ARM counts reads and writes in separate buckets per principal; before anything else
+        // touches the store, so a throttled call changes nothing and is not audited.
+        let (bucket, default) = throttle_bucket(&action);
+        self.core
+            .throttle_principal("azure-billing", &principal, bucket, default)
+            .map_err(|e| from_domain(e, side))?;
         let event = AuditEvent::for_call(
             &principal,
             request_id,
@@ -450,6 +457,16 @@ impl AzureBilling {
             }
         }
         result
+    }
+}
+
+/// ARM's documented per-principal tenant limits: 12,000 reads and 1,200 writes per hour. A
+/// bucket that holds the hour's calls and refills at the hourly rate keeps to them.
+fn throttle_bucket(action: &str) -> (&'static str, Rate) {
+    if action.ends_with("/read") {
+        ("billing:read", Rate::per_hour(12_000))
+    } else {
+        ("billing:write", Rate::per_hour(1_200))
     }
 }
 
