@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# OCSP throughput: certplane's POST /ocsp against `openssl ocsp -index ... -port` (OpenSSL's own
-# responder), both answering one certificate with a fresh ECDSA P-256 signature per request,
-# driven by ApacheBench (`ab`, Debian package apache2-utils) on loopback.
+# OCSP throughput: certplane's POST /ocsp beside `openssl ocsp -index ... -port` (OpenSSL's own
+# responder, single-process and -multi 2) and nginx (2 workers) serving certplane's own answer
+# as a static file, driven by ApacheBench (`ab`, Debian package apache2-utils) on loopback,
+# with one new connection per request (as OCSP clients do) and with keep-alive.
 #
 #   bash bench/ocsp.sh            # BENCH_N=20000 BENCH_C=8 by default
 #
@@ -11,6 +12,8 @@ cd "$(dirname "$0")/.."
 N="${BENCH_N:-20000}"
 C="${BENCH_C:-8}"
 command -v ab >/dev/null || { echo "ab not found (apt-get install apache2-utils)" >&2; exit 1; }
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+[ -x "$nginx_bin" ] || { echo "nginx not found (apt-get install nginx-light or nginx)" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "openssl not found" >&2; exit 1; }
 if [ -z "${CERTPLANE_BIN:-}" ]; then
     cargo build --release -p certplane
@@ -50,10 +53,50 @@ openssl ocsp -index "$work/index.txt" -port "$oport" -rsigner "$work/oca.pem" \
     -rkey "$work/oca.key" -CA "$work/oca.pem" -nmin 60 -multi "${OPENSSL_MULTI:-2}" \
     >"$work/openssl-ocsp.log" 2>&1 &
 pids+=($!)
+# The same responder as one process (its default), as the issue's anchor measured it.
+sport=$(free_port)
+openssl ocsp -index "$work/index.txt" -port "$sport" -rsigner "$work/oca.pem" \
+    -rkey "$work/oca.key" -CA "$work/oca.pem" -nmin 60 >"$work/openssl-ocsp1.log" 2>&1 &
+pids+=($!)
 sleep 1
 openssl ocsp -issuer "$work/oca.pem" -cert "$work/oleaf.pem" -no_nonce -reqout "$work/oreq.der" >/dev/null
 openssl ocsp -issuer "$work/oca.pem" -cert "$work/oleaf.pem" -url "http://127.0.0.1:$oport/" \
     -CAfile "$work/oca.pem" | grep -q "oleaf.pem: good"
+
+# --- nginx: the same answer certplane gives (fetched once) as a static file, 2 workers
+mkdir -p "$work/www"
+curl -s --data-binary @"$work/req.der" -H 'Content-Type: application/ocsp-request' \
+    "http://127.0.0.1:$port/ocsp" -o "$work/www/resp.der"
+nport=$(free_port)
+cat >"$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx-body;
+    proxy_temp_path $work/nginx-proxy;
+    fastcgi_temp_path $work/nginx-fastcgi;
+    uwsgi_temp_path $work/nginx-uwsgi;
+    scgi_temp_path $work/nginx-scgi;
+    server {
+        listen 127.0.0.1:$nport;
+        root $work/www;
+        location / { default_type application/ocsp-response; }
+    }
+}
+NGINX
+"$nginx_bin" -c "$work/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+wait_http "http://127.0.0.1:$nport/resp.der"
+
+run_get() { # name url [extra ab args]
+    local name=$1 url=$2; shift 2
+    echo "== $name: ab -c $C -n $N $* $url"
+    ab -q -c "$C" -n "$N" "$@" "$url" 2>&1 \
+        | grep -E "Document Length|Complete requests|Failed requests|Non-2xx|Requests per second|Time per request.*\(mean\)$|^ +(50|99)%"
+}
 
 run() { # name url body [extra ab args]
     local name=$1 url=$2 body=$3; shift 3
@@ -63,7 +106,10 @@ run() { # name url body [extra ab args]
 }
 run "certplane (new connection per request)" "http://127.0.0.1:$port/ocsp" "$work/req.der"
 run "certplane (keep-alive)" "http://127.0.0.1:$port/ocsp" "$work/req.der" -k
+run "openssl ocsp, one process (new connection per request)" "http://127.0.0.1:$sport/" "$work/oreq.der"
 run "openssl ocsp -multi ${OPENSSL_MULTI:-2} (new connection per request)" "http://127.0.0.1:$oport/" "$work/oreq.der"
+run_get "nginx, 2 workers, static answer (new connection per request)" "http://127.0.0.1:$nport/resp.der"
+run_get "nginx, 2 workers, static answer (keep-alive)" "http://127.0.0.1:$nport/resp.der" -k
 # After the load: still a verified, good answer (not an error status served fast).
 openssl ocsp -issuer "$work/data/ca.pem" -cert "$work/leaf.pem" -url "http://127.0.0.1:$port/ocsp" \
     -CAfile "$work/data/ca.pem" | grep "leaf.pem: good" >/dev/null && echo "certplane: still good after the load"

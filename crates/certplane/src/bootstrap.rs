@@ -58,7 +58,15 @@ pub async fn open_with(at: &Location, public_url: Option<&str>) -> Result<Opened
     let key_source = custody.prepare(clock.now()).await?;
     let set = custody.load(None).await?;
     write_ca_bundle(data_dir, &set)?;
-    let core = Core::with_cas(store, clock.clone(), Arc::new(HeldCas::new(set)));
+    let mut core = Core::with_cas(store, clock.clone(), Arc::new(HeldCas::new(set)));
+    // The master key also seals the access-key secrets (a deployment whose CAs are all in a
+    // PKCS#11 token may have none: its secrets stay as they are).
+    if let Ok(master) = custody.current_master_key().await {
+        core = core.with_master_key(Arc::new(master));
+        core.seal_plain_access_keys()
+            .await
+            .map_err(|e| format!("sealing the access-key secrets: {e}"))?;
+    }
     Ok(Opened {
         core,
         clock,

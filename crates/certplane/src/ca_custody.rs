@@ -645,6 +645,12 @@ impl Custody {
         Ok(CaSet::new(active, others))
     }
 
+    /// The master key as configured now (after a rotation: the new one).
+    pub async fn current_master_key(&self) -> Result<MasterKey, String> {
+        let recs = self.records().await?;
+        Ok(self.master_key(&recs, false).await?.0)
+    }
+
     /// Whether the stored records differ from those the last [`Custody::load`] read.
     pub async fn changed(&self) -> Result<bool, String> {
         let recs = self.records().await?;
@@ -791,7 +797,11 @@ impl Custody {
         if old.id() == new.id() {
             return Err("the new master key is the current one".into());
         }
-        let mut writes = Vec::new();
+        // The access-key secrets are sealed under the same key: re-sealed in the same
+        // transaction, so no key is ever sealed under a master key the records do not name.
+        let mut writes = certplane_core::secrets::reseal_writes(&*self.store, &old, new)
+            .await
+            .map_err(|e| format!("re-sealing the access-key secrets: {e}"))?;
         for (r, version) in &recs.cas {
             if !matches!(r.key, StoredKey::Sealed { .. }) {
                 continue;

@@ -51,6 +51,10 @@ pub struct AccessKey {
     /// A disabled key is refused as its cloud refuses an inactive key.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    /// The secret as stored: sealed under the master key (`secret` is then empty in the
+    /// store; [`Core::access_key`] opens it). `None` for keys an older release stored plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secret: Option<crate::secrets::SealedSecret>,
 }
 
 impl std::fmt::Debug for AccessKey {
@@ -156,8 +160,9 @@ impl Core {
             created_at: self.now(),
             user: user.map(str::to_string),
             disabled: false,
+            sealed_secret: None,
         };
-        let mut writes = vec![store::insert(&key)?];
+        let mut writes = vec![store::insert(&self.stored_key_form(&key)?)?];
         if let Some(name) = user {
             // The key is made only if its user still exists when it commits: a compare-and-set
             // of the user (unchanged) beside the insert, so a racing `user delete` cannot leave
@@ -174,7 +179,7 @@ impl Core {
         Ok(key)
     }
 
-    /// Every access key of an account (secrets included: callers print ids only).
+    /// Every access key of an account, as stored (secrets sealed: callers print ids only).
     pub async fn list_access_keys(&self, account: &str) -> DomainResult<Vec<AccessKey>> {
         Ok(self
             .stored_keys(account)
@@ -210,9 +215,11 @@ impl Core {
         .await
     }
 
+    /// The key with its secret opened, for checking a request's signature.
     pub async fn access_key(&self, id: &str) -> DomainResult<Option<AccessKey>> {
-        Ok(store::get::<AccessKey>(self.store(), id)
-            .await?
-            .map(|s| s.value))
+        match store::get::<AccessKey>(self.store(), id).await? {
+            Some(s) => Ok(Some(self.open_key(s.value)?)),
+            None => Ok(None),
+        }
     }
 }

@@ -31,6 +31,7 @@ pub mod registry;
 pub mod replay;
 pub mod revocation;
 pub(crate) mod scoped;
+pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod tags;

@@ -28,6 +28,9 @@ pub struct Core {
     pub billing_transfer_ttl_ms: Millis,
     /// Per-principal, per-action rate limits (off unless `serve` turns them on).
     pub throttle: Arc<crate::throttle::Throttle>,
+    /// Seals access-key secrets at rest ([`crate::secrets`]); `None` stores them plain.
+    /// Swapped when an operator rotates the master key while the server runs.
+    pub master_key: Arc<std::sync::RwLock<Option<Arc<certplane_pki::MasterKey>>>>,
 }
 
 /// Orders fail after 72 hours without proof of domain ownership, unless configured otherwise.
@@ -70,6 +73,7 @@ impl Core {
             validation_timeout_ms: DEFAULT_VALIDATION_TIMEOUT_MS,
             billing_transfer_ttl_ms: crate::billing_transfers::DEFAULT_TRANSFER_TTL_MS,
             throttle: Arc::new(crate::throttle::Throttle::disabled()),
+            master_key: Arc::new(std::sync::RwLock::new(None)),
         }
     }
 
