@@ -21,7 +21,11 @@ if [ -z "${CERTPLANE_BIN:-}" ]; then
 fi
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# `openssl ocsp -multi` forks workers that outlive their parent (and spin): kill children too.
+cleanup() {
+    for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
@@ -67,6 +71,8 @@ openssl ocsp -issuer "$work/oca.pem" -cert "$work/oleaf.pem" -url "http://127.0.
 mkdir -p "$work/www"
 curl -s --data-binary @"$work/req.der" -H 'Content-Type: application/ocsp-request' \
     "http://127.0.0.1:$port/ocsp" -o "$work/www/resp.der"
+# nginx's workers run as an unprivileged user: let them read the answer.
+chmod 755 "$work" "$work/www"; chmod 644 "$work/www/resp.der"
 nport=$(free_port)
 cat >"$work/nginx.conf" <<NGINX
 worker_processes 2;
