@@ -304,7 +304,9 @@ impl Conn {
         put("\r\nAccept-Encoding: identity\r\nUser-Agent: certplane-bench/0.1\r\nX-Amz-Date: ");
         put(&self.date.amz_date);
         put("\r\nAuthorization: AWS4-HMAC-SHA256 Credential=");
-        put(account);
+        // With --sign-with: the key's id and a real signature (a verified server checks it).
+        let signing = crate::sigv4::credentials();
+        put(signing.map_or(account, |c| c.id.as_str()));
         put("/");
         put(&self.date.day);
         put("/us-east-1/iot/aws4_request, SignedHeaders=");
@@ -314,7 +316,17 @@ impl Conn {
             "host;x-amz-date"
         });
         put(", Signature=");
-        put(ZERO_SIGNATURE);
+        match signing {
+            Some(c) => put(&c.signature(&crate::sigv4::Signed {
+                method,
+                path_and_query,
+                host: &self.target.host,
+                amz_date: &self.date.amz_date,
+                day: &self.date.day,
+                body,
+            })),
+            None => put(ZERO_SIGNATURE),
+        }
         put("\r\n");
         if self.account_header {
             put("x-moto-account-id: ");

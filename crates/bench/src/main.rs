@@ -7,6 +7,7 @@ mod azure;
 mod cpu;
 mod http;
 mod orders;
+mod sigv4;
 mod workloads;
 
 use std::process::ExitCode;
@@ -56,10 +57,20 @@ struct Cli {
     /// generator's own CPU is always reported as `client`.
     #[arg(long = "cpu", value_name = "NAME=PIDS")]
     cpu: Vec<String>,
+    /// Sign every AWS request with this access key (`ID:SECRET`), for a server outside
+    /// `--dev`: the verified-mode workloads of the identity benchmark.
+    #[arg(long, value_name = "ID:SECRET")]
+    sign_with: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(spec) = &cli.sign_with {
+        if let Err(e) = sigv4::configure(spec) {
+            eprintln!("certplane-bench: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let targets: Result<Vec<Target>, String> = cli
         .target
         .split(',')

@@ -22,7 +22,7 @@ pub enum Identity {
         name: String,
         /// How its cloud names it (`arn:aws:iam::111122223333:user/alice`).
         arn: String,
-        policies: Arc<Vec<PolicyDocument>>,
+        policies: Arc<Vec<Arc<PolicyDocument>>>,
     },
 }
 
@@ -88,7 +88,7 @@ pub fn authorize(principal: &Principal, action: &str, resource: &str) -> Result<
         source_ip: principal.source_ip,
         secure_transport: None,
     };
-    match iam::evaluate(policies.iter(), action, resource, &cx) {
+    match iam::evaluate(policies.iter().map(|p| &**p), action, resource, &cx) {
         Decision::Allow => Ok(()),
         d @ (Decision::ImplicitDeny | Decision::ExplicitDeny) => Err(DomainError::AccessDenied {
             principal: arn.clone(),

@@ -31,6 +31,8 @@ pub struct Core {
     /// Seals access-key secrets at rest ([`crate::secrets`]); `None` stores them plain.
     /// Swapped when an operator rotates the master key while the server runs.
     pub master_key: Arc<std::sync::RwLock<Option<Arc<certplane_pki::MasterKey>>>>,
+    /// Users' policy documents, parsed once per version.
+    pub policy_cache: Arc<crate::users::PolicyCache>,
 }
 
 /// Orders fail after 72 hours without proof of domain ownership, unless configured otherwise.
@@ -74,6 +76,7 @@ impl Core {
             billing_transfer_ttl_ms: crate::billing_transfers::DEFAULT_TRANSFER_TTL_MS,
             throttle: Arc::new(crate::throttle::Throttle::disabled()),
             master_key: Arc::new(std::sync::RwLock::new(None)),
+            policy_cache: Arc::default(),
         }
     }
 

@@ -313,10 +313,9 @@ impl Core {
         for p in &user.policies {
             // A policy attached and then deleted would simply grant nothing; none can be
             // deleted today, but a missing one must not fail the caller's request.
-            if let Some(stored) =
-                store::get::<IamPolicy>(self.store(), &User::key_for(account, p)).await?
-            {
-                documents.push(PolicyDocument::parse(&stored.value.document)?);
+            let key = User::key_for(account, p);
+            if let Some(raw) = self.store().get(Kind::IamPolicy, &key).await? {
+                documents.push(self.policy_cache.parsed(raw)?);
             }
         }
         Ok(Some(Identity::User {
@@ -324,5 +323,40 @@ impl Core {
             name: user.name,
             policies: Arc::new(documents),
         }))
+    }
+}
+
+/// Parsed policy documents by store key and version. A user's request reads its policies again
+/// (so an edit shows at the next request, whichever node or process made it) but decodes and
+/// parses each version of a document once: parsing a 20-statement document is most of what
+/// authorization would otherwise cost.
+#[derive(Default)]
+pub struct PolicyCache {
+    parsed: std::sync::RwLock<std::collections::HashMap<String, (i64, Arc<PolicyDocument>)>>,
+}
+
+/// Documents kept at most; past it the cache starts over (documents are few and small).
+const POLICY_CACHE_ENTRIES: usize = 4096;
+
+impl PolicyCache {
+    fn parsed(&self, raw: store::StoredDoc) -> DomainResult<Arc<PolicyDocument>> {
+        if let Ok(map) = self.parsed.read() {
+            if let Some((version, doc)) = map.get(&raw.doc.key) {
+                if *version == raw.version {
+                    return Ok(doc.clone());
+                }
+            }
+        }
+        let key = raw.doc.key.clone();
+        let version = raw.version;
+        let stored = Stored::<IamPolicy>::decode(raw)?;
+        let doc = Arc::new(PolicyDocument::parse(&stored.value.document)?);
+        if let Ok(mut map) = self.parsed.write() {
+            if map.len() >= POLICY_CACHE_ENTRIES {
+                map.clear();
+            }
+            map.insert(key, (version, doc.clone()));
+        }
+        Ok(doc)
     }
 }

@@ -78,7 +78,9 @@ fn revoke(
     RevokedEntry {
         serial: serial.clone(),
         revoked_at: now - (i as Millis) * 1000,
-        reason: i.is_multiple_of(3).then_some(RevocationReason::CertificateHold),
+        reason: i
+            .is_multiple_of(3)
+            .then_some(RevocationReason::CertificateHold),
     }
     .encode_der(&mut der)?;
     let len = der.len();
