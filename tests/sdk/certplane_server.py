@@ -315,3 +315,15 @@ class CertplaneServer:
 
     def admin_json(self, *args: str):
         return parse_json_output(self.admin(*args).stdout)
+
+
+def burst(fn, n: int, errors: type | tuple) -> list:
+    """n back-to-back calls of `fn`: ('ok', result) or ('err', the exception), for exceptions
+    of the `errors` type(s) (anything else propagates)."""
+    out = []
+    for _ in range(n):
+        try:
+            out.append(("ok", fn()))
+        except errors as e:  # noqa: PERF203 - each call is its own outcome
+            out.append(("err", e))
+    return out

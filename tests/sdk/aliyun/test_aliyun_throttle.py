@@ -14,6 +14,7 @@ from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, Throttlin
 
 from aliyun_harness import FREE, CertplaneServer, M, cas_client, create_order, package_state
 from certplane_server import find_key
+from certplane_server import burst as shared_burst
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +56,7 @@ def user_client(srv, tmp_path, signing="v3"):
 
 
 def burst(fn, n):
-    out = []
-    for _ in range(n):
-        try:
-            out.append(("ok", fn()))
-        except AlibabaCloudException as e:
-            out.append(("err", e))
-    return out
+    return shared_burst(fn, n, AlibabaCloudException)
 
 
 def assert_throttled(e):

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from aws_harness import REGION
 from certplane_server import CertplaneServer, find_key, http_request
+from certplane_server import burst as shared_burst
 
 pytestmark = pytest.mark.slow
 
@@ -77,14 +78,7 @@ def user_client(srv, tmp_path, account=ACCOUNT):
 
 
 def burst(fn, n):
-    """n back-to-back calls: ('ok', result) or the ClientError."""
-    out = []
-    for _ in range(n):
-        try:
-            out.append(("ok", fn()))
-        except ClientError as e:
-            out.append(("err", e))
-    return out
+    return shared_burst(fn, n, ClientError)
 
 
 def assert_throttled(c, e):

@@ -17,6 +17,7 @@ from azure.mgmt.billing.models import PartnerInitiateTransferRequest
 
 from azure_harness import ALICE, BOB, SUBSCRIPTION, import_seed, new_name, trust
 from certplane_server import CertplaneServer
+from certplane_server import burst as shared_burst
 
 pytestmark = pytest.mark.slow
 
@@ -87,13 +88,7 @@ def assert_throttled(e, kind):
 
 
 def burst(fn, n):
-    out = []
-    for _ in range(n):
-        try:
-            out.append(("ok", fn()))
-        except HttpResponseError as e:
-            out.append(("err", e))
-    return out
+    return shared_burst(fn, n, HttpResponseError)
 
 
 def test_reads_over_the_rate_are_429_with_retry_after(srv):

@@ -13,6 +13,7 @@ from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, Throttlin
 
 from onsmqtt_harness import INSTANCE_A, OnsMqttServer, all_cas, mqtt_client, register_ca, register_code
 from certplane_server import find_key
+from certplane_server import burst as shared_burst
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +51,7 @@ def user_client(srv, tmp_path):
 
 
 def burst(fn, n):
-    out = []
-    for _ in range(n):
-        try:
-            out.append(("ok", fn()))
-        except AlibabaCloudException as e:
-            out.append(("err", e))
-    return out
+    return shared_burst(fn, n, AlibabaCloudException)
 
 
 def assert_throttled(e):
