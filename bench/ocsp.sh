@@ -23,7 +23,9 @@ work="$(mktemp -d)"
 pids=()
 # `openssl ocsp -multi` forks workers that outlive their parent (and spin): kill children too.
 cleanup() {
-    for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.2
+    pkill -f "$work/index.txt" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,7 +35,7 @@ wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; s
 # --- certplane: one certificate from CreateKeysAndCertificate (dev mode, unchecked SigV4)
 port=$(free_port)
 "$CERTPLANE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --dev >"$work/certplane.log" 2>&1 &
-pids+=($!)
+pids+=($!); cp_pid=$!
 wait_http "http://127.0.0.1:$port/healthz"
 amz_date=$(date -u +%Y%m%dT%H%M%SZ)
 curl -s -X POST "http://127.0.0.1:$port/keys-and-certificate?setAsActive=true" \
@@ -56,12 +58,12 @@ oport=$(free_port)
 openssl ocsp -index "$work/index.txt" -port "$oport" -rsigner "$work/oca.pem" \
     -rkey "$work/oca.key" -CA "$work/oca.pem" -nmin 60 -multi "${OPENSSL_MULTI:-2}" \
     >"$work/openssl-ocsp.log" 2>&1 &
-pids+=($!)
+pids+=($!); om_pid=$!
 # The same responder as one process (its default), as the issue's anchor measured it.
 sport=$(free_port)
 openssl ocsp -index "$work/index.txt" -port "$sport" -rsigner "$work/oca.pem" \
     -rkey "$work/oca.key" -CA "$work/oca.pem" -nmin 60 >"$work/openssl-ocsp1.log" 2>&1 &
-pids+=($!)
+pids+=($!); o1_pid=$!
 sleep 1
 openssl ocsp -issuer "$work/oca.pem" -cert "$work/oleaf.pem" -no_nonce -reqout "$work/oreq.der" >/dev/null
 openssl ocsp -issuer "$work/oca.pem" -cert "$work/oleaf.pem" -url "http://127.0.0.1:$oport/" \
@@ -94,28 +96,41 @@ http {
 }
 NGINX
 "$nginx_bin" -c "$work/nginx.conf" -g 'daemon off;' &
-pids+=($!)
+pids+=($!); ng_pid=$!
 wait_http "http://127.0.0.1:$nport/resp.der"
 
-run_get() { # name url [extra ab args]
-    local name=$1 url=$2; shift 2
-    echo "== $name: ab -c $C -n $N $* $url"
-    ab -q -c "$C" -n "$N" "$@" "$url" 2>&1 \
+# CPU clock ticks (user + system) of a process and its children (openssl -multi's and nginx's
+# workers), from /proc.
+ticks() {
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
+run() { # pid name url body|- [extra ab args]: body "-" is a GET
+    local pid=$1 name=$2 url=$3 body=$4; shift 4
+    local post=()
+    [ "$body" = - ] || post=(-p "$body" -T application/ocsp-request)
+    echo "== $name: ab -c $C -n $N $* ${post[*]:+-p <request> -T application/ocsp-request} $url"
+    local before after
+    before=$(ticks "$pid")
+    ab -q -c "$C" -n "$N" "$@" "${post[@]}" "$url" 2>&1 \
         | grep -E "Document Length|Complete requests|Failed requests|Non-2xx|Requests per second|Time per request.*\(mean\)$|^ +(50|99)%"
+    after=$(ticks "$pid")
+    # The responder's own CPU per answer: what it would take with the client elsewhere.
+    python3 -c "print(f'Server CPU per answer: {($after - $before) / $hz / $N * 1e6:.1f} us')"
 }
 
-run() { # name url body [extra ab args]
-    local name=$1 url=$2 body=$3; shift 3
-    echo "== $name: ab -c $C -n $N $* -p <request> -T application/ocsp-request $url"
-    ab -q -c "$C" -n "$N" "$@" -p "$body" -T application/ocsp-request "$url" 2>&1 \
-        | grep -E "Document Length|Complete requests|Failed requests|Non-2xx|Requests per second|Time per request.*\(mean\)$|^ +(50|99)%"
-}
-run "certplane (new connection per request)" "http://127.0.0.1:$port/ocsp" "$work/req.der"
-run "certplane (keep-alive)" "http://127.0.0.1:$port/ocsp" "$work/req.der" -k
-run "openssl ocsp, one process (new connection per request)" "http://127.0.0.1:$sport/" "$work/oreq.der"
-run "openssl ocsp -multi ${OPENSSL_MULTI:-2} (new connection per request)" "http://127.0.0.1:$oport/" "$work/oreq.der"
-run_get "nginx, 2 workers, static answer (new connection per request)" "http://127.0.0.1:$nport/resp.der"
-run_get "nginx, 2 workers, static answer (keep-alive)" "http://127.0.0.1:$nport/resp.der" -k
+run "$cp_pid" "certplane (new connection per request)" "http://127.0.0.1:$port/ocsp" "$work/req.der"
+run "$cp_pid" "certplane (keep-alive)" "http://127.0.0.1:$port/ocsp" "$work/req.der" -k
+run "$o1_pid" "openssl ocsp, one process (new connection per request)" "http://127.0.0.1:$sport/" "$work/oreq.der"
+run "$om_pid" "openssl ocsp -multi ${OPENSSL_MULTI:-2} (new connection per request)" "http://127.0.0.1:$oport/" "$work/oreq.der"
+run "$ng_pid" "nginx, 2 workers, static answer (new connection per request)" "http://127.0.0.1:$nport/resp.der" -
+run "$ng_pid" "nginx, 2 workers, static answer (keep-alive)" "http://127.0.0.1:$nport/resp.der" - -k
 # After the load: still a verified, good answer (not an error status served fast).
 openssl ocsp -issuer "$work/data/ca.pem" -cert "$work/leaf.pem" -url "http://127.0.0.1:$port/ocsp" \
     -CAfile "$work/data/ca.pem" | grep "leaf.pem: good" >/dev/null && echo "certplane: still good after the load"
