@@ -332,7 +332,9 @@ impl Core {
 /// authorization would otherwise cost.
 #[derive(Default)]
 pub struct PolicyCache {
-    parsed: std::sync::RwLock<std::collections::HashMap<String, (i64, Arc<PolicyDocument>)>>,
+    /// store key → ((creation seq, version), parsed): the seq tells a document deleted and
+    /// made again (its version starts over) from the one cached.
+    parsed: std::sync::RwLock<std::collections::HashMap<String, ((i64, i64), Arc<PolicyDocument>)>>,
 }
 
 /// Documents kept at most; past it the cache starts over (documents are few and small).
@@ -342,13 +344,13 @@ impl PolicyCache {
     fn parsed(&self, raw: store::StoredDoc) -> DomainResult<Arc<PolicyDocument>> {
         if let Ok(map) = self.parsed.read() {
             if let Some((version, doc)) = map.get(&raw.doc.key) {
-                if *version == raw.version {
+                if *version == (raw.seq, raw.version) {
                     return Ok(doc.clone());
                 }
             }
         }
         let key = raw.doc.key.clone();
-        let version = raw.version;
+        let version = (raw.seq, raw.version);
         let stored = Stored::<IamPolicy>::decode(raw)?;
         let doc = Arc::new(PolicyDocument::parse(&stored.value.document)?);
         if let Ok(mut map) = self.parsed.write() {
