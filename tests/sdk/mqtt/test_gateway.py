@@ -477,6 +477,81 @@ def test_aws_jitp_template_that_cannot_apply_leaves_the_certificate_pending(gw, 
     assert mqtt_connect(gw, dev, endpoint) is None
 
 
+def subject_cert(ca, attrs):
+    """A device certificate of `ca` whose subject holds `attrs` (NameOID, value) pairs."""
+    import datetime as dt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(o, v) for o, v in attrs]))
+            .issuer_name(ca.cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca.key, hashes.SHA256()))
+    return cert, key
+
+
+def test_aws_jitp_gives_the_subject_parameters_and_requires_every_declared_one(gw, tmp_path):
+    """AWS's JITP parameters from the certificate's subject (Country, Organization,
+    OrganizationalUnit, DistinguishedNameQualifier, StateName, CommonName); "the certificate must
+    contain values for all of the parameters in the template body"."""
+    import hashlib
+    from cryptography.x509.oid import NameOID
+    gw.reset()
+    iot = iot_client(gw)
+    endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    fields = ["Country", "Organization", "OrganizationalUnit", "DistinguishedNameQualifier",
+              "StateName", "CommonName"]
+    template = {
+        "Parameters": {f"AWS::IoT::Certificate::{f}": {"Type": "String"} for f in fields},
+        "Resources": {
+            "thing": {"Type": "AWS::IoT::Thing", "Properties": {
+                "ThingName": {"Fn::Join": ["-", [{"Ref": "AWS::IoT::Certificate::Country"},
+                                                 {"Ref": "AWS::IoT::Certificate::CommonName"}]]},
+                "AttributePayload": {f.lower(): {"Ref": f"AWS::IoT::Certificate::{f}"}
+                                     for f in fields[:5]}}},
+            "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {
+                "CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"}},
+            "policy": {"Type": "AWS::IoT::Policy",
+                       "Properties": {"PolicyDocument": JITP_POLICY_DOC}},
+        },
+    }
+    ca = make_ca("aws jitp CA 3")
+    register_aws_ca_with_template(iot, ca, template)
+    full = [(NameOID.COUNTRY_NAME, "DE"), (NameOID.STATE_OR_PROVINCE_NAME, "Bavaria"),
+            (NameOID.ORGANIZATION_NAME, "Acme"), (NameOID.ORGANIZATIONAL_UNIT_NAME, "Lamps"),
+            (NameOID.DN_QUALIFIER, "q1"), (NameOID.COMMON_NAME, "lamp-9")]
+    cert, key = subject_cert(ca, full)
+    dev = Device(tmp_path, cert, key, "jitp-subject")
+    cert_id = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert mqtt_connect(gw, dev, endpoint) is None
+    assert iot.describe_thing(thingName="DE-lamp-9")["attributes"] == {
+        "country": "DE", "organization": "Acme", "organizationalunit": "Lamps",
+        "distinguishednamequalifier": "q1", "statename": "Bavaria"}
+    cert_arn = f"arn:aws:iot:{AWS_REGION}:{AWS_ACCOUNT}:cert/{cert_id}"
+    assert iot.list_thing_principals(thingName="DE-lamp-9")["principals"] == [cert_arn]
+    # A policy given by document alone is named by the document's hash (COMPATIBILITY.md).
+    (policy,) = iot.list_attached_policies(target=cert_arn)["policies"]
+    assert len(policy["policyName"]) == 40
+    s = mqtt_connect(gw, dev, endpoint)
+    assert s is not None
+    s.close()
+
+    # No OrganizationalUnit in the subject: the template is not applied.
+    cert2, key2 = subject_cert(ca, [a for a in full if a[0] != NameOID.ORGANIZATIONAL_UNIT_NAME])
+    dev2 = Device(tmp_path, cert2, key2, "jitp-subject2")
+    cert2_id = hashlib.sha256(cert2.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert mqtt_connect(gw, dev2, endpoint) is None
+    assert iot.describe_certificate(certificateId=cert2_id)["certificateDescription"][
+        "status"] == "PENDING_ACTIVATION"
+    assert [t["thingName"] for t in iot.list_things()["things"]] == ["DE-lamp-9"]
+    assert mqtt_connect(gw, dev2, endpoint) is None
+
+
 # --------------------------------------------------------------------------------------------
 # Two nodes on one PostgreSQL database
 
