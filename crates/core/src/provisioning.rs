@@ -410,6 +410,18 @@ mod tests {
     }"#;
 
     #[test]
+    fn unvalued_parameters_are_the_declared_ones_without_value_or_default() {
+        let t = Template::parse(BODY).unwrap();
+        assert_eq!(
+            t.unvalued_parameters(&params(&[("ThingName", "dev1")])),
+            vec!["CSR".to_string()]
+        );
+        assert!(t
+            .unvalued_parameters(&params(&[("ThingName", "d"), ("CSR", "pem")]))
+            .is_empty());
+    }
+
+    #[test]
     fn parameters_defaults_and_intrinsics_resolve() {
         let t = Template::parse(BODY).unwrap();
         let plan = t
