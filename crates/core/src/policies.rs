@@ -429,17 +429,45 @@ impl Core {
         .await
     }
 
-    /// ListAttachedPolicies / ListPrincipalPolicies: (policy name) of one target.
+    /// ListAttachedPolicies / ListPrincipalPolicies: (policy name) of one target. With
+    /// `recursive`, a thing group's target also lists the policies attached to its ancestors
+    /// (each policy once, at its first attachment); other targets have no ancestors, so
+    /// `recursive` changes nothing for them. Pages follow attachment order across levels.
     pub async fn list_attached_policies(
         &self,
         scope: &Scope,
         target: &PrincipalRef,
+        recursive: bool,
         page: &Page,
     ) -> DomainResult<(Vec<String>, Option<String>)> {
+        let group = match target {
+            PrincipalRef::Other(text) if recursive => {
+                crate::things::thing_group_of(text, scope).map(str::to_string)
+            }
+            _ => None,
+        };
+        let Some(group) = group else {
+            self.check_principal(scope, target).await?;
+            let rows = self
+                .policy_attachments_of_target(scope, &target.key())
+                .await?;
+            let (rows, next) = page_filtered(rows, page, |_| true);
+            return Ok((rows.into_iter().map(|r| r.policy_name).collect(), next));
+        };
+        // The group exists (else NotFound, named by the caller's ARN); its ancestors cannot be
+        // deleted while it is their descendant, and its parent is fixed at creation.
         self.check_principal(scope, target).await?;
-        let rows = self
+        let g = self.load_thing_group(scope, &group).await?;
+        let mut rows = self
             .policy_attachments_of_target(scope, &target.key())
             .await?;
+        for ancestor in &g.value.ancestors {
+            let key = crate::things::thing_group_target_key(scope, ancestor);
+            rows.extend(self.policy_attachments_of_target(scope, &key).await?);
+        }
+        rows.sort_by_key(|r| r.seq);
+        let mut seen = std::collections::BTreeSet::new();
+        rows.retain(|r| seen.insert(r.value.policy_name.clone()));
         let (rows, next) = page_filtered(rows, page, |_| true);
         Ok((rows.into_iter().map(|r| r.policy_name).collect(), next))
     }

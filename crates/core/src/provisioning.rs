@@ -150,6 +150,16 @@ impl Template {
         })
     }
 
+    /// The declared parameters that `given` leaves without a value and that have no
+    /// `Default` (JITP requires a value for every one, AWS documents).
+    pub fn unvalued_parameters(&self, given: &BTreeMap<String, String>) -> Vec<String> {
+        self.parameters
+            .iter()
+            .filter(|(name, default)| default.is_none() && !given.contains_key(*name))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// The template with `given` parameters applied.
     pub fn resolve(&self, given: &BTreeMap<String, String>) -> DomainResult<Plan> {
         let r = Resolver {
@@ -398,6 +408,18 @@ mod tests {
             }}
         }
     }"#;
+
+    #[test]
+    fn unvalued_parameters_are_the_declared_ones_without_value_or_default() {
+        let t = Template::parse(BODY).unwrap();
+        assert_eq!(
+            t.unvalued_parameters(&params(&[("ThingName", "dev1")])),
+            vec!["CSR".to_string()]
+        );
+        assert!(t
+            .unvalued_parameters(&params(&[("ThingName", "d"), ("CSR", "pem")]))
+            .is_empty());
+    }
 
     #[test]
     fn parameters_defaults_and_intrinsics_resolve() {

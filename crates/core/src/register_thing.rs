@@ -106,8 +106,9 @@ impl Core {
     /// Just-in-time provisioning: the writes that register `cert` (a device certificate seen
     /// for the first time under a CA with auto-registration) together with everything its
     /// CA's template names, and the certificate as the template leaves it (its `Status`).
-    /// The parameters are the ones AWS gives a JITP template that certplane can read off
-    /// the certificate: `AWS::IoT::Certificate::Id`, `::CommonName`, `::SerialNumber`.
+    /// The parameters are the ones AWS gives a JITP template: `AWS::IoT::Certificate::Id`,
+    /// `::SerialNumber` and the subject's `::CommonName`, `::Country`, `::Organization`,
+    /// `::OrganizationalUnit`, `::DistinguishedNameQualifier`, `::StateName`.
     pub(crate) async fn jitp_writes(
         &self,
         scope: &Scope,
@@ -124,7 +125,31 @@ impl Core {
             "AWS::IoT::Certificate::SerialNumber".to_string(),
             parsed.serial_hex.clone(),
         );
-        let plan = Template::parse(body)?.resolve(&params)?;
+        // The subject's other fields, as AWS's JITP extracts them.
+        let subject = &parsed.subject;
+        for (name, value) in [
+            ("Country", &subject.country),
+            ("Organization", &subject.organization),
+            ("OrganizationalUnit", &subject.organizational_unit),
+            ("DistinguishedNameQualifier", &subject.dn_qualifier),
+            ("StateName", &subject.state),
+        ] {
+            if let Some(v) = value {
+                params.insert(format!("AWS::IoT::Certificate::{name}"), v.clone());
+            }
+        }
+        let template = Template::parse(body)?;
+        // "The certificate must contain values for all of the parameters in the template
+        // body" (AWS's JITP documentation): a declared parameter without a value or a
+        // Default fails the provisioning.
+        let missing = template.unvalued_parameters(&params);
+        if !missing.is_empty() {
+            return Err(DomainError::invalid(format!(
+                "the device certificate gives no value for the template's parameters {}",
+                missing.join(", ")
+            )));
+        }
+        let plan = template.resolve(&params)?;
         match plan.certificate.as_ref().map(|c| &c.source) {
             Some(CertificateSource::Id(id)) if id == cert.id.as_str() => {}
             None => {}

@@ -268,7 +268,7 @@ impl Core {
     }
 
     /// DeleteThingGroup: a group that does not exist is already deleted (as in AWS IoT); a
-    /// group with child groups is refused; its memberships go with it.
+    /// group with child groups is refused; its memberships and policy attachments go with it.
     pub async fn delete_thing_group(
         &self,
         scope: &Scope,
@@ -292,6 +292,15 @@ impl Core {
             }
             let mut writes = vec![cur.delete()];
             writes.extend(self.members_of_group(scope, name).await?.iter().map(|m| m.delete()));
+            // Its policy attachments go too: an attachment compare-and-sets the group, so none
+            // can slip in after this read, and a new group of the name starts with none.
+            let key = crate::things::thing_group_target_key(scope, name);
+            writes.extend(
+                self.policy_attachments_of_target(scope, &key)
+                    .await?
+                    .iter()
+                    .map(|a| a.delete()),
+            );
             self.store().apply(writes).await
         })
         .await

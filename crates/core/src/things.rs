@@ -168,9 +168,18 @@ pub(crate) fn page_filtered<T: Clone>(
 }
 
 /// The thing-group name a principal ARN of the caller's account and region names, if it is one.
-fn thing_group_of<'t>(text: &'t str, scope: &Scope) -> Option<&'t str> {
+pub(crate) fn thing_group_of<'t>(text: &'t str, scope: &Scope) -> Option<&'t str> {
     let prefix = format!("arn:aws:iot:{}:{}:thinggroup/", scope.region, scope.account);
     text.strip_prefix(prefix.as_str())
+}
+
+/// The target key of a thing group of the caller's account and region (its ARN, which is
+/// what [`thing_group_of`] accepts back).
+pub(crate) fn thing_group_target_key(scope: &Scope, name: &str) -> String {
+    format!(
+        "arn:aws:iot:{}:{}:thinggroup/{name}",
+        scope.region, scope.account
+    )
 }
 
 impl Core {

@@ -30,7 +30,7 @@ pub fn issuer_not_after() -> Millis {
 }
 pub use parse::{
     check_key_matches, parse_certificate_der, parse_certificate_pem, verify_signed_by,
-    ParsedCertificate,
+    ParsedCertificate, SubjectNames,
 };
 
 pub use pkcs11::{Token, TokenConfig, TokenKey};

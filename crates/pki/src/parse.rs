@@ -14,6 +14,8 @@ pub struct ParsedCertificate {
     pub subject_der: Vec<u8>,
     pub issuer_der: Vec<u8>,
     pub subject_cn: Option<String>,
+    /// The subject's other naming attributes (first of each), as JITP templates read them.
+    pub subject: SubjectNames,
     pub is_ca: bool,
     pub self_issued: bool,
     /// SubjectPublicKeyInfo DER.
@@ -27,6 +29,35 @@ pub struct ParsedCertificate {
     pub key_algorithm: &'static str,
     /// The authorityKeyIdentifier's keyIdentifier: which CA key signed it.
     pub authority_key_id: Option<Vec<u8>>,
+}
+
+/// Naming attributes of a certificate's subject besides its common name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectNames {
+    pub country: Option<String>,
+    pub organization: Option<String>,
+    pub organizational_unit: Option<String>,
+    pub dn_qualifier: Option<String>,
+    pub state: Option<String>,
+}
+
+fn first_str<'a, 'b>(mut it: impl Iterator<Item = &'b AttributeTypeAndValue<'a>>) -> Option<String>
+where
+    'a: 'b,
+{
+    it.next().and_then(|a| a.as_str().ok()).map(str::to_string)
+}
+
+fn subject_names(name: &X509Name<'_>) -> SubjectNames {
+    SubjectNames {
+        country: first_str(name.iter_country()),
+        organization: first_str(name.iter_organization()),
+        organizational_unit: first_str(name.iter_organizational_unit()),
+        dn_qualifier: first_str(
+            name.iter_by_oid(&x509_parser::oid_registry::OID_X509_DN_QUALIFIER),
+        ),
+        state: first_str(name.iter_state_or_province()),
+    }
 }
 
 const MAX_PEM: usize = 65536;
@@ -80,6 +111,7 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate, PkiError> 
         subject_der: cert.subject().as_raw().to_vec(),
         issuer_der: cert.issuer().as_raw().to_vec(),
         subject_cn,
+        subject: subject_names(cert.subject()),
         is_ca,
         authority_key_id: cert
             .extensions()

@@ -202,3 +202,100 @@ def test_policies_attach_to_existing_thing_groups_only(iot):
         iot.attach_policy(policyName="p", target=group_arn("nope"))
     with expect_error(iot, "ResourceNotFoundException"):
         iot.list_attached_policies(target=group_arn("nope"))
+
+
+POLICY_DOC = '{"Version": "2012-10-17", "Statement": []}'
+
+
+def attached(iot, target, **kw):
+    return [p["policyName"] for p in iot.list_attached_policies(target=target, **kw)["policies"]]
+
+
+def test_recursive_attached_policies_include_ancestors(iot):
+    make_tree(iot)
+    for p in ("p-root", "p-mid", "p-leaf", "p-other", "p-both"):
+        iot.create_policy(policyName=p, policyDocument=POLICY_DOC)
+    iot.attach_policy(policyName="p-root", target=group_arn("root"))
+    iot.attach_policy(policyName="p-both", target=group_arn("root"))
+    iot.attach_policy(policyName="p-mid", target=group_arn("mid"))
+    iot.attach_policy(policyName="p-leaf", target=group_arn("leaf"))
+    iot.attach_policy(policyName="p-both", target=group_arn("leaf"))
+    iot.attach_policy(policyName="p-other", target=group_arn("other"))
+
+    # Newest attachment first (isAscendingOrder's default, as for the other marker lists).
+    assert attached(iot, group_arn("leaf")) == ["p-both", "p-leaf"]
+    assert attached(iot, group_arn("leaf"), recursive=False) == ["p-both", "p-leaf"]
+    # Ancestors' policies too, each policy once (at its first attachment), across levels.
+    assert attached(iot, group_arn("leaf"), recursive=True) == ["p-leaf", "p-mid", "p-both", "p-root"]
+    assert attached(iot, group_arn("mid"), recursive=True) == ["p-mid", "p-both", "p-root"]
+    assert attached(iot, group_arn("root"), recursive=True) == ["p-both", "p-root"]
+    assert attached(iot, group_arn("other"), recursive=True) == ["p-other"]
+    with expect_error(iot, "ResourceNotFoundException"):
+        iot.list_attached_policies(target=group_arn("nope"), recursive=True)
+
+    # Paging walks the same merged list.
+    seen, marker = [], None
+    while True:
+        kw = {"marker": marker} if marker else {}
+        page = iot.list_attached_policies(target=group_arn("leaf"), recursive=True, pageSize=1, **kw)
+        assert len(page["policies"]) <= 1
+        seen += [p["policyName"] for p in page["policies"]]
+        marker = page.get("nextMarker")
+        if not marker:
+            break
+    assert seen == ["p-leaf", "p-mid", "p-both", "p-root"]
+    page = iot.list_attached_policies(target=group_arn("leaf"), recursive=True, pageSize=3)
+    assert [p["policyName"] for p in page["policies"]] == ["p-leaf", "p-mid", "p-both"]
+    assert page["policies"][0]["policyArn"].endswith(":policy/p-leaf")
+    rest = iot.list_attached_policies(target=group_arn("leaf"), recursive=True, pageSize=3,
+                                      marker=page["nextMarker"])
+    assert [p["policyName"] for p in rest["policies"]] == ["p-root"] and "nextMarker" not in rest
+
+    # Detaching from an ancestor is seen by its descendants.
+    iot.detach_policy(policyName="p-root", target=group_arn("root"))
+    assert attached(iot, group_arn("leaf"), recursive=True) == ["p-leaf", "p-mid", "p-both"]
+
+
+def test_recursive_on_a_certificate_lists_its_own_policies(iot):
+    """AWS documents `recursive` for thing groups only; a certificate's list is unchanged
+    (GetEffectivePolicies is AWS's call for what a device inherits from its things' groups)."""
+    iot.create_thing_group(thingGroupName="g")
+    iot.create_thing(thingName="t")
+    iot.add_thing_to_thing_group(thingGroupName="g", thingName="t")
+    cert = iot.create_keys_and_certificate(setAsActive=True)
+    iot.attach_thing_principal(thingName="t", principal=cert["certificateArn"])
+    for p in ("p-cert", "p-group"):
+        iot.create_policy(policyName=p, policyDocument=POLICY_DOC)
+    iot.attach_policy(policyName="p-cert", target=cert["certificateArn"])
+    iot.attach_policy(policyName="p-group", target=group_arn("g"))
+    assert attached(iot, cert["certificateArn"], recursive=True) == ["p-cert"]
+    assert attached(iot, cert["certificateArn"]) == ["p-cert"]
+
+
+def test_deleting_a_group_detaches_its_policies(iot):
+    iot.create_policy(policyName="p", policyDocument=POLICY_DOC)
+    iot.create_thing_group(thingGroupName="g")
+    iot.attach_policy(policyName="p", target=group_arn("g"))
+    iot.delete_thing_group(thingGroupName="g")
+    assert iot.list_targets_for_policy(policyName="p")["targets"] == []
+    iot.create_thing_group(thingGroupName="g")
+    assert attached(iot, group_arn("g"), recursive=True) == []
+    iot.delete_policy(policyName="p")
+
+
+def test_attach_racing_group_deletion_leaves_no_stale_attachment(iot):
+    iot.create_policy(policyName="p", policyDocument=POLICY_DOC)
+    for round_ in range(5):
+        g = f"g{round_}"
+        iot.create_thing_group(thingGroupName=g)
+
+        def act(i):
+            if i == 0:
+                return iot.delete_thing_group(thingGroupName=g)
+            return iot.attach_policy(policyName="p", target=group_arn(g))
+        race_threads(3, act, ClientError, error_code)
+        if g not in names(iot.list_thing_groups()):
+            assert group_arn(g) not in iot.list_targets_for_policy(policyName="p")["targets"]
+        else:
+            iot.delete_thing_group(thingGroupName=g)
+    assert iot.list_targets_for_policy(policyName="p")["targets"] == []

@@ -4,6 +4,7 @@ client certificates, and the OnsMqtt SDK changing certificate status while they 
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
@@ -358,6 +359,197 @@ def test_aws_ca_without_auto_registration_refuses_unknown_devices(gw, tmp_path):
     s = mqtt_connect(gw, dev, endpoint)
     assert s is not None
     s.close()
+
+
+# Just-in-time provisioning: AWS's documented JITP template shape (a thing named by the
+# certificate's CN, the registering certificate by its id, a policy), applied on first contact.
+JITP_POLICY_DOC = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["iot:Connect", "iot:Publish"], "Resource": ["*"]}]})
+JITP_TEMPLATE = {
+    "Parameters": {
+        "AWS::IoT::Certificate::CommonName": {"Type": "String"},
+        "AWS::IoT::Certificate::SerialNumber": {"Type": "String"},
+        "AWS::IoT::Certificate::Id": {"Type": "String"},
+        "Site": {"Type": "String", "Default": "plant-7"},
+    },
+    "Resources": {
+        "thing": {
+            "Type": "AWS::IoT::Thing",
+            "Properties": {
+                "ThingName": {"Ref": "AWS::IoT::Certificate::CommonName"},
+                "AttributePayload": {"version": "v1", "site": {"Ref": "Site"},
+                                     "serial": {"Ref": "AWS::IoT::Certificate::SerialNumber"}},
+                "ThingGroups": ["jitp-fleet"],
+            },
+        },
+        "certificate": {
+            "Type": "AWS::IoT::Certificate",
+            "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"},
+                           "Status": "ACTIVE"},
+        },
+        "policy": {
+            "Type": "AWS::IoT::Policy",
+            "Properties": {"PolicyName": "jitp-device-policy", "PolicyDocument": JITP_POLICY_DOC},
+        },
+    },
+}
+
+
+def register_aws_ca_with_template(iot, ca, template):
+    code = iot.get_registration_code()["registrationCode"]
+    verification, _ = make_cert(ca, code)
+    return iot.register_ca_certificate(
+        caCertificate=ca.pem, verificationCertificate=pem_of(verification), setAsActive=True,
+        allowAutoRegistration=True,
+        registrationConfig={"templateBody": json.dumps(template),
+                            "roleArn": f"arn:aws:iam::{AWS_ACCOUNT}:role/JITPRole"})["certificateId"]
+
+
+def test_aws_jitp_template_provisions_thing_policy_and_attachments(gw, tmp_path):
+    import hashlib
+    gw.reset()
+    iot = iot_client(gw)
+    endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    iot.create_thing_group(thingGroupName="jitp-fleet")
+    ca = make_ca("aws jitp CA")
+    ca_id = register_aws_ca_with_template(iot, ca, JITP_TEMPLATE)
+    cert, key = make_cert(ca, "jitp-thing-1")
+    dev = Device(tmp_path, cert, key, "jitp")
+    cert_id = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    cert_arn = f"arn:aws:iot:{AWS_REGION}:{AWS_ACCOUNT}:cert/{cert_id}"
+
+    # First contact provisions and is still refused (AWS drops the first connection too).
+    assert mqtt_connect(gw, dev, endpoint) is None
+    described = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]
+    assert described["status"] == "ACTIVE"
+    assert described["caCertificateId"] == ca_id
+    thing = iot.describe_thing(thingName="jitp-thing-1")
+    attrs = thing["attributes"]
+    assert int(attrs.pop("serial"), 16) == cert.serial_number
+    assert attrs == {"version": "v1", "site": "plant-7"}
+    assert iot.list_thing_principals(thingName="jitp-thing-1")["principals"] == [cert_arn]
+    assert iot.list_principal_things(principal=cert_arn)["things"] == ["jitp-thing-1"]
+    policy = iot.get_policy(policyName="jitp-device-policy")
+    assert json.loads(policy["policyDocument"]) == json.loads(JITP_POLICY_DOC)
+    attached = iot.list_attached_policies(target=cert_arn)["policies"]
+    assert [p["policyName"] for p in attached] == ["jitp-device-policy"]
+    assert iot.list_targets_for_policy(policyName="jitp-device-policy")["targets"] == [cert_arn]
+    groups = iot.list_thing_groups_for_thing(thingName="jitp-thing-1")["thingGroups"]
+    assert [g["groupName"] for g in groups] == ["jitp-fleet"]
+
+    # The reconnect gets a session: the template activated the certificate.
+    s = mqtt_connect(gw, dev, endpoint)
+    assert s is not None, "the provisioned device was refused on its second connection"
+    s.close()
+
+    # A second device of the CA: its own thing, and the same (existing) policy attached.
+    cert2, key2 = make_cert(ca, "jitp-thing-2")
+    dev2 = Device(tmp_path, cert2, key2, "jitp2")
+    cert2_arn = (f"arn:aws:iot:{AWS_REGION}:{AWS_ACCOUNT}:cert/"
+                 + hashlib.sha256(cert2.public_bytes(serialization.Encoding.DER)).hexdigest())
+    assert mqtt_connect(gw, dev2, endpoint) is None
+    assert iot.list_thing_principals(thingName="jitp-thing-2")["principals"] == [cert2_arn]
+    assert sorted(iot.list_targets_for_policy(policyName="jitp-device-policy")["targets"]) == \
+        sorted([cert_arn, cert2_arn])
+    things = iot.list_things_in_thing_group(thingGroupName="jitp-fleet")["things"]
+    assert sorted(things) == ["jitp-thing-1", "jitp-thing-2"]
+    s = mqtt_connect(gw, dev2, endpoint)
+    assert s is not None
+    s.close()
+
+
+def test_aws_jitp_template_that_cannot_apply_leaves_the_certificate_pending(gw, tmp_path):
+    import hashlib
+    gw.reset()
+    iot = iot_client(gw)
+    endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    # The group the template names does not exist: nothing of the template is created.
+    ca = make_ca("aws jitp CA 2")
+    register_aws_ca_with_template(iot, ca, JITP_TEMPLATE)
+    cert, key = make_cert(ca, "jitp-thing-3")
+    dev = Device(tmp_path, cert, key, "jitp3")
+    cert_id = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert mqtt_connect(gw, dev, endpoint) is None
+    described = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]
+    assert described["status"] == "PENDING_ACTIVATION"
+    assert iot.list_things()["things"] == []
+    assert [p["policyName"] for p in iot.list_policies()["policies"]] == []
+    assert mqtt_connect(gw, dev, endpoint) is None
+
+
+def subject_cert(ca, attrs):
+    """A device certificate of `ca` whose subject holds `attrs` (NameOID, value) pairs."""
+    import datetime as dt
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(o, v) for o, v in attrs]))
+            .issuer_name(ca.cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca.key, hashes.SHA256()))
+    return cert, key
+
+
+def test_aws_jitp_gives_the_subject_parameters_and_requires_every_declared_one(gw, tmp_path):
+    """AWS's JITP parameters from the certificate's subject (Country, Organization,
+    OrganizationalUnit, DistinguishedNameQualifier, StateName, CommonName); "the certificate must
+    contain values for all of the parameters in the template body"."""
+    import hashlib
+    from cryptography.x509.oid import NameOID
+    gw.reset()
+    iot = iot_client(gw)
+    endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    fields = ["Country", "Organization", "OrganizationalUnit", "DistinguishedNameQualifier",
+              "StateName", "CommonName"]
+    template = {
+        "Parameters": {f"AWS::IoT::Certificate::{f}": {"Type": "String"} for f in fields},
+        "Resources": {
+            "thing": {"Type": "AWS::IoT::Thing", "Properties": {
+                "ThingName": {"Fn::Join": ["-", [{"Ref": "AWS::IoT::Certificate::Country"},
+                                                 {"Ref": "AWS::IoT::Certificate::CommonName"}]]},
+                "AttributePayload": {f.lower(): {"Ref": f"AWS::IoT::Certificate::{f}"}
+                                     for f in fields[:5]}}},
+            "certificate": {"Type": "AWS::IoT::Certificate", "Properties": {
+                "CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"}},
+            "policy": {"Type": "AWS::IoT::Policy",
+                       "Properties": {"PolicyDocument": JITP_POLICY_DOC}},
+        },
+    }
+    ca = make_ca("aws jitp CA 3")
+    register_aws_ca_with_template(iot, ca, template)
+    full = [(NameOID.COUNTRY_NAME, "DE"), (NameOID.STATE_OR_PROVINCE_NAME, "Bavaria"),
+            (NameOID.ORGANIZATION_NAME, "Acme"), (NameOID.ORGANIZATIONAL_UNIT_NAME, "Lamps"),
+            (NameOID.DN_QUALIFIER, "q1"), (NameOID.COMMON_NAME, "lamp-9")]
+    cert, key = subject_cert(ca, full)
+    dev = Device(tmp_path, cert, key, "jitp-subject")
+    cert_id = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert mqtt_connect(gw, dev, endpoint) is None
+    assert iot.describe_thing(thingName="DE-lamp-9")["attributes"] == {
+        "country": "DE", "organization": "Acme", "organizationalunit": "Lamps",
+        "distinguishednamequalifier": "q1", "statename": "Bavaria"}
+    cert_arn = f"arn:aws:iot:{AWS_REGION}:{AWS_ACCOUNT}:cert/{cert_id}"
+    assert iot.list_thing_principals(thingName="DE-lamp-9")["principals"] == [cert_arn]
+    # A policy given by document alone is named by the document's hash (COMPATIBILITY.md).
+    (policy,) = iot.list_attached_policies(target=cert_arn)["policies"]
+    assert len(policy["policyName"]) == 40
+    s = mqtt_connect(gw, dev, endpoint)
+    assert s is not None
+    s.close()
+
+    # No OrganizationalUnit in the subject: the template is not applied.
+    cert2, key2 = subject_cert(ca, [a for a in full if a[0] != NameOID.ORGANIZATIONAL_UNIT_NAME])
+    dev2 = Device(tmp_path, cert2, key2, "jitp-subject2")
+    cert2_id = hashlib.sha256(cert2.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert mqtt_connect(gw, dev2, endpoint) is None
+    assert iot.describe_certificate(certificateId=cert2_id)["certificateDescription"][
+        "status"] == "PENDING_ACTIVATION"
+    assert [t["thingName"] for t in iot.list_things()["things"]] == ["DE-lamp-9"]
+    assert mqtt_connect(gw, dev2, endpoint) is None
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,11 +79,11 @@ pub(super) async fn detach_policy(cx: &Call<'_>) -> Res<Value> {
     Ok(Value::Null)
 }
 
-async fn policies_of(cx: &Call<'_>, t: &str, list: &'static str) -> Res<Value> {
+async fn policies_of(cx: &Call<'_>, t: &str, recursive: bool, list: &'static str) -> Res<Value> {
     let page = cx.marker_page(list)?;
     let (names, next) = cx
         .core
-        .list_attached_policies(&cx.scope, &principal_ref(t, &cx.scope)?, &page)
+        .list_attached_policies(&cx.scope, &principal_ref(t, &cx.scope)?, recursive, &page)
         .await?;
     let items: Vec<Value> = names
         .iter()
@@ -94,9 +94,8 @@ async fn policies_of(cx: &Call<'_>, t: &str, list: &'static str) -> Res<Value> {
 
 pub(super) async fn list_attached_policies(cx: &Call<'_>) -> Res<Value> {
     let t = cx.label()?;
-    // `recursive` is accepted; certplane has no thing-group hierarchy to recurse into.
-    cx.q_bool("recursive")?;
-    policies_of(cx, t, "attached-policies").await
+    let recursive = cx.q_bool("recursive")?.unwrap_or(false);
+    policies_of(cx, t, recursive, "attached-policies").await
 }
 
 pub(super) async fn list_targets_for_policy(cx: &Call<'_>) -> Res<Value> {
@@ -129,7 +128,7 @@ pub(super) async fn detach_principal_policy(cx: &Call<'_>) -> Res<Value> {
 
 pub(super) async fn list_principal_policies(cx: &Call<'_>) -> Res<Value> {
     let p = cx.required_header("x-amzn-iot-principal", "principal")?;
-    policies_of(cx, p, "principal-policies").await
+    policies_of(cx, p, false, "principal-policies").await
 }
 
 pub(super) async fn list_policy_principals(cx: &Call<'_>) -> Res<Value> {
