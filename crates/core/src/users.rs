@@ -332,10 +332,12 @@ impl Core {
 /// authorization would otherwise cost.
 #[derive(Default)]
 pub struct PolicyCache {
-    /// store key → ((creation seq, version), parsed): the seq tells a document deleted and
-    /// made again (its version starts over) from the one cached.
-    parsed: std::sync::RwLock<std::collections::HashMap<String, ((i64, i64), Arc<PolicyDocument>)>>,
+    parsed: std::sync::RwLock<std::collections::HashMap<String, CachedPolicy>>,
 }
+
+/// ((creation seq, version), parsed document) of one store key: the seq tells a document
+/// deleted and made again (its version starts over) from the one cached.
+type CachedPolicy = ((i64, i64), Arc<PolicyDocument>);
 
 /// Documents kept at most; past it the cache starts over (documents are few and small).
 const POLICY_CACHE_ENTRIES: usize = 4096;
