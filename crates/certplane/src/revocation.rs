@@ -316,8 +316,16 @@ impl Revocation {
                 "pem" => true,
                 _ => return not_found(),
             };
-            if cas.by_id(id).is_none() {
+            let Some(ca) = cas.by_id(id) else {
                 return not_found();
+            };
+            // A CA held a moment ago (created or imported while the server runs) may not have
+            // its first CRL from the background rebuild yet: sign it now rather than answer
+            // that there is none.
+            if self.current(id).is_none() {
+                if let Err(e) = self.rebuild_one(ca, false).await {
+                    tracing::warn!("signing the first CRL of {id}: {e}");
+                }
             }
             let Some(crl) = self.current(id) else {
                 return plain(503, "text/plain", "the CRL is not signed yet\n".into());

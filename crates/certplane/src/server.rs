@@ -239,13 +239,13 @@ fn watch_cas(
                     }
                     tracing::info!(active = %set.active().ca_id(), held = set.all().len(), "the held CAs changed");
                     core.cas.replace(set);
+                    revocation.cas_changed().await;
                     // A master-key rotation re-seals the CA records: the access-key secrets
                     // were re-sealed in the same transaction.
                     match custody.current_master_key().await {
                         Ok(key) => core.set_master_key(Arc::new(key)),
                         Err(e) => tracing::warn!("re-reading the master key: {e}"),
                     }
-                    revocation.cas_changed().await;
                 }
                 Err(e) => tracing::error!("the held CAs changed but cannot be loaded: {e}"),
             }
