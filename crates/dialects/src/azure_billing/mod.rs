@@ -63,7 +63,7 @@ pub(crate) fn json_response(status: u16, v: &serde_json::Value) -> Response {
 
 /// What a request asks for, after the `/providers/Microsoft.Billing` prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Op {
+pub enum Op {
     ListScoped(BillingScope),
     Initiate(BillingScope, String),
     /// 2019-10-01-preview `POST .../initiateTransfer`: the server names the transfer.
@@ -141,8 +141,8 @@ fn eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
-/// Routes the decoded segments after `providers/Microsoft.Billing`.
-fn route(method: &str, segs: &[String], v: ApiVersion) -> Result<Op, ArmError> {
+/// Routes the decoded segments after `providers/Microsoft.Billing` (public for the fuzzer).
+pub fn route(method: &str, segs: &[String], v: ApiVersion) -> Result<Op, ArmError> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let not_found = || {
         ArmError::new(

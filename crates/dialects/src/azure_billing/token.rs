@@ -76,6 +76,18 @@ impl TokenKeys {
         Ok(TokenKeys { kid: key.kid, pair })
     }
 
+    /// A fresh key that is not stored (for the fuzzer and tests: tokens it signs outlive
+    /// nothing).
+    pub fn ephemeral() -> DomainResult<TokenKeys> {
+        let key = generate()?;
+        let der = URL_SAFE_NO_PAD
+            .decode(&key.pkcs8)
+            .map_err(|_| DomainError::internal("the signing key is not base64url"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+            .map_err(|_| DomainError::internal("the signing key does not load"))?;
+        Ok(TokenKeys { kid: key.kid, pair })
+    }
+
     pub fn kid(&self) -> &str {
         &self.kid
     }
