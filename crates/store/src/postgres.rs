@@ -1,10 +1,11 @@
 //! The PostgreSQL engine, for several certplane nodes sharing one database.
 //!
-//! Each `apply` is one transaction (READ COMMITTED): inserts use `ON CONFLICT DO NOTHING` and
-//! count rows (so a duplicate never aborts the transaction half-way), updates and deletes are
-//! compare-and-sets on `version` — PostgreSQL re-checks the `WHERE` against a row another
-//! transaction just changed, so of two racing writers exactly one sees its row. A commit that
-//! returns is durable (`synchronous_commit` is left at its default, on).
+//! Changes commit in groups (`group_commit`): the changes waiting when a writer is free share
+//! one READ COMMITTED transaction and one durable COMMIT (`synchronous_commit` is left at its
+//! default, on), each change still all-or-nothing and answered only once its commit returned.
+//! Updates and deletes are compare-and-sets on `version` — PostgreSQL re-checks the `WHERE`
+//! against a row another transaction just changed, so of two racing writers exactly one sees
+//! its row.
 //!
 //! Every call is bounded in time: the pool waits at most 5 s for a connection, a connection
 //! attempt at most 5 s, and each statement at most 5 s (`statement_timeout`), so with the
@@ -15,20 +16,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use futures_util::future::join_all;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use certplane_core::error::{DomainError, DomainResult};
 use certplane_core::store::{
-    changes_of, Change, Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write, CHANGE_FEED_CAPACITY,
+    Change, Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write, CHANGE_FEED_CAPACITY,
 };
 use tokio::sync::broadcast;
 
 use crate::sql::{self, Arg, Placeholders, COLUMNS};
 use crate::{CLAIM_NONCE_SQL, NONCE_PURGE_EVERY_MS, POSTGRES_MIGRATIONS, PURGE_NONCES_SQL};
 
+mod group_commit;
 mod listen;
 
 /// Upper bound on any single database interaction.
@@ -44,6 +45,8 @@ pub struct PostgresStore {
     feed: broadcast::Sender<Change>,
     listen_config: tokio_postgres::Config,
     listening: std::sync::Once,
+    /// Where `apply` sends its changes: they commit in groups (see `group_commit`).
+    writer: group_commit::GroupCommit,
 }
 
 fn fault(context: &str, e: impl std::fmt::Display) -> DomainError {
@@ -145,11 +148,12 @@ impl PostgresStore {
             .build()
             .map_err(|e| format!("building the connection pool: {e}"))?;
         let store = PostgresStore {
-            pool,
+            pool: pool.clone(),
             last_nonce_purge_ms: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
             feed: broadcast::channel(CHANGE_FEED_CAPACITY).0,
             listen_config,
             listening: std::sync::Once::new(),
+            writer: group_commit::GroupCommit::start(pool.clone()),
         };
         store.migrate().await?;
         Ok(store)
@@ -242,70 +246,7 @@ impl PostgresStore {
     }
 }
 
-const INSERT: &str = "INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body)
-     VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT (kind, key) DO NOTHING";
-const UPDATE: &str = "UPDATE documents SET account = $1, region = $2, idx1 = $3, idx2 = $4,
-     body = $5, version = version + 1
-     WHERE kind = $6 AND key = $7 AND version = $8";
-const DELETE: &str = "DELETE FROM documents WHERE kind = $1 AND key = $2 AND version = $3";
-
 type Param<'a> = &'a (dyn ToSql + Sync);
-
-/// The statement and parameters of one write. None of them fails on a lost race or a
-/// duplicate: the row count decides (`outcome`), so a batch can still choose to roll back.
-fn statement<'a>(w: &'a Write, kind: &'a &'static str) -> (&'static str, Vec<Param<'a>>) {
-    match w {
-        Write::Insert(d) | Write::InsertIfAbsent(d) => (
-            INSERT,
-            vec![
-                kind, &d.key, &d.account, &d.region, &d.idx1, &d.idx2, &d.body,
-            ],
-        ),
-        Write::Update {
-            doc: d,
-            expected_version,
-        } => (
-            UPDATE,
-            vec![
-                &d.account,
-                &d.region,
-                &d.idx1,
-                &d.idx2,
-                &d.body,
-                kind,
-                &d.key,
-                expected_version,
-            ],
-        ),
-        Write::Delete {
-            key,
-            expected_version,
-            ..
-        } => (DELETE, vec![kind, key, expected_version]),
-    }
-}
-
-fn kind_of(w: &Write) -> &'static str {
-    match w {
-        Write::Insert(d) | Write::InsertIfAbsent(d) | Write::Update { doc: d, .. } => {
-            d.kind.as_str()
-        }
-        Write::Delete { kind, .. } => kind.as_str(),
-    }
-}
-
-/// What the row count of a write means.
-fn outcome(w: &Write, rows: u64) -> DomainResult<()> {
-    match w {
-        Write::Insert(d) if rows == 0 => Err(DomainError::AlreadyExists {
-            resource: d.kind.resource(),
-            id: d.key.clone(),
-        }),
-        Write::Insert(_) | Write::InsertIfAbsent(_) => Ok(()),
-        Write::Update { .. } | Write::Delete { .. } if rows == 1 => Ok(()),
-        Write::Update { .. } | Write::Delete { .. } => Err(DomainError::Stale),
-    }
-}
 
 /// A pooled connection inside a transaction opened by a pipelined `BEGIN`. Until `finish`
 /// (COMMIT or ROLLBACK answered), dropping it — a timeout, a cancelled request — takes the
@@ -417,91 +358,7 @@ impl Store for PostgresStore {
         if writes.is_empty() {
             return Ok(());
         }
-        bounded("write", async {
-            let client = self.client().await?;
-            // Statements are prepared once per connection and cached, so after warm-up this
-            // costs no round trip.
-            let kinds: Vec<&'static str> = writes.iter().map(kind_of).collect();
-            // Watched documents announce themselves to every node's LISTEN connection; the
-            // notifications ride in the same transaction, so they are delivered only if it
-            // commits.
-            let notices: Vec<String> = changes_of(&writes).iter().map(listen::payload).collect();
-            let notify = if notices.is_empty() {
-                None
-            } else {
-                Some(
-                    client
-                        .prepare_cached(listen::NOTIFY_SQL)
-                        .await
-                        .map_err(|e| pg_fault("prepare", e))?,
-                )
-            };
-            let mut prepared = Vec::with_capacity(writes.len());
-            for (w, kind) in writes.iter().zip(&kinds) {
-                let (text, params) = statement(w, kind);
-                let stmt = client
-                    .prepare_cached(text)
-                    .await
-                    .map_err(|e| pg_fault("prepare", e))?;
-                prepared.push((stmt, params));
-            }
-            if let ([(stmt, params)], None) = (prepared.as_slice(), &notify) {
-                // One statement is its own transaction: one round trip, same atomicity and
-                // durability as BEGIN … COMMIT.
-                let rows = client
-                    .execute(stmt, params)
-                    .await
-                    .map_err(|e| pg_fault("write", e))?;
-                return outcome(&writes[0], rows);
-            }
-            // Several writes: BEGIN and every statement go out in one flight (tokio-postgres
-            // sends requests in the order their futures are first polled), then COMMIT if
-            // every row count is what the compare-and-set expects, ROLLBACK otherwise. Two
-            // round trips whatever the batch size.
-            let tx = OpenTransaction(Some(client));
-            let c = tx.client()?;
-            let notice_params: Vec<[Param<'_>; 1]> =
-                notices.iter().map(|n| [n as Param<'_>]).collect();
-            let (begun, counts, notified) =
-                tokio::join!(
-                    c.batch_execute("BEGIN"),
-                    join_all(
-                        prepared
-                            .iter()
-                            .map(|(stmt, params)| c.execute(stmt, params))
-                    ),
-                    join_all(notify.iter().flat_map(|stmt| {
-                        notice_params.iter().map(move |p| c.execute(stmt, p))
-                    }))
-                );
-            begun.map_err(|e| pg_fault("begin", e))?;
-            let mut verdict = Ok(());
-            for (w, rows) in writes.iter().zip(counts) {
-                let r = rows
-                    .map_err(|e| pg_fault("write", e))
-                    .and_then(|n| outcome(w, n));
-                if let Err(e) = r {
-                    verdict = Err(e);
-                    break;
-                }
-            }
-            if verdict.is_ok() {
-                if let Some(Err(e)) = notified.into_iter().find(Result::is_err) {
-                    verdict = Err(pg_fault("notify", e));
-                }
-            }
-            let end = if verdict.is_ok() {
-                "COMMIT"
-            } else {
-                "ROLLBACK"
-            };
-            c.batch_execute(end)
-                .await
-                .map_err(|e| pg_fault("commit", e))?;
-            tx.finish();
-            verdict
-        })
-        .await
+        self.writer.apply(writes).await
     }
 
     async fn claim_once(&self, key: &str, now_ms: i64, expires_at_ms: i64) -> DomainResult<bool> {
@@ -632,8 +489,9 @@ mod tests {
         }
     }
 
-    /// A batch abandoned half-way (its caller timed out while a row lock held it) leaves no
-    /// pooled connection inside an open transaction and none of its writes behind.
+    /// A change whose caller gave up while a row lock held it is still all-or-nothing; one
+    /// held past the statement timeout answers Unavailable and leaves nothing; neither leaves a
+    /// pooled connection inside an open transaction.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_abandoned_batch_leaves_no_open_transaction() {
         let Some(db) = TestDb::create().await else {
@@ -650,10 +508,8 @@ mod tests {
                 .await
                 .expect("connect");
             tokio::spawn(conn);
-            locker
-                .batch_execute("BEGIN; UPDATE documents SET body = body WHERE key = 'locked'")
-                .await
-                .expect("lock");
+            let lock = "BEGIN; UPDATE documents SET body = body WHERE key = 'locked'";
+            locker.batch_execute(lock).await.expect("lock");
             let batch = s.apply(vec![
                 Write::Insert(thing("abandoned", "{}")),
                 Write::Update {
@@ -665,8 +521,8 @@ mod tests {
             assert!(r.is_err(), "the batch should still be waiting: {r:?}");
             locker.batch_execute("ROLLBACK").await.expect("unlock");
 
-            // The abandoned connection was closed, not pooled: nothing of ours sits idle in
-            // a transaction, and the batch's insert is gone.
+            // Nothing of ours sits idle in a transaction, and the abandoned change happened
+            // whole or not at all.
             let mut idle_in_tx = 1;
             for _ in 0..50 {
                 idle_in_tx = locker
@@ -684,8 +540,29 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             assert_eq!(idle_in_tx, 0);
+            let abandoned = s.get(Kind::Thing, "abandoned").await.expect("get");
+            let locked = s
+                .get(Kind::Thing, "locked")
+                .await
+                .expect("get")
+                .expect("present");
+            assert_eq!(abandoned.is_some(), locked.version == 2, "{locked:?}");
+
+            // Held past the statement timeout: Unavailable, and nothing of it kept.
+            locker.batch_execute(lock).await.expect("lock again");
+            let r = s
+                .apply(vec![
+                    Write::Insert(thing("timed-out", "{}")),
+                    Write::Update {
+                        doc: thing("locked", "2"),
+                        expected_version: locked.version,
+                    },
+                ])
+                .await;
+            assert!(matches!(r, Err(DomainError::Unavailable(_))), "{r:?}");
+            locker.batch_execute("ROLLBACK").await.expect("unlock");
             assert!(s
-                .get(Kind::Thing, "abandoned")
+                .get(Kind::Thing, "timed-out")
                 .await
                 .expect("get")
                 .is_none());
@@ -751,8 +628,9 @@ mod tests {
             let ready = tokio::time::timeout(Duration::from_secs(10), first.recv()).await;
             assert!(matches!(ready, Ok(Ok(Change::Missed))), "{ready:?}");
             conformance::change_feed(&s).await;
-            listener_reconnects(&s, &db.url).await;
             let s = Arc::new(s);
+            conformance::concurrent_changes_answer_alone(s.clone()).await;
+            listener_reconnects(&s, &db.url).await;
             conformance::racing_updates_have_one_winner(s.clone()).await;
             conformance::single_use_keys(s).await;
             // A second node on the same database sees the first node's writes at once, and

@@ -531,6 +531,7 @@ mod tests {
         let (_d, s) = open();
         let s = Arc::new(s);
         conformance::racing_updates_have_one_winner(s.clone()).await;
+        conformance::concurrent_changes_answer_alone(s.clone()).await;
         conformance::single_use_keys(s).await;
     }
 
