@@ -5,6 +5,11 @@
 # matches is the last statement), alternated ROUNDS times, throttling off in every mode. Prints
 # certplane-bench's JSON line per run, prefixed with the mode.
 #   CERTPLANE=target/release/certplane BENCH=target/release/certplane-bench bash bench/identity.sh
+# With INSTRUCTIONS=1 the server runs under valgrind's callgrind instead and each line also
+# carries "instructions_per_op": the server's instructions over the timed loop alone (the
+# counters are zeroed when it starts and dumped when it ends) divided by the operations. That
+# figure does not move with what else the machine is doing (use e.g. DURATION=5
+# CONCURRENCY=4: under valgrind the server runs about 50x slower).
 set -euo pipefail
 CERTPLANE="${CERTPLANE:-target/release/certplane}"
 BENCH="${BENCH:-target/release/certplane-bench}"
@@ -31,13 +36,17 @@ stmts.append({"Sid": "Describe", "Effect": "Allow",
 json.dump({"Version": "2012-10-17", "Statement": stmts}, open(sys.argv[1], "w"))
 PY
 
+VALGRIND=()
+if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
+    VALGRIND=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/callgrind.%p")
+fi
 start() { # start [serve args...]: sets URL and PID
     rm -rf "$WORK/data"
-    "$CERTPLANE" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --throttle off "$@" \
+    "${VALGRIND[@]}" "$CERTPLANE" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --throttle off "$@" \
         >"$WORK/out" 2>"$WORK/log" &
     PID=$!
     URL=""
-    for _ in $(seq 1 300); do
+    for _ in $(seq 1 1200); do
         URL="$(grep -o 'http://[0-9.:]*' "$WORK/out" 2>/dev/null | head -1 || true)"
         [[ -n "$URL" ]] && break
         sleep 0.1
@@ -48,8 +57,25 @@ admin() { "$CERTPLANE" admin "$@" --data-dir "$WORK/data"; }
 key_of() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["AccessKeyId"]+":"+d["SecretAccessKey"])'; }
 bench() { # bench MODE [bench args...]
     local mode="$1"; shift
-    "$BENCH" --target "$URL" --label "$mode" --workloads describe --duration "$DURATION" \
-        --concurrency "$CONCURRENCY" --cpu "server=$PID" "$@" | grep '^{' | sed "s/^/$mode /"
+    if [[ ${#VALGRIND[@]} -gt 0 ]]; then
+        rm -f "$WORK/callgrind.$PID".*
+        "$BENCH" --target "$URL" --label "$mode" --workloads describe --duration "$DURATION" \
+            --concurrency "$CONCURRENCY" --cpu "server=$PID" "$@" \
+            --before-loop "callgrind_control -z $PID >/dev/null 2>&1" \
+            --after-loop "callgrind_control -d $PID >/dev/null 2>&1" | grep '^{' >"$WORK/line"
+        python3 - "$WORK/line" "$WORK/callgrind.$PID.1" "$mode" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+total = next(int(l.split()[1]) for l in open(sys.argv[2]) if l.startswith("totals:"))
+r["instructions_per_op"] = round(total / max(r["ok"], 1))
+print(sys.argv[3], json.dumps(r, sort_keys=True))
+PY
+        # KEEP_PROFILES=DIR keeps each mode's callgrind dump for callgrind_annotate.
+        [[ -n "${KEEP_PROFILES:-}" ]] && cp "$WORK/callgrind.$PID.1" "$KEEP_PROFILES/$mode.callgrind"
+    else
+        "$BENCH" --target "$URL" --label "$mode" --workloads describe --duration "$DURATION" \
+            --concurrency "$CONCURRENCY" --cpu "server=$PID" "$@" | grep '^{' | sed "s/^/$mode /"
+    fi
     kill "$PID"; wait "$PID" 2>/dev/null || true
 }
 

@@ -155,6 +155,9 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
             }
         }
     }
+    if let Err(e) = crate::workloads::hook(&s.before_loop) {
+        return Outcome::Failed(e);
+    }
     let cpu_before = crate::cpu::snapshot(&s.cpu);
     let start = Instant::now();
     let deadline = start + s.duration;
@@ -230,6 +233,9 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
     }
     let elapsed = start.elapsed();
     let cpu = crate::cpu::since(&s.cpu, &cpu_before);
+    if let Err(e) = crate::workloads::hook(&s.after_loop) {
+        return Outcome::Failed(e);
+    }
     if kind == Kind::AzureFlow {
         drain(to_check, start, elapsed).await;
     }

@@ -61,6 +61,13 @@ struct Cli {
     /// `--dev`: the verified-mode workloads of the identity benchmark.
     #[arg(long, value_name = "ID:SECRET")]
     sign_with: Option<String>,
+    /// A shell command run right before each timed loop (after its setup), e.g.
+    /// `callgrind_control -z PID` to count the server's instructions of the loop alone.
+    #[arg(long, value_name = "COMMAND")]
+    before_loop: Option<String>,
+    /// A shell command run right after each timed loop, e.g. `callgrind_control -d PID`.
+    #[arg(long, value_name = "COMMAND")]
+    after_loop: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -141,6 +148,8 @@ fn main() -> ExitCode {
         concurrency: cli.concurrency,
         duration: Duration::from_secs_f64(cli.duration),
         account_header: cli.account_header,
+        before_loop: cli.before_loop,
+        after_loop: cli.after_loop,
     };
 
     let runtime = if cli.threads <= 1 {

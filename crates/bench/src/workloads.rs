@@ -85,6 +85,20 @@ pub struct Settings {
     pub csr: Option<String>,
     /// Process groups whose CPU time the timed loop reports (the load generator is always one).
     pub cpu: Vec<crate::cpu::Watch>,
+    /// Shell commands run right before and right after each timed loop (AWS and Azure
+    /// workloads).
+    pub before_loop: Option<String>,
+    pub after_loop: Option<String>,
+}
+
+/// Runs a `--before-loop`/`--after-loop` command and waits for it.
+pub(crate) fn hook(command: &Option<String>) -> Result<(), String> {
+    let Some(c) = command else { return Ok(()) };
+    match std::process::Command::new("sh").arg("-c").arg(c).status() {
+        Ok(st) if st.success() => Ok(()),
+        Ok(st) => Err(format!("{c:?} exited with {st}")),
+        Err(e) => Err(format!("running {c:?}: {e}")),
+    }
 }
 
 /// The measured result of one workload.
@@ -436,6 +450,9 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
         }
     }
 
+    if let Err(e) = hook(&s.before_loop) {
+        return Outcome::Failed(e);
+    }
     let cpu_before = cpu::snapshot(&s.cpu);
     let start = Instant::now();
     let deadline = start + s.duration;
@@ -458,6 +475,9 @@ pub async fn run(s: &Settings, kind: Kind) -> Outcome {
     }
     let elapsed = start.elapsed();
     let cpu = cpu::since(&s.cpu, &cpu_before);
+    if let Err(e) = hook(&s.after_loop) {
+        return Outcome::Failed(e);
+    }
     latencies_ns.sort_unstable();
     Outcome::Measured(Measured {
         ok,

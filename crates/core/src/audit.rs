@@ -166,6 +166,9 @@ impl Store for AuditedStore {
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.inner.changes()
     }
+    fn generation(&self, kind: Kind) -> Option<u64> {
+        self.inner.generation(kind)
+    }
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         self.inner.get(kind, key).await
     }

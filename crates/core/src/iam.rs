@@ -419,39 +419,61 @@ impl PolicyDocument {
 
 /// `*` matches any run of characters, `?` exactly one; everything else literally.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        // Bytes are characters here: no allocation on the hot path (every request of a user
+        // matches its action and resource against each statement).
+        return glob(pattern.as_bytes(), text.as_bytes(), b'*', b'?', |a, b| {
+            a == b
+        });
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    glob(&p, &t, '*', '?', |a, b| a == b)
+}
+
+/// [`wildcard_match`] ignoring case (IAM action names match case-insensitively).
+pub fn wildcard_match_ignore_case(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob(pattern.as_bytes(), text.as_bytes(), b'*', b'?', |a, b| {
+            a.eq_ignore_ascii_case(&b)
+        });
+    }
+    wildcard_match(&pattern.to_lowercase(), &text.to_lowercase())
+}
+
+/// Glob matching with one backtrack point (the last `star`), linear in practice.
+fn glob<T: Copy + PartialEq>(p: &[T], t: &[T], star: T, any: T, eq: impl Fn(T, T) -> bool) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     // Where the last `*` was and which text position it is currently matched up to.
-    let mut star: Option<(usize, usize)> = None;
+    let mut last_star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
+            Some(&c) if c == star => {
+                last_star = Some((pi, ti));
                 pi += 1;
             }
-            Some(c) if *c == '?' || *c == t[ti] => {
+            Some(&c) if c == any || eq(c, t[ti]) => {
                 pi += 1;
                 ti += 1;
             }
-            _ => match star {
+            _ => match last_star {
                 Some((sp, st)) => {
                     pi = sp + 1;
                     ti = st + 1;
-                    star = Some((sp, st + 1));
+                    last_star = Some((sp, st + 1));
                 }
                 None => return false,
             },
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|&c| c == star)
 }
 
 fn matches_patterns(p: &Patterns, value: &str, ignore_case: bool) -> bool {
     let hit = |list: &[String]| {
         list.iter().any(|pat| {
             if ignore_case {
-                wildcard_match(&pat.to_lowercase(), &value.to_lowercase())
+                wildcard_match_ignore_case(pat, value)
             } else {
                 wildcard_match(pat, value)
             }

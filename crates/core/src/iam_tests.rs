@@ -335,8 +335,21 @@ fn wildcards() {
         ("a*b*c", "a-c-b", false),
         ("", "", true),
         ("", "x", false),
+        // `?` is one character, also where a character is several bytes.
+        ("caf?", "café", true),
+        ("caf??", "café", false),
+        ("*é*", "xéy", true),
+        ("A*", "a", false),
     ] {
         assert_eq!(wildcard_match(p, t), want, "{p:?} ~ {t:?}");
+    }
+    for (p, t, want) in [
+        ("iot:describe*", "iot:DescribeCertificate", true),
+        ("IOT:?ESCRIBECERTIFICATE", "iot:describecertificate", true),
+        ("iot:List*", "iot:DescribeCertificate", false),
+        ("ÉTÉ*", "été-x", true),
+    ] {
+        assert_eq!(wildcard_match_ignore_case(p, t), want, "{p:?} ~ {t:?}");
     }
 }
 

@@ -29,6 +29,7 @@ pub mod provisioning_templates;
 pub mod register_thing;
 pub mod registry;
 pub mod replay;
+pub mod resolved_keys;
 pub mod revocation;
 pub(crate) mod scoped;
 pub mod secrets;

@@ -92,6 +92,9 @@ impl Store for TimedStore {
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.inner.changes()
     }
+    fn generation(&self, kind: Kind) -> Option<u64> {
+        self.inner.generation(kind)
+    }
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         let t = Instant::now();
         let r = self.inner.get(kind, key).await;

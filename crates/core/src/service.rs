@@ -33,6 +33,8 @@ pub struct Core {
     pub master_key: Arc<std::sync::RwLock<Option<Arc<certplane_pki::MasterKey>>>>,
     /// Users' policy documents, parsed once per version.
     pub policy_cache: Arc<crate::users::PolicyCache>,
+    /// Access keys resolved for authentication, while no credential changed.
+    pub resolved_keys: Arc<crate::resolved_keys::ResolvedKeys>,
 }
 
 /// Orders fail after 72 hours without proof of domain ownership, unless configured otherwise.
@@ -77,6 +79,7 @@ impl Core {
             throttle: Arc::new(crate::throttle::Throttle::disabled()),
             master_key: Arc::new(std::sync::RwLock::new(None)),
             policy_cache: Arc::default(),
+            resolved_keys: Arc::default(),
         }
     }
 

@@ -161,11 +161,17 @@ impl Kind {
     }
 
     /// Kinds whose committed changes the store announces on its change feed
-    /// ([`Store::changes`]): what the device gateway's in-memory index mirrors.
+    /// ([`Store::changes`]): what the device gateway's in-memory index mirrors, and the
+    /// credentials a request is authenticated with (the resolved-key cache).
     pub fn is_watched(self) -> bool {
         matches!(
             self,
-            Kind::Certificate | Kind::CaCertificate | Kind::MqttInstance
+            Kind::Certificate
+                | Kind::CaCertificate
+                | Kind::MqttInstance
+                | Kind::AccessKey
+                | Kind::User
+                | Kind::IamPolicy
         )
     }
 
@@ -262,7 +268,7 @@ impl PageQuery {
 }
 
 /// One event of the change feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Change {
     /// A document of a watched kind was inserted, updated or deleted by a committed
     /// transaction: re-read it to learn its state.
@@ -295,8 +301,54 @@ pub fn changes_of(writes: &[Write]) -> Vec<Change> {
         .collect()
 }
 
+/// One counter per kind that moves whenever a document of that kind changes, kept by an engine
+/// for [`Store::generation`]: a cache compares the counter it read before loading with the
+/// current one, with no lock and no I/O.
+#[derive(Debug)]
+pub struct Generations {
+    counters: [std::sync::atomic::AtomicU64; Kind::ALL.len()],
+}
+
+impl Default for Generations {
+    fn default() -> Self {
+        Generations {
+            counters: std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Generations {
+    pub fn get(&self, kind: Kind) -> u64 {
+        self.counters[kind as usize].load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A change of `kind` (or, for [`Change::Missed`], of every kind) is known.
+    pub fn bump(&self, change: &Change) {
+        use std::sync::atomic::Ordering;
+        match change {
+            Change::Changed { kind, .. } => {
+                self.counters[*kind as usize].fetch_add(1, Ordering::AcqRel);
+            }
+            Change::Missed => self.bump_all(),
+        }
+    }
+
+    pub fn bump_all(&self) {
+        for c in &self.counters {
+            c.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// A counter that moves whenever a document of the watched `kind` changes, whoever changed
+    /// it: before `apply` returns for a change made through this store, and for a change made
+    /// elsewhere (another process, another node) as soon as this store learns of it. `None`
+    /// when this store cannot see every change (then nothing may be cached on it).
+    fn generation(&self, _kind: Kind) -> Option<u64> {
+        None
+    }
     /// The change feed: every committed change to a document of a watched kind
     /// ([`Kind::is_watched`]) on this store, whichever node made it (SQLite: this process;
     /// PostgreSQL: every node on the database). Events arrive after the commit. A receiver

@@ -9,7 +9,7 @@ use certplane_core::mqtt_instances::MqttInstance;
 use certplane_core::store;
 use certplane_core::Core;
 
-use crate::index::{ca_key, Index, Lookup};
+use crate::index::{ca_key, feed_generation, Index, Lookup};
 use crate::tenants::{route_name, NameRoute, TenantRef};
 
 /// The decision on a device.
@@ -28,10 +28,12 @@ pub async fn decide(
     der: &[u8],
 ) -> DomainResult<Verdict> {
     let scope = tenant.scope();
-    match index.lookup(&scope, cert_id, core.now()) {
-        Lookup::Admit { ca_key } => return Ok(Verdict::Admit { ca_key }),
-        Lookup::Refuse(r) => return Ok(Verdict::Refuse(r)),
-        Lookup::Unknown => {}
+    if index.is_current(feed_generation(core.store())) {
+        match index.lookup(&scope, cert_id, core.now()) {
+            Lookup::Admit { ca_key } => return Ok(Verdict::Admit { ca_key }),
+            Lookup::Refuse(r) => return Ok(Verdict::Refuse(r)),
+            Lookup::Unknown => {}
+        }
     }
     let epoch = index.epoch();
     let admission = core.admit_device(tenant, der).await?;
@@ -58,8 +60,10 @@ pub async fn decide(
 }
 
 async fn instance(core: &Core, index: &Index, id: &str) -> DomainResult<Option<MqttInstance>> {
-    if let Some(cached) = index.instance(id) {
-        return Ok(cached);
+    if index.is_current(feed_generation(core.store())) {
+        if let Some(cached) = index.instance(id) {
+            return Ok(cached);
+        }
     }
     let epoch = index.epoch();
     let found = core.mqtt_instance(id).await?;

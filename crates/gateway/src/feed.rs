@@ -9,34 +9,57 @@ use certplane_core::certificates::Certificate;
 use certplane_core::error::DomainResult;
 use certplane_core::mqtt_instances::MqttInstance;
 use certplane_core::store::{self, Change, Kind};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::broadcast::Receiver;
 
 use crate::admission::{decide, Verdict};
-use crate::index::Lookup;
+use crate::index::{feed_generation, Lookup};
 use crate::sessions::Session;
 use crate::Shared;
 
 /// Runs until the store's feed closes (the store went away).
 pub(crate) async fn follow(shared: Arc<Shared>, mut rx: Receiver<Change>) {
     loop {
-        let change = match rx.recv().await {
-            Ok(c) => c,
-            Err(RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    missed = n,
-                    "gateway: fell behind the change feed; re-reading"
-                );
-                Change::Missed
-            }
-            Err(RecvError::Closed) => return,
+        let mut change = match next(rx.recv().await) {
+            Some(c) => c,
+            None => return,
         };
-        if let Err(e) = apply(&shared, &change).await {
-            // The state after the change is unknown: forget what is cached, so handshakes read
-            // the registry, and decide the live sessions again from it.
-            tracing::warn!(error = %e, ?change, "gateway: cannot read a changed document");
-            missed(&shared);
+        // Every change the store has counted by now was sent on the feed before it was
+        // counted, so once the events waiting now are applied, the index is current up to
+        // this generation.
+        let seen = feed_generation(shared.core.store());
+        loop {
+            if let Err(e) = apply(&shared, &change).await {
+                // The state after the change is unknown: forget what is cached, so handshakes
+                // read the registry, and decide the live sessions again from it.
+                tracing::warn!(error = %e, ?change, "gateway: cannot read a changed document");
+                missed(&shared);
+            }
+            change = match rx.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(n)) => lagged(n),
+                Err(TryRecvError::Closed) => return,
+            };
         }
+        shared.index.caught_up(seen);
+    }
+}
+
+fn lagged(n: u64) -> Change {
+    tracing::warn!(
+        missed = n,
+        "gateway: fell behind the change feed; re-reading"
+    );
+    Change::Missed
+}
+
+/// The next change; `None` once the feed is closed (the store went away).
+fn next(r: Result<Change, RecvError>) -> Option<Change> {
+    match r {
+        Ok(c) => Some(c),
+        Err(RecvError::Lagged(n)) => Some(lagged(n)),
+        Err(RecvError::Closed) => None,
     }
 }
 

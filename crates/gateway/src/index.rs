@@ -76,6 +76,18 @@ struct Inner {
 pub struct Index {
     inner: RwLock<Inner>,
     epoch: AtomicU64,
+    /// The store's generation (see [`feed_generation`]) the feed follower last caught up
+    /// with: every change counted up to it is applied here.
+    applied: AtomicU64,
+}
+
+/// One number that moves with every change of a kind the index mirrors; `None` when the store
+/// cannot tell (then the index is trusted as the feed keeps it, as before generations).
+pub fn feed_generation(store: &dyn certplane_core::store::Store) -> Option<u64> {
+    use certplane_core::store::Kind;
+    [Kind::Certificate, Kind::CaCertificate, Kind::MqttInstance]
+        .iter()
+        .try_fold(0u64, |sum, k| Some(sum.wrapping_add(store.generation(*k)?)))
 }
 
 /// The CA registry key of a certificate's CA in a scope.
@@ -84,6 +96,22 @@ pub fn ca_key(scope: &Scope, ca_id: &CertificateId) -> String {
 }
 
 impl Index {
+    /// Whether every change the store has counted (`generation`, read now) is applied here. A
+    /// change committed a moment ago — by this node, before its caller was answered — may
+    /// still be on its way through the feed; until it is applied, handshakes ask the registry,
+    /// so a device registered or activated just now is let in and one deactivated just now
+    /// is not.
+    pub fn is_current(&self, generation: Option<u64>) -> bool {
+        generation.is_none_or(|g| g == self.applied.load(Ordering::SeqCst))
+    }
+
+    /// The follower applied every change counted up to `generation`.
+    pub fn caught_up(&self, generation: Option<u64>) {
+        if let Some(g) = generation {
+            self.applied.store(g, Ordering::SeqCst);
+        }
+    }
+
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }

@@ -125,6 +125,9 @@ impl Gateway {
             .local_addr()
             .map_err(|e| format!("reading the gateway's address: {e}"))?;
         let feed = core.store().changes();
+        // Subscribed: whatever the index learns from now on is either on the feed or read
+        // fresh from the registry.
+        let subscribed_at = index::feed_generation(core.store());
         let shared = Arc::new(Shared {
             core,
             index: index::Index::default(),
@@ -133,6 +136,7 @@ impl Gateway {
             default_tenant: config.default_tenant,
             domain: config.domain,
         });
+        shared.index.caught_up(subscribed_at);
         let follower = tokio::spawn(feed::follow(shared.clone(), feed));
         let acceptor = tokio::spawn(proxy::accept_loop(
             shared.clone(),

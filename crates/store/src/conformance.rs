@@ -451,7 +451,7 @@ pub async fn single_use_keys(s: Arc<dyn Store>) {
     assert_eq!(wins, 1);
 }
 
-fn watched(kind: Kind, key: &str, body: &str) -> Doc {
+pub(crate) fn watched(kind: Kind, key: &str, body: &str) -> Doc {
     Doc {
         kind,
         key: key.into(),
@@ -463,7 +463,7 @@ fn watched(kind: Kind, key: &str, body: &str) -> Doc {
     }
 }
 
-async fn next_change(
+pub(crate) async fn next_change(
     rx: &mut tokio::sync::broadcast::Receiver<certplane_core::store::Change>,
 ) -> certplane_core::store::Change {
     tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
@@ -555,4 +555,29 @@ pub async fn change_feed(s: &dyn Store) {
     // A reset drops everything a subscriber cached.
     s.reset().await.expect("reset");
     assert_eq!(next_change(&mut rx).await, Change::Missed);
+}
+
+/// A store that sees every change counts a change of a watched kind before `apply` returns, so
+/// a cache checked right after never serves what the caller just changed.
+pub async fn generations_move_before_apply_returns(s: &dyn Store) {
+    let g = |k| s.generation(k).expect("this store sees every change");
+    let (user, policy) = (g(Kind::User), g(Kind::IamPolicy));
+    s.apply(vec![Write::Insert(watched(Kind::User, "gen-user", "{}"))])
+        .await
+        .expect("insert");
+    assert_ne!(g(Kind::User), user);
+    s.apply(vec![Write::Update {
+        doc: watched(Kind::User, "gen-user", "{\"v\":2}"),
+        expected_version: 1,
+    }])
+    .await
+    .expect("update");
+    s.apply(vec![Write::Insert(watched(
+        Kind::IamPolicy,
+        "gen-policy",
+        "{}",
+    ))])
+    .await
+    .expect("insert");
+    assert_ne!(g(Kind::IamPolicy), policy);
 }

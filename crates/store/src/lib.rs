@@ -1,8 +1,10 @@
 //! Storage engines for certplane: SQLite (the embedded default, one node) and PostgreSQL
 //! (several nodes on one database), both behind core's `Store` trait.
 
+mod change_text;
 #[cfg(test)]
 mod conformance;
+mod feed;
 pub mod postgres;
 mod sql;
 pub mod sqlite;

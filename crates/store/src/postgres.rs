@@ -12,6 +12,7 @@
 //! database down requests fail fast with `Unavailable`, and the pool reconnects by itself when
 //! it is back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,9 +22,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use certplane_core::error::{DomainError, DomainResult};
-use certplane_core::store::{
-    Change, Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write, CHANGE_FEED_CAPACITY,
-};
+use certplane_core::store::{Change, Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write};
 use tokio::sync::broadcast;
 
 use crate::sql::{self, Arg, Placeholders, COLUMNS};
@@ -42,7 +41,7 @@ pub struct PostgresStore {
     last_nonce_purge_ms: std::sync::atomic::AtomicI64,
     /// The change feed, fed by one LISTEN connection per node (started by the first
     /// subscriber, so admin commands never open it).
-    feed: broadcast::Sender<Change>,
+    feed: Arc<crate::feed::Feed>,
     listen_config: tokio_postgres::Config,
     listening: std::sync::Once,
     /// Where `apply` sends its changes: they commit in groups (see `group_commit`).
@@ -147,13 +146,14 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| format!("building the connection pool: {e}"))?;
+        let feed = Arc::new(crate::feed::Feed::new());
         let store = PostgresStore {
             pool: pool.clone(),
             last_nonce_purge_ms: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
-            feed: broadcast::channel(CHANGE_FEED_CAPACITY).0,
+            feed: feed.clone(),
             listen_config,
             listening: std::sync::Once::new(),
-            writer: group_commit::GroupCommit::start(pool.clone()),
+            writer: group_commit::GroupCommit::start(pool.clone(), feed),
         };
         store.migrate().await?;
         Ok(store)
@@ -277,6 +277,10 @@ impl Drop for OpenTransaction {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn generation(&self, kind: Kind) -> Option<u64> {
+        self.feed.generation(kind)
+    }
+
     fn changes(&self) -> broadcast::Receiver<Change> {
         let rx = self.feed.subscribe();
         self.listening
@@ -404,7 +408,7 @@ impl Store for PostgresStore {
             // Every node drops what it cached: one "missed" notice in the same transaction.
             let tx = OpenTransaction(Some(client));
             let c = tx.client()?;
-            let missed = listen::payload(&Change::Missed);
+            let missed = crate::change_text::payload(&Change::Missed);
             let kinds_param: [Param<'_>; 1] = [&kinds];
             let missed_param: [Param<'_>; 1] = [&missed];
             let (begun, deleted, notified, committed) = tokio::join!(
@@ -628,6 +632,7 @@ mod tests {
             let ready = tokio::time::timeout(Duration::from_secs(10), first.recv()).await;
             assert!(matches!(ready, Ok(Ok(Change::Missed))), "{ready:?}");
             conformance::change_feed(&s).await;
+            conformance::generations_move_before_apply_returns(&s).await;
             let s = Arc::new(s);
             conformance::concurrent_changes_answer_alone(s.clone()).await;
             listener_reconnects(&s, &db.url).await;

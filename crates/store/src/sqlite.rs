@@ -8,7 +8,7 @@
 //! run beside the writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use async_trait::async_trait;
@@ -17,9 +17,10 @@ use tokio::sync::{broadcast, oneshot};
 
 use certplane_core::error::{DomainError, DomainResult};
 use certplane_core::store::{
-    changes_of, Change, Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write, CHANGE_FEED_CAPACITY,
+    changes_of, Change, Doc, Filter, Kind, PageQuery, Store, StoredDoc, Write,
 };
 
+use crate::feed::Feed;
 use crate::sql::{self, Arg, Placeholders, COLUMNS};
 use crate::{CLAIM_NONCE_SQL, NONCE_PURGE_EVERY_MS, PURGE_NONCES_SQL, SQLITE_MIGRATIONS};
 
@@ -41,10 +42,15 @@ pub struct SqliteStore {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     jobs: Mutex<mpsc::Sender<Job>>,
-    /// The change feed: published by the writer thread once a group has committed. It is
-    /// in-process: another process writing the same file (an admin command) is not seen here.
-    feed: broadcast::Sender<Change>,
+    /// The change feed: published by the writer thread once a group has committed, and, in
+    /// the data dir's hub process, by the other processes' reports (`feed_socket`).
+    feed: Arc<Feed>,
+    /// The hub's socket path (`None` when the data dir's path is too long for one).
+    socket: Option<PathBuf>,
+    hub: std::sync::Once,
 }
+
+mod feed_socket;
 
 fn fault(context: &str, e: rusqlite::Error) -> DomainError {
     match e.sqlite_error_code() {
@@ -239,27 +245,30 @@ fn answer(job: Job, result: DomainResult<bool>) {
     }
 }
 
-/// Announces what a committed job changed (nothing for a job that was rolled back).
-fn publish(feed: &broadcast::Sender<Change>, job: &Job, result: &DomainResult<bool>) {
+/// Announces what a committed job changed (nothing for a job that was rolled back), and keeps
+/// it for the hub.
+fn publish(feed: &Feed, job: &Job, result: &DomainResult<bool>, report: &mut Vec<Change>) {
     if result.is_err() {
         return;
     }
-    // `send` fails only when nobody subscribes: nothing to tell then.
-    match job {
-        Job::Apply(writes, _) => {
-            for c in changes_of(writes) {
-                let _ = feed.send(c);
-            }
-        }
-        Job::Reset(_) => {
-            let _ = feed.send(Change::Missed);
-        }
-        Job::Claim { .. } => {}
+    let changes = match job {
+        Job::Apply(writes, _) => changes_of(writes),
+        Job::Reset(_) => vec![Change::Missed],
+        Job::Claim { .. } => Vec::new(),
+    };
+    for c in changes {
+        feed.publish(c.clone());
+        report.push(c);
     }
 }
 
 /// The writer thread: group commit with one SAVEPOINT per batch.
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, feed: broadcast::Sender<Change>) {
+fn writer_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    feed: Arc<Feed>,
+    mut reporter: feed_socket::Reporter,
+) {
     let mut last_purge_ms = i64::MIN / 2;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -295,8 +304,16 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, feed: broadcast::Sen
         }
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
+                let mut report = Vec::new();
+                for (job, r) in group.iter().zip(&results) {
+                    publish(&feed, job, r, &mut report);
+                }
+                // Another process is the hub (or none is): it hears of the change before
+                // any caller here is answered.
+                if !feed.is_complete() {
+                    reporter.report(&report);
+                }
                 for (job, r) in group.into_iter().zip(results) {
-                    publish(&feed, &job, &r);
                     answer(job, r);
                 }
             }
@@ -343,17 +360,21 @@ impl SqliteStore {
         configure(&writer).map_err(|e| format!("configuring {}: {e}", path.display()))?;
         migrate(&mut writer)?;
         let (tx, rx) = mpsc::channel();
-        let (feed, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
+        let feed = Arc::new(Feed::new());
         let writer_feed = feed.clone();
+        let socket = feed_socket::socket_path(&path);
+        let reporter = feed_socket::Reporter::new(socket.clone());
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, writer_feed))
+            .spawn(move || writer_loop(writer, rx, writer_feed, reporter))
             .map_err(|e| format!("starting the sqlite writer thread: {e}"))?;
         Ok(SqliteStore {
             path,
             readers: Mutex::new(Vec::new()),
             jobs: Mutex::new(tx),
             feed,
+            socket,
+            hub: std::sync::Once::new(),
         })
     }
 
@@ -416,7 +437,32 @@ fn fix_kind(kind_text: String, mut d: StoredDoc) -> rusqlite::Result<StoredDoc> 
 #[async_trait]
 impl Store for SqliteStore {
     fn changes(&self) -> broadcast::Receiver<Change> {
+        // The first subscriber (the server; admin commands never subscribe) becomes the hub.
+        self.hub.call_once(|| {
+            let Some(path) = &self.socket else {
+                tracing::warn!(
+                    "sqlite: the data dir's path is too long for a feed socket; changes made \
+                     by other processes (admin commands) are seen only by polling"
+                );
+                return;
+            };
+            if tokio::runtime::Handle::try_current().is_err() {
+                return;
+            }
+            match feed_socket::serve(path, self.feed.clone()) {
+                Ok(()) => self.feed.set_complete(true),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "sqlite: not the data dir's feed hub; changes of other processes are not \
+                     announced here"
+                ),
+            }
+        });
         self.feed.subscribe()
+    }
+
+    fn generation(&self, kind: Kind) -> Option<u64> {
+        self.feed.generation(kind)
     }
 
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
@@ -524,6 +570,59 @@ mod tests {
         conformance::reset_keeps_credentials(&s).await;
         conformance::crl_counter_survives_reset(&s).await;
         conformance::change_feed(&s).await;
+        conformance::generations_move_before_apply_returns(&s).await;
+    }
+
+    /// Another process on the data dir (an admin command) reports each commit to the hub (the
+    /// server) and is answered only once the hub counted and announced it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_processes_report_to_the_hub() {
+        let (d, hub) = open();
+        let mut rx = hub.changes();
+        let before = hub
+            .generation(Kind::AccessKey)
+            .expect("the first subscriber is the hub");
+        // Stands for the admin command's process: its own store on the same files.
+        let other = SqliteStore::open(d.path()).expect("open again");
+        assert_eq!(other.generation(Kind::AccessKey), None);
+        let _ = other.changes();
+        assert_eq!(
+            other.generation(Kind::AccessKey),
+            None,
+            "a second subscriber on the data dir is not a hub"
+        );
+        other
+            .apply(vec![Write::Insert(conformance::watched(
+                Kind::AccessKey,
+                "AKIDREPORTED",
+                "{}",
+            ))])
+            .await
+            .expect("insert");
+        assert_ne!(hub.generation(Kind::AccessKey), Some(before));
+        assert_eq!(
+            conformance::next_change(&mut rx).await,
+            Change::Changed {
+                kind: Kind::AccessKey,
+                key: "AKIDREPORTED".into()
+            }
+        );
+        // A second report on the kept connection.
+        other
+            .apply(vec![Write::Delete {
+                kind: Kind::AccessKey,
+                key: "AKIDREPORTED".into(),
+                expected_version: 1,
+            }])
+            .await
+            .expect("delete");
+        assert_eq!(
+            conformance::next_change(&mut rx).await,
+            Change::Changed {
+                kind: Kind::AccessKey,
+                key: "AKIDREPORTED".into()
+            }
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

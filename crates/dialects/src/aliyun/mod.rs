@@ -160,8 +160,8 @@ impl Aliyun {
             }
             return Ok(Principal::dev(uid, Some(claim.access_key_id)));
         }
-        let key = match self.core.access_key(&claim.access_key_id).await {
-            Ok(Some(k)) if k.kind == CloudKind::Aliyun => k,
+        let resolved = match self.core.resolve_access_key(&claim.access_key_id).await {
+            Ok(Some(r)) if r.key.kind == CloudKind::Aliyun => r,
             Ok(_) => {
                 return Err(RpcError::new(
                     404,
@@ -172,6 +172,7 @@ impl Aliyun {
             }
             Err(e) => return Err(from_domain(e).into()),
         };
+        let key = &resolved.key;
         if key.disabled {
             return Err(RpcError::new(
                 400,
@@ -201,7 +202,7 @@ impl Aliyun {
             )
             .into());
         }
-        let identity = match self.core.identity_of(&key).await.map_err(from_domain)? {
+        let identity = match resolved.identity.clone() {
             Some(i) => i,
             // The key's user was deleted while the key was being read.
             None => {
@@ -214,8 +215,8 @@ impl Aliyun {
             }
         };
         Ok(Principal::verified(
-            key.account,
-            Some(key.id),
+            key.account.clone(),
+            Some(key.id.clone()),
             identity,
             req.source_ip,
         ))

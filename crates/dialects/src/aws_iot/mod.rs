@@ -42,6 +42,8 @@ pub struct AwsIot {
     pub dev: bool,
     /// The domain of the device gateway's endpoint names (DescribeEndpoint).
     pub device_domain: String,
+    /// SigV4 signing keys already derived.
+    signing_keys: std::sync::Arc<sigv4::SigningKeys>,
 }
 
 fn is_aws_account(s: &str) -> bool {
@@ -54,6 +56,7 @@ impl AwsIot {
             core,
             dev,
             device_domain: certplane_core::device_endpoints::DEFAULT_DEVICE_DOMAIN.to_string(),
+            signing_keys: Default::default(),
         }
     }
 
@@ -109,8 +112,12 @@ impl AwsIot {
                 "The security token included in the request is invalid.",
             )
         };
-        let key = match self.core.access_key(&auth.access_key_id).await {
-            Ok(Some(k)) if k.kind == certplane_core::accounts::CloudKind::Aws && !k.disabled => k,
+        let resolved = match self.core.resolve_access_key(&auth.access_key_id).await {
+            Ok(Some(r))
+                if r.key.kind == certplane_core::accounts::CloudKind::Aws && !r.key.disabled =>
+            {
+                r
+            }
             Ok(_) => return Err(invalid()),
             Err(e) => {
                 return Err(from_domain(
@@ -120,7 +127,9 @@ impl AwsIot {
                 ))
             }
         };
-        sigv4::verify(req, &auth, &key.secret, self.core.now()).map_err(|e| match e {
+        let key = &resolved.key;
+        let signing_key = self.signing_keys.get(&key.id, &key.secret, &auth);
+        sigv4::verify_with_key(req, &auth, &signing_key, self.core.now()).map_err(|e| match e {
             SigError::Expired(m) => WireError::new(403, "InvalidSignatureException", m),
             SigError::Malformed(m) => incomplete(m),
             SigError::Missing | SigError::Mismatch => WireError::new(
@@ -130,19 +139,17 @@ impl AwsIot {
                  Check your AWS Secret Access Key and signing method.",
             ),
         })?;
-        let identity = match self.core.identity_of(&key).await {
-            Ok(Some(i)) => i,
-            Ok(None) => return Err(invalid()),
-            Err(e) => {
-                return Err(from_domain(
-                    &e,
-                    Endpoint::DescribeCertificate,
-                    &Scope::new("", &auth.region),
-                ))
-            }
+        // The key's user was deleted: the same answer as an unknown key.
+        let Some(identity) = resolved.identity.clone() else {
+            return Err(invalid());
         };
         Ok((
-            Principal::verified(key.account, Some(key.id), identity, req.source_ip),
+            Principal::verified(
+                key.account.clone(),
+                Some(key.id.clone()),
+                identity,
+                req.source_ip,
+            ),
             auth.region,
         ))
     }

@@ -139,7 +139,22 @@ fn canonical_uri(raw_path: &str) -> String {
     utf8_percent_encode(path, UNRESERVED_AND_SLASH).to_string()
 }
 
-fn header_value(req: &Request, name: &str) -> String {
+fn header_value<'r>(req: &'r Request, name: &str) -> std::borrow::Cow<'r, str> {
+    // Nearly always one value with single spaces: used as it is, no allocation.
+    let mut all = req.headers.get_all(name).iter();
+    if let (Some(v), None) = (all.next(), all.next()) {
+        if let Ok(s) = v.to_str() {
+            let b = s.as_bytes();
+            let trimmed = b.first().is_none_or(|c| !c.is_ascii_whitespace())
+                && b.last().is_none_or(|c| !c.is_ascii_whitespace());
+            let single = !b
+                .windows(2)
+                .any(|w| w[0].is_ascii_whitespace() && w[1].is_ascii_whitespace());
+            if trimmed && single && !b.iter().any(|c| matches!(c, b'\t' | b'\n' | b'\r')) {
+                return std::borrow::Cow::Borrowed(s);
+            }
+        }
+    }
     let values: Vec<String> = req
         .headers
         .get_all(name)
@@ -151,7 +166,7 @@ fn header_value(req: &Request, name: &str) -> String {
                 .join(" ")
         })
         .collect();
-    values.join(",")
+    std::borrow::Cow::Owned(values.join(","))
 }
 
 /// The canonical request string of SigV4.
@@ -163,17 +178,10 @@ pub fn canonical_request(req: &Request, auth: &Authorization) -> String {
         headers.push_str(&header_value(req, name));
         headers.push('\n');
     }
-    let payload = match req.header("x-amz-content-sha256") {
-        Some(h)
-            if auth
-                .signed_headers
-                .iter()
-                .any(|s| s == "x-amz-content-sha256") =>
-        {
-            h.to_string()
-        }
-        _ => sha256_hex(&req.body),
-    };
+    // The hash of the body received, always: a signed x-amz-content-sha256 header that
+    // claims another one makes the signature fail in `verify` rather than vouch for a body
+    // the client never signed.
+    let payload = sha256_hex(&req.body);
     format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method.as_str(),
@@ -196,6 +204,28 @@ pub fn verify(
     secret: &str,
     now_ms: i64,
 ) -> Result<(), SigError> {
+    let key = signing_key(secret, &auth.date, &auth.region, &auth.service);
+    verify_with_key(req, auth, &hmac::Key::new(hmac::HMAC_SHA256, &key), now_ms)
+}
+
+/// The SigV4 signing key of `secret` for one day, region and service (four chained HMACs).
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let k_date = hmac_sign(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k_region = hmac_sign(k_date.as_ref(), region.as_bytes());
+    let k_service = hmac_sign(k_region.as_ref(), service.as_bytes());
+    let k_signing = hmac_sign(k_service.as_ref(), b"aws4_request");
+    let mut key = [0u8; 32];
+    key.copy_from_slice(k_signing.as_ref());
+    key
+}
+
+/// [`verify`] with the signing key already derived (see [`SigningKeys`]).
+pub fn verify_with_key(
+    req: &Request,
+    auth: &Authorization,
+    signing_key: &hmac::Key,
+    now_ms: i64,
+) -> Result<(), SigError> {
     let (amz_date, at) = request_time(req, auth)?;
     if (at - now_ms).abs() > MAX_SKEW_MS {
         return Err(SigError::Expired(format!(
@@ -210,19 +240,61 @@ pub fn verify(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         sha256_hex(canonical_request(req, auth).as_bytes())
     );
-    let k_date = hmac_sign(format!("AWS4{secret}").as_bytes(), auth.date.as_bytes());
-    let k_region = hmac_sign(k_date.as_ref(), auth.region.as_bytes());
-    let k_service = hmac_sign(k_region.as_ref(), auth.service.as_bytes());
-    let k_signing = hmac_sign(k_service.as_ref(), b"aws4_request");
     let Ok(provided) = hex::decode(&auth.signature) else {
         return Err(SigError::Mismatch);
     };
-    hmac::verify(
-        &hmac::Key::new(hmac::HMAC_SHA256, k_signing.as_ref()),
-        string_to_sign.as_bytes(),
-        &provided,
-    )
-    .map_err(|_| SigError::Mismatch)
+    hmac::verify(signing_key, string_to_sign.as_bytes(), &provided).map_err(|_| SigError::Mismatch)
+}
+
+/// Signing keys derived once per access key, day, region and service, as SDKs themselves cache
+/// them: a client signs every request of a day with the same one.
+#[derive(Default)]
+pub struct SigningKeys {
+    keys: std::sync::RwLock<std::collections::HashMap<String, DerivedKey>>,
+}
+
+struct DerivedKey {
+    /// The secret and scope it was derived from: a different one derives again.
+    secret: String,
+    scope: (String, String, String),
+    key: hmac::Key,
+}
+
+/// Access keys kept at most; past it the map starts over.
+const SIGNING_KEYS: usize = 8192;
+
+impl SigningKeys {
+    pub fn get(&self, access_key_id: &str, secret: &str, auth: &Authorization) -> hmac::Key {
+        let same = |d: &DerivedKey| {
+            d.secret == secret
+                && d.scope.0 == auth.date
+                && d.scope.1 == auth.region
+                && d.scope.2 == auth.service
+        };
+        if let Ok(keys) = self.keys.read() {
+            if let Some(d) = keys.get(access_key_id).filter(|d| same(d)) {
+                return d.key.clone();
+            }
+        }
+        let key = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &signing_key(secret, &auth.date, &auth.region, &auth.service),
+        );
+        if let Ok(mut keys) = self.keys.write() {
+            if keys.len() >= SIGNING_KEYS {
+                keys.clear();
+            }
+            keys.insert(
+                access_key_id.to_string(),
+                DerivedKey {
+                    secret: secret.to_string(),
+                    scope: (auth.date.clone(), auth.region.clone(), auth.service.clone()),
+                    key: key.clone(),
+                },
+            );
+        }
+        key
+    }
 }
 
 #[cfg(test)]
@@ -289,5 +361,46 @@ mod tests {
         ] {
             assert!(matches!(parse_authorization(h), Err(SigError::Malformed(_))), "{h}");
         }
+    }
+
+    /// A signed x-amz-content-sha256 vouches for the body it names only: the same signed
+    /// headers with another body fail.
+    #[test]
+    fn a_signed_payload_hash_binds_the_body() {
+        let body_hash = sha256_hex(b"{\"a\":1}");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "host",
+            HeaderValue::from_static("iot.us-east-1.amazonaws.com"),
+        );
+        headers.insert("x-amz-date", HeaderValue::from_static("20150830T123600Z"));
+        headers.insert(
+            "x-amz-content-sha256",
+            HeaderValue::from_str(&body_hash).expect("header"),
+        );
+        let mut req = Request {
+            method: Method::POST,
+            raw_path: "/things/t".into(),
+            raw_query: String::new(),
+            headers,
+            body: Bytes::from_static(b"{\"a\":1}"),
+            source_ip: None,
+        };
+        let mut auth = parse_authorization(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iot/aws4_request, \
+             SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=0000000000000000000000000000000000000000000000000000000000000000",
+        )
+        .expect("parses");
+        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iot/aws4_request\n{}",
+            sha256_hex(canonical_request(&req, &auth).as_bytes())
+        );
+        let key = signing_key(secret, "20150830", "us-east-1", "iot");
+        auth.signature = hex::encode(hmac_sign(&key, string_to_sign.as_bytes()).as_ref());
+        let now = parse_amz_date("20150830T123600Z").expect("date");
+        assert_eq!(verify(&req, &auth, secret, now), Ok(()));
+        req.body = Bytes::from_static(b"{\"a\":2}");
+        assert_eq!(verify(&req, &auth, secret, now), Err(SigError::Mismatch));
     }
 }

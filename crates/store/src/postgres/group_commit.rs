@@ -24,9 +24,11 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_postgres::error::SqlState;
 
 use certplane_core::error::{DomainError, DomainResult};
-use certplane_core::store::Write;
+use certplane_core::store::{changes_of, Write};
 
-use super::{bounded, fault, pg_fault, OpenTransaction, Param};
+use crate::feed::Feed;
+
+use super::{fault, pg_fault, OpenTransaction, Param};
 
 /// At most this many changes share one transaction. Bounded so that one failed change costs a
 /// bounded amount of retried work, and a group's locks are held briefly.
@@ -37,6 +39,9 @@ const MAX_GROUP: usize = 64;
 /// WAL together).
 const WRITERS: usize = 2;
 
+/// A flight's bound: longer than the statement timeout, see [`flight`].
+const FLIGHT_TIMEOUT: Duration = Duration::from_secs(2 * super::DB_TIMEOUT.as_secs() + 2);
+
 /// Changes waiting for a writer; a full queue makes callers wait (back-pressure).
 const QUEUE: usize = 4096;
 
@@ -45,23 +50,23 @@ const QUEUE: usize = 4096;
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 /// One change waiting to be committed.
-pub(super) struct Change {
+pub(super) struct Pending {
     writes: Vec<Write>,
     answer: oneshot::Sender<DomainResult<()>>,
 }
 
 /// The queue into the writers.
 pub(super) struct GroupCommit {
-    queue: mpsc::Sender<Change>,
+    queue: mpsc::Sender<Pending>,
 }
 
 impl GroupCommit {
     /// Starts the writers on the current runtime.
-    pub(super) fn start(pool: Pool) -> GroupCommit {
+    pub(super) fn start(pool: Pool, feed: Arc<Feed>) -> GroupCommit {
         let (queue, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..WRITERS {
-            tokio::spawn(writer(pool.clone(), rx.clone()));
+            tokio::spawn(writer(pool.clone(), feed.clone(), rx.clone()));
         }
         GroupCommit { queue }
     }
@@ -70,7 +75,7 @@ impl GroupCommit {
     pub(super) async fn apply(&self, writes: Vec<Write>) -> DomainResult<()> {
         let (answer, rx) = oneshot::channel();
         self.queue
-            .send(Change { writes, answer })
+            .send(Pending { writes, answer })
             .await
             .map_err(|_| fault("write", "the writers stopped"))?;
         match tokio::time::timeout(ANSWER_WITHIN, rx).await {
@@ -81,7 +86,7 @@ impl GroupCommit {
     }
 }
 
-async fn writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Change>>>) {
+async fn writer(pool: Pool, feed: Arc<Feed>, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
     loop {
         let group = {
             let mut rx = rx.lock().await;
@@ -98,7 +103,7 @@ async fn writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Change>>>) {
             }
             group
         };
-        commit_group(&pool, group).await;
+        commit_group(&pool, &feed, group).await;
     }
 }
 
@@ -115,7 +120,7 @@ enum Flight {
 }
 
 /// Commits a group, splitting it around failed changes until every change is answered.
-async fn commit_group(pool: &Pool, group: Vec<Change>) {
+async fn commit_group(pool: &Pool, feed: &Feed, group: Vec<Pending>) {
     let mut answers: Vec<Option<oneshot::Sender<DomainResult<()>>>> = Vec::new();
     let mut writes: Vec<Vec<Write>> = Vec::new();
     for c in group {
@@ -132,7 +137,17 @@ async fn commit_group(pool: &Pool, group: Vec<Change>) {
     let mut todo = vec![(0, writes.len())];
     while let Some((from, to)) = todo.pop() {
         match flight(pool, &writes[from..to]).await {
-            Flight::Committed => (from..to).for_each(|i| answer(i, Ok(()))),
+            Flight::Committed => {
+                for (i, change) in writes.iter().enumerate().take(to).skip(from) {
+                    // Announced and counted on this node before the caller hears of it, so
+                    // nothing cached here serves what the caller just changed; other nodes
+                    // learn of it by NOTIFY (its echo here is not announced again).
+                    for c in changes_of(change) {
+                        feed.publish_own(c);
+                    }
+                    answer(i, Ok(()));
+                }
+            }
             Flight::Failed { index, error } if to - from == 1 => {
                 debug_assert_eq!(index, 0);
                 answer(from, Err(error));
@@ -218,9 +233,14 @@ async fn flight(pool: &Pool, changes: &[Vec<Write>]) -> Flight {
         tx.finish();
         Ok(outcome)
     };
-    match bounded("write", run).await {
-        Ok(f) => f,
-        Err(e) => Flight::Lost(e),
+    // The server's own statement timeout (each statement at most DB_TIMEOUT) fires first and
+    // aborts the transaction, so its pipelined COMMIT rolls back. This bound is for a server
+    // that stopped answering altogether: then the COMMIT already sent may still commit, and
+    // the outcome is unknown (answered Unavailable, like any lost connection).
+    match tokio::time::timeout(FLIGHT_TIMEOUT, run).await {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => Flight::Lost(e),
+        Err(_) => Flight::Lost(fault("write", "timed out")),
     }
 }
 
@@ -340,9 +360,9 @@ const DELETE: &str = checked!(delete!());
 const DELETE_NOTIFY: &str = checked!(delete!(), "4");
 
 fn statement(w: &Write) -> Statement<'_> {
-    let notice = certplane_core::store::changes_of(std::slice::from_ref(w))
+    let notice = changes_of(std::slice::from_ref(w))
         .first()
-        .map(super::listen::payload);
+        .map(crate::change_text::payload);
     let notify = notice.is_some();
     let (text, kind) = match w {
         Write::Insert(d) => (if notify { INSERT_NOTIFY } else { INSERT }, d.kind),

@@ -6,44 +6,31 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
-use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use certplane_core::store::{Change, Kind};
+use certplane_core::store::Change;
+
+use crate::change_text::parse;
+use crate::feed::Feed;
 
 const CHANNEL: &str = "certplane_changes";
 pub(super) const NOTIFY_SQL: &str = "SELECT pg_notify('certplane_changes', $1)";
-/// The payload of [`Change::Missed`] (never a kind name).
-const MISSED: &str = "*";
 /// How often the LISTEN connection is checked with a query: a connection that died without a
 /// FIN (a network partition) is noticed within this plus the statement timeout.
 const PING_EVERY: Duration = Duration::from_secs(10);
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
-/// The notification text of a change: `kind<TAB>key` (keys never hold a tab).
-pub(super) fn payload(c: &Change) -> String {
-    match c {
-        Change::Changed { kind, key } => format!("{}\t{key}", kind.as_str()),
-        Change::Missed => MISSED.to_string(),
-    }
-}
-
-fn parse(payload: &str) -> Option<Change> {
-    if payload == MISSED {
-        return Some(Change::Missed);
-    }
-    let (kind, key) = payload.split_once('\t')?;
-    Some(Change::Changed {
-        kind: Kind::parse(kind)?,
-        key: key.to_string(),
-    })
-}
-
 /// Listens for as long as anyone may subscribe (the store lives as long as the process).
-pub(super) async fn run(config: tokio_postgres::Config, feed: broadcast::Sender<Change>) {
+pub(super) async fn run(config: tokio_postgres::Config, feed: Arc<Feed>) {
     loop {
-        match listen_once(&config, &feed).await {
+        let ended = listen_once(&config, &feed).await;
+        // Changes made while no LISTEN connection is up are never seen: nothing may be
+        // cached on this node's generations until it is back.
+        feed.set_complete(false);
+        match ended {
             Ok(()) => tracing::warn!("postgres: the LISTEN connection closed; reconnecting"),
             Err(e) => tracing::warn!(error = %e, "postgres: the LISTEN connection failed"),
         }
@@ -52,10 +39,7 @@ pub(super) async fn run(config: tokio_postgres::Config, feed: broadcast::Sender<
 }
 
 /// One LISTEN session, until its connection fails. `Ok` when the server closed it.
-async fn listen_once(
-    config: &tokio_postgres::Config,
-    feed: &broadcast::Sender<Change>,
-) -> Result<(), String> {
+async fn listen_once(config: &tokio_postgres::Config, feed: &Arc<Feed>) -> Result<(), String> {
     let (client, mut connection) = config
         .connect(NoTls)
         .await
@@ -68,9 +52,7 @@ async fn listen_once(
             match m {
                 Ok(AsyncMessage::Notification(n)) if n.channel() == CHANNEL => {
                     match parse(n.payload()) {
-                        Some(c) => {
-                            let _ = forward.send(c);
-                        }
+                        Some(c) => forward.publish_heard(c),
                         None => tracing::warn!(payload = n.payload(), "postgres: odd notice"),
                     }
                 }
@@ -98,7 +80,8 @@ async fn listen_once(
     }
     // Anything committed before LISTEN took effect (the first start, or while the previous
     // connection was down) is unknown to this node: subscribers re-read what they cached.
-    let _ = feed.send(Change::Missed);
+    feed.publish_heard(Change::Missed);
+    feed.set_complete(true);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
@@ -117,25 +100,5 @@ async fn listen_once(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_round_trip() {
-        for c in [
-            Change::Missed,
-            Change::Changed {
-                kind: Kind::CaCertificate,
-                key: "1234:mqtt:post-cn-x:ab".into(),
-            },
-        ] {
-            assert_eq!(parse(&payload(&c)), Some(c));
-        }
-        assert_eq!(parse("nonsense"), None);
-        assert_eq!(parse("nokind\tkey"), None);
     }
 }
