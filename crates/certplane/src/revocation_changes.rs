@@ -9,10 +9,13 @@ use std::ops::Bound;
 
 use certplane_core::clock::Millis;
 
+/// When a certificate's status changed, and its serial: the order changes are kept in.
+type ChangeKey = (Millis, Box<[u8]>);
+
 #[derive(Default)]
 pub struct Changes {
     /// (time of the change, serial) → the delta CRL entry, DER.
-    by_time: BTreeMap<(Millis, Box<[u8]>), Box<[u8]>>,
+    by_time: BTreeMap<ChangeKey, Box<[u8]>>,
     /// Changes before this were forgotten ([`Changes::forget_before`]); `Millis::MIN` when
     /// all are kept.
     kept_since: Millis,
