@@ -390,11 +390,19 @@ def test_hold_listing_off_public_url_and_crl_number_across_restarts(binary, tmp_
         text = ocsp(srv, f"{srv.url}/ocsp", held)
         assert ocsp_status(text, held) == "good"
         number = crl.number()
+        # The delta is named from --public-url too; with holds off, no certificateHold in it.
+        assert f"URI:https://pki.example.test{crl.path[:-4]}-delta.crl" in crl.text()
+        delta = crl.delta()
+        assert delta.wait_for(lambda s: revoked_sn in s) == {revoked_sn: ""}
+        base = delta.base()
     finally:
         srv.stop()
     srv.start()
     try:
         assert crl.number() > number
+        # The base is stored: a restart within --crl-delta-base keeps it.
+        assert delta.base() == base
+        assert revoked_sn in delta.serials()
     finally:
         srv.stop()
 
