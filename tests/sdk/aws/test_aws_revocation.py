@@ -539,3 +539,41 @@ def test_delta_crls_off(binary, tmp_path):
             assert headers["content-type"] == unknown[1]["content-type"]
     finally:
         srv.stop()
+
+
+class _SharedNode(CertplaneServer):
+    """A node on the database of another node's data dir (PostgreSQL)."""
+    shares_with = None
+
+    def env(self) -> dict:
+        import sdk_engine
+        return sdk_engine.server_env(self.shares_with or self.data_dir)
+
+
+@pytest.mark.slow
+def test_nodes_on_one_database_serve_deltas_on_one_base(binary, tmp_path):
+    import sdk_engine
+    from aws_harness import ACCOUNT_A, iot_client
+
+    if sdk_engine.ENGINE != "postgres":
+        pytest.skip("several nodes share a database on PostgreSQL only")
+    nodes = []
+    try:
+        for i in range(2):
+            node = _SharedNode(binary, tmp_path / f"node{i}", dev=True)
+            node.shares_with = tmp_path / "node0"
+            nodes.append(node.start())
+        iot = iot_client(nodes[0].url, access_key=ACCOUNT_A)
+        cert_id, pem, sn = issue(iot, tmp_path, "a")
+        path = path_of(urls_of(pem)["crl"])
+        iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+        deltas = [Crl(n, path, tmp_path).delta() for n in nodes]
+        for d in deltas:
+            d.wait_for(lambda s: sn in s)
+        texts = [d.text() for d in deltas]
+        # One stored base for both; each node's numbers come from the one shared counter.
+        assert deltas[0].base(texts[0]) == deltas[1].base(texts[1]), texts
+        assert deltas[0].number(texts[0]) != deltas[1].number(texts[1]), texts
+    finally:
+        for n in nodes:
+            n.stop()
