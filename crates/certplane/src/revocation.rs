@@ -118,7 +118,8 @@ impl Revocation {
         if args.crl_delta_base != 0 && args.crl_delta_base < 60 {
             return Err("--crl-delta-base must be 0 (no delta CRLs) or at least 60 seconds".into());
         }
-        let delta_period_ms = (args.crl_delta_base > 0).then(|| args.crl_delta_base * 1000);
+        let delta_period_ms =
+            (args.crl_delta_base > 0).then(|| args.crl_delta_base.saturating_mul(1000));
         let mut index = Index::new(args.crl_hold, delta_period_ms.is_some());
         if delta_period_ms.is_some() {
             // The index keeps no older changes than the stored bases ask for, so the first

@@ -51,6 +51,10 @@ impl Changes {
         if since < self.kept_since {
             return false;
         }
+        // Every rebuild asks again with the same base: nothing to drop.
+        if since == self.kept_since {
+            return true;
+        }
         self.by_time = self.by_time.split_off(&(since, Box::from([])));
         self.kept_since = since;
         true

@@ -521,12 +521,21 @@ def test_complete_and_delta_crls_share_one_number_sequence(server, iot, tmp_path
     assert crl.number() == delta.number()
 
 
+class _EnvServer(CertplaneServer):
+    extra_env: dict = {}
+
+    def env(self) -> dict:
+        return {**super().env(), **self.extra_env}
+
+
 @pytest.mark.slow
 def test_delta_crls_off(binary, tmp_path):
     from aws_harness import ACCOUNT_A, iot_client
 
-    srv = CertplaneServer(binary, tmp_path / "data", dev=True,
-                          extra_args=["--crl-delta-base", "0"]).start()
+    # Through the environment, as every flag can be given.
+    srv = _EnvServer(binary, tmp_path / "data", dev=True)
+    srv.extra_env = {"CERTPLANE_CRL_DELTA_BASE": "0"}
+    srv.start()
     try:
         iot = iot_client(srv.url, access_key=ACCOUNT_A)
         _, pem, _ = issue(iot, tmp_path, "a")
