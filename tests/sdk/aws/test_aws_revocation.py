@@ -591,3 +591,33 @@ def test_nodes_on_one_database_serve_deltas_on_one_base(binary, tmp_path):
     finally:
         for n in nodes:
             n.stop()
+
+
+@pytest.mark.slow
+def test_delta_base_rolls_after_its_period(binary, tmp_path):
+    from aws_harness import ACCOUNT_A, iot_client
+
+    srv = CertplaneServer(binary, tmp_path / "data", dev=True,
+                          extra_args=["--crl-delta-base", "60"]).start()
+    try:
+        iot = iot_client(srv.url, access_key=ACCOUNT_A)
+        a_id, pem, a_sn = issue(iot, tmp_path, "a")
+        crl = Crl(srv, path_of(urls_of(pem)["crl"]), tmp_path)
+        delta = crl.delta()
+        iot.update_certificate(certificateId=a_id, newStatus="REVOKED")
+        delta.wait_for(lambda s: a_sn in s)
+        first_base = delta.base()
+        # Past the period, and past the 300 s margin a delta lists before its base.
+        srv.advance(400)
+        b_id, _, b_sn = issue(iot, tmp_path, "b")
+        iot.update_certificate(certificateId=b_id, newStatus="REVOKED")
+        serials = delta.wait_for(lambda s: b_sn in s)
+        text = delta.text()
+        new_base = delta.base(text)
+        assert new_base > first_base, text
+        # `a` was revoked before the new base: on the complete CRL, no longer in the delta.
+        assert a_sn not in serials
+        assert a_sn in crl.serials()
+        assert first_base < new_base <= delta.number(text)
+    finally:
+        srv.stop()
