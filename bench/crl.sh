@@ -2,6 +2,9 @@
 # A CRL of N revoked entries: certplane's rebuild (crates/pki/examples/crl_build.rs: collect the
 # index's revoked entries, sort, sign with the CA's P-256 key) beside `openssl ca -gencrl` over
 # an index.txt of N revoked lines, same machine, same run; wall time and peak RSS of each.
+# Then the delta CRL of a CA with N entries and 1,000 changes since the base, built by the
+# server's own index (crates/certplane/src/revocation_index.rs, the ignored test
+# `delta_of_a_million`): the time to list the changes and sign (median of 5).
 #
 #   bash bench/crl.sh              # BENCH_SIZES="100000 1000000" by default
 set -euo pipefail
@@ -9,6 +12,7 @@ cd "$(dirname "$0")/.."
 sizes="${BENCH_SIZES:-100000 1000000}"
 command -v openssl >/dev/null || { echo "openssl not found" >&2; exit 1; }
 cargo build --release -q -p certplane-pki --example crl_build
+cargo test --release -q -p certplane --bin certplane --no-run 2>/dev/null
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/crl_build"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -49,4 +53,9 @@ PY
     c_json=$("$bin" "$n")
     echo "entries=$n openssl_gencrl_s=$o_s openssl_peak_rss_kb=$o_kb openssl_pem_bytes=$o_pem"
     echo "entries=$n certplane: $c_json"
+done
+for n in $sizes; do
+    d_json=$(BENCH_DELTA_ENTRIES="$n" cargo test --release -q -p certplane --bin certplane \
+        delta_of_a_million -- --ignored --nocapture 2>/dev/null | grep '^{')
+    echo "entries=$n certplane delta: $d_json"
 done

@@ -1,10 +1,13 @@
 //! Revocation for relying parties: the CA certificate, the CRL and the OCSP responder over HTTP
-//! (`/ca/{caId}.crt|.pem`, `/crl/{caId}.crl|.pem`, `POST /ocsp`, `GET /ocsp/{base64}`).
+//! (`/ca/{caId}.crt|.pem`, `/crl/{caId}.crl|.pem`, the delta CRL `/crl/{caId}-delta.crl|.pem`,
+//! `POST /ocsp`, `GET /ocsp/{base64}`).
 //!
 //! An in-memory index (serial → registry id and revocation state) of the certificates the held
 //! CA signed is loaded once at start and kept current from the store's change feed, so a
 //! revocation costs the revoking call nothing: it never reads or writes the CRL. A task
-//! rebuilds the CRL from the index shortly after changes (debounced), and before it expires.
+//! rebuilds the CRL from the index shortly after changes (debounced), and before it expires;
+//! the delta CRL is signed with it, from the index's changes since the delta base
+//! ([`crate::crl_state`]).
 //! OCSP answers read the certificate's status straight from the store.
 
 use std::collections::HashMap;
@@ -15,15 +18,16 @@ use axum::body::Body;
 use certplane_core::certificates::Certificate;
 use certplane_core::clock::Millis;
 use certplane_core::revocation::revocation_state;
-use certplane_core::store::{self, Change, Doc, Kind, Stored, Write};
+use certplane_core::store::{self, Change, Kind, Stored};
 use certplane_core::{Core, DomainError};
 use certplane_pki::{
-    ocsp_error_response, parse_ocsp_request, CertStatus, IssuingCa, OcspError, SingleAnswer,
+    ocsp_error_response, parse_ocsp_request, CertStatus, CrlLinks, IssuingCa, OcspError,
+    SingleAnswer,
 };
 use http::{HeaderMap, Method, StatusCode};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify};
 
+use crate::crl_state::{self, DeltaBase};
 use crate::revocation_index::{cert_status, Index, Presigned};
 
 /// Flags of `serve` for the CRL, OCSP and the URLs issued certificates carry.
@@ -43,6 +47,11 @@ pub struct RevocationArgs {
     /// The CRL is re-signed when half of that has passed.
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub crl_validity: i64,
+    /// Seconds a delta CRL base lasts. The delta CRL (`/crl/{caId}-delta.crl`, named by the
+    /// complete CRL's freshestCRL) lists the changes since the complete CRL signed when the
+    /// base was taken; a new base is taken this often. 0: no delta CRLs.
+    #[arg(long, default_value_t = 86400, value_name = "SECONDS")]
+    pub crl_delta_base: i64,
 }
 
 impl RevocationArgs {
@@ -63,7 +72,7 @@ impl RevocationArgs {
 /// How long after a change the CRL is rebuilt: changes within this window share one rebuild.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// The current CRL as served.
+/// The current CRL as served, with the delta CRL signed with it.
 struct CrlCache {
     number: u64,
     this_update: Millis,
@@ -72,18 +81,23 @@ struct CrlCache {
     pem: bytes::Bytes,
     /// The revision of the index's entries it lists.
     revision: u64,
+    /// Same number and times as the complete CRL (RFC 5280 §5.2.3: issued together, they
+    /// share the number and say the same).
+    delta: Option<DeltaCrl>,
 }
 
-/// The stored CRL counter of one CA.
-#[derive(Serialize, Deserialize)]
-struct CrlState {
-    number: u64,
+struct DeltaCrl {
+    base: DeltaBase,
+    der: bytes::Bytes,
+    pem: bytes::Bytes,
 }
 
 pub struct Revocation {
     core: Core,
     list_holds: bool,
     validity_ms: Millis,
+    /// `--crl-delta-base` in ms; `None`: no delta CRLs.
+    delta_period_ms: Option<Millis>,
     index: RwLock<Index>,
     /// The current CRL of each held CA.
     crl: Mutex<HashMap<String, Arc<CrlCache>>>,
@@ -99,11 +113,32 @@ impl Revocation {
         if args.crl_validity < 60 {
             return Err("--crl-validity must be at least 60 seconds".into());
         }
+        // A base is taken with a new complete CRL: more often than a minute would re-sign the
+        // CRLs for nothing.
+        if args.crl_delta_base != 0 && args.crl_delta_base < 60 {
+            return Err("--crl-delta-base must be 0 (no delta CRLs) or at least 60 seconds".into());
+        }
+        let delta_period_ms =
+            (args.crl_delta_base > 0).then(|| args.crl_delta_base.saturating_mul(1000));
+        let mut index = Index::new(args.crl_hold, delta_period_ms.is_some());
+        if delta_period_ms.is_some() {
+            // The index keeps no older changes than the stored bases ask for, so the first
+            // read of a large CA does not hold its revoked entries twice.
+            for ca in core.cas.snapshot().all() {
+                let base = crl_state::stored_base(core, ca.ca_id())
+                    .await
+                    .map_err(|e| format!("reading the delta CRL base: {e}"))?;
+                if let Some(base) = base {
+                    index.forget_changes_before(ca.ca_id(), base.changes_since());
+                }
+            }
+        }
         let this = Arc::new(Revocation {
             core: core.clone(),
             list_holds: args.crl_hold,
             validity_ms: args.crl_validity.saturating_mul(1000),
-            index: RwLock::new(Index::new(args.crl_hold)),
+            delta_period_ms,
+            index: RwLock::new(index),
             crl: Mutex::new(HashMap::new()),
             dirty: Notify::new(),
         });
@@ -124,7 +159,7 @@ impl Revocation {
         let cas = self.core.cas.snapshot();
         let mut fresh = match self.index.read() {
             Ok(old) => old.fresh(),
-            Err(_) => Index::new(self.list_holds),
+            Err(_) => Index::new(self.list_holds, self.delta_period_ms.is_some()),
         };
         for c in &all {
             fresh.put(c, &cas);
@@ -161,13 +196,19 @@ impl Revocation {
         self.crl.lock().ok().and_then(|c| c.get(ca_id).cloned())
     }
 
-    /// When the earliest CRL is half-way to its nextUpdate (now when some CA has none).
+    /// When the earliest CRL is half-way to its nextUpdate or its delta base is due (now
+    /// when some CA has none).
     fn next_refresh(&self) -> Millis {
         let cas = self.core.cas.snapshot();
         let mut due = Millis::MAX;
         for ca in cas.all() {
             match self.current(ca.ca_id()) {
-                Some(c) => due = due.min(c.this_update + self.validity_ms / 2),
+                Some(c) => {
+                    due = due.min(c.this_update + self.validity_ms / 2);
+                    if let (Some(period), Some(d)) = (self.delta_period_ms, &c.delta) {
+                        due = due.min(d.base.this_update.saturating_add(period));
+                    }
+                }
                 None => return self.core.now(),
             }
         }
@@ -190,31 +231,87 @@ impl Revocation {
 
     async fn rebuild_one(&self, ca: &IssuingCa, force: bool) -> Result<(), DomainError> {
         let poisoned = || DomainError::internal("the revocation index is poisoned");
+        let id = ca.ca_id();
         let now = self.core.now();
-        if let Some(cur) = self.current(ca.ca_id()) {
+        if let Some(cur) = self.current(id) {
             // A thisUpdate in the future (the dev clock was moved back) is not fresh either.
             let fresh = cur.this_update <= now && now < cur.this_update + self.validity_ms / 2;
-            let revision = self
-                .index
-                .read()
-                .map_err(|_| poisoned())?
-                .crl_revision(ca.ca_id());
-            if !force && fresh && cur.revision == revision {
+            let base_due = match (self.delta_period_ms, &cur.delta) {
+                (Some(period), Some(d)) => d.base.due(now, period),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let revision = self.index.read().map_err(|_| poisoned())?.crl_revision(id);
+            if !force && fresh && !base_due && cur.revision == revision {
                 return Ok(());
             }
         }
-        let (entries, revision) = self
-            .index
-            .read()
-            .map_err(|_| poisoned())?
-            .crl_entries(ca.ca_id());
-        let number = self.next_crl_number(ca.ca_id()).await?;
         // Whole seconds: CRL times carry no fractions, and the ETag/Last-Modified follow them.
         let this_update = now - now.rem_euclid(1000);
         let next_update = this_update + self.validity_ms;
+        // The number (and the delta base) before the entries are read: the entries are then
+        // at least as recent as the thisUpdate the base records.
+        let numbered =
+            crl_state::next_number(&self.core, id, this_update, self.delta_period_ms).await?;
+        if let Some(base) = numbered.delta_base {
+            let since = base.changes_since();
+            let complete = self
+                .index
+                .write()
+                .map_err(|_| poisoned())?
+                .forget_changes_before(id, since);
+            if !complete {
+                // The base moved back (a restored store, a clock moved back): the index
+                // forgot changes this delta lists, so read every certificate again.
+                self.index
+                    .write()
+                    .map_err(|_| poisoned())?
+                    .keep_all_changes(id);
+                self.rescan().await?;
+                self.index
+                    .write()
+                    .map_err(|_| poisoned())?
+                    .forget_changes_before(id, since);
+            }
+        }
+        // One read of the index for both, so the delta says what the complete CRL says.
+        let (entries, revision, delta_entries) = {
+            let idx = self.index.read().map_err(|_| poisoned())?;
+            let (entries, revision) = idx.crl_entries(id);
+            let delta = numbered
+                .delta_base
+                .map(|b| (b, idx.delta_entries(id, b.changes_since())));
+            (entries, revision, delta)
+        };
+        let number = numbered.number;
+        let links = CrlLinks {
+            freshest_crl: delta_entries
+                .as_ref()
+                .and(ca.distribution())
+                .map(|d| d.delta_crl_url.as_str()),
+            delta_base: None,
+        };
         let signed = ca
-            .sign_crl_der(number, this_update, next_update, &entries)
+            .sign_crl_der_linked(number, this_update, next_update, links, &entries)
             .map_err(|e| DomainError::internal(format!("signing the CRL: {e}")))?;
+        drop(entries);
+        let delta = match delta_entries {
+            Some((base, der)) => {
+                let links = CrlLinks {
+                    freshest_crl: None,
+                    delta_base: Some(base.number),
+                };
+                let d = ca
+                    .sign_crl_der_linked(number, this_update, next_update, links, &der)
+                    .map_err(|e| DomainError::internal(format!("signing the delta CRL: {e}")))?;
+                Some(DeltaCrl {
+                    base,
+                    der: d.der.into(),
+                    pem: d.pem.into(),
+                })
+            }
+            None => None,
+        };
         let cache = Arc::new(CrlCache {
             number,
             this_update,
@@ -222,46 +319,12 @@ impl Revocation {
             der: signed.der.into(),
             pem: signed.pem.into(),
             revision,
+            delta,
         });
         if let Ok(mut slot) = self.crl.lock() {
             slot.insert(ca.ca_id().to_string(), cache);
         }
         Ok(())
-    }
-
-    /// Takes the next CRL number from the store (a compare-and-set counter per CA).
-    async fn next_crl_number(&self, ca_id: &str) -> Result<u64, DomainError> {
-        let key = ca_id.to_string();
-        self.core
-            .with_retry(|| {
-                let key = key.clone();
-                async move {
-                    let cur = self.core.store().get(Kind::CrlState, &key).await?;
-                    let (number, write) = match cur {
-                        Some(d) => {
-                            let state: CrlState = serde_json::from_str(&d.doc.body)
-                                .map_err(|e| DomainError::internal(format!("CRL state: {e}")))?;
-                            let number = state.number.saturating_add(1);
-                            let doc = crl_state_doc(&key, number)?;
-                            (
-                                number,
-                                Write::Update {
-                                    doc,
-                                    expected_version: d.version,
-                                },
-                            )
-                        }
-                        None => (1, Write::Insert(crl_state_doc(&key, 1)?)),
-                    };
-                    match self.core.store().apply(vec![write]).await {
-                        // Another node inserted the first number meanwhile: re-read.
-                        Err(DomainError::AlreadyExists { .. }) => Err(DomainError::Stale),
-                        Err(e) => Err(e),
-                        Ok(()) => Ok(number),
-                    }
-                }
-            })
-            .await
     }
 
     /// The response for a revocation route, or `None` when the path is not one.
@@ -308,13 +371,20 @@ impl Revocation {
             };
         }
         if let Some(file) = path.strip_prefix("/crl/") {
-            let Some((id, ext)) = file.rsplit_once('.') else {
+            let Some((name, ext)) = file.rsplit_once('.') else {
                 return not_found();
             };
             let pem = match ext {
                 "crl" => false,
                 "pem" => true,
                 _ => return not_found(),
+            };
+            // `{caId}` is the complete CRL, `{caId}-delta` its delta (CA ids are hex, so no
+            // CA id ends in `-delta`); with delta CRLs off, the delta is as unknown as a CA.
+            let (id, delta) = match name.strip_suffix("-delta") {
+                Some(id) if self.delta_period_ms.is_some() => (id, true),
+                Some(_) => return not_found(),
+                None => (name, false),
             };
             let Some(ca) = cas.by_id(id) else {
                 return not_found();
@@ -327,10 +397,10 @@ impl Revocation {
                     tracing::warn!("signing the first CRL of {id}: {e}");
                 }
             }
-            let Some(crl) = self.current(id) else {
+            let Some(crl) = self.current(id).filter(|c| !delta || c.delta.is_some()) else {
                 return plain(503, "text/plain", "the CRL is not signed yet\n".into());
             };
-            return crl_response(&crl, id, pem, headers, self.core.now());
+            return crl_response(&crl, id, delta, pem, headers, self.core.now());
         }
         not_found()
     }
@@ -433,19 +503,6 @@ fn ocsp_ok(body: bytes::Bytes) -> http::Response<Body> {
     resp
 }
 
-fn crl_state_doc(key: &str, number: u64) -> Result<Doc, DomainError> {
-    Ok(Doc {
-        kind: Kind::CrlState,
-        key: key.to_string(),
-        account: String::new(),
-        region: String::new(),
-        idx1: None,
-        idx2: None,
-        body: serde_json::to_string(&CrlState { number })
-            .map_err(|e| DomainError::internal(format!("CRL state: {e}")))?,
-    })
-}
-
 /// Follows the change feed into the index and rebuilds the CRL after changes (debounced) and
 /// before it expires.
 async fn run(this: Arc<Revocation>, mut feed: broadcast::Receiver<Change>) {
@@ -540,16 +597,23 @@ fn ocsp_failure(status: OcspError) -> http::Response<Body> {
     )
 }
 
+/// The complete CRL, or its delta (`delta`), DER or PEM, with the cache headers.
 fn crl_response(
     crl: &CrlCache,
     ca_id: &str,
+    delta: bool,
     pem: bool,
     req: &HeaderMap,
     now: Millis,
 ) -> http::Response<Body> {
+    let (der_body, pem_body) = match (&crl.delta, delta) {
+        (Some(d), true) => (&d.der, &d.pem),
+        _ => (&crl.der, &crl.pem),
+    };
     let etag = format!(
-        "\"{ca_id}-{}{}\"",
+        "\"{ca_id}-{}{}{}\"",
         crl.number,
+        if delta { "-delta" } else { "" },
         if pem { "-pem" } else { "" }
     );
     let not_modified = req
@@ -562,9 +626,9 @@ fn crl_response(
     let mut resp = if not_modified {
         plain(304, "", bytes::Bytes::new())
     } else if pem {
-        plain(200, "application/x-pem-file", crl.pem.clone())
+        plain(200, "application/x-pem-file", pem_body.clone())
     } else {
-        plain(200, "application/pkix-crl", crl.der.clone())
+        plain(200, "application/pkix-crl", der_body.clone())
     };
     let h = resp.headers_mut();
     if not_modified {

@@ -19,6 +19,8 @@ pub enum RevocationReason {
     Superseded,
     CessationOfOperation,
     CertificateHold,
+    /// Only on delta CRLs (RFC 5280 §5.3.1): the certificate is no longer on hold.
+    RemoveFromCrl,
     PrivilegeWithdrawn,
 }
 
@@ -33,6 +35,7 @@ impl RevocationReason {
             RevocationReason::Superseded => 4,
             RevocationReason::CessationOfOperation => 5,
             RevocationReason::CertificateHold => 6,
+            RevocationReason::RemoveFromCrl => 8,
             RevocationReason::PrivilegeWithdrawn => 9,
         }
     }
@@ -47,6 +50,7 @@ impl RevocationReason {
             RevocationReason::Superseded => rcgen::RevocationReason::Superseded,
             RevocationReason::CessationOfOperation => rcgen::RevocationReason::CessationOfOperation,
             RevocationReason::CertificateHold => rcgen::RevocationReason::CertificateHold,
+            RevocationReason::RemoveFromCrl => rcgen::RevocationReason::RemoveFromCrl,
             RevocationReason::PrivilegeWithdrawn => rcgen::RevocationReason::PrivilegeWithdrawn,
         }
     }
@@ -60,6 +64,17 @@ pub struct RevokedEntry {
     pub revoked_at: Millis,
     /// `None` for "unspecified": RFC 5280 §5.3.1 says to leave the reasonCode out then.
     pub reason: Option<RevocationReason>,
+}
+
+/// What a CRL says beyond its number, times and entries: the extensions that tie complete and
+/// delta CRLs together. The default is a complete CRL with no delta.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CrlLinks<'a> {
+    /// freshestCRL (RFC 5280 §5.2.6, non-critical) on a complete CRL: the URL of its delta CRLs.
+    pub freshest_crl: Option<&'a str>,
+    /// deltaCRLIndicator (RFC 5280 §5.2.4, critical): this is a delta CRL on the complete CRL
+    /// with this number (BaseCRLNumber).
+    pub delta_base: Option<u64>,
 }
 
 /// A signed CRL.
@@ -148,6 +163,20 @@ fn push_len(out: &mut Vec<u8>, n: usize) {
     }
 }
 
+/// A non-negative INTEGER, DER (the CRL number and BaseCRLNumber).
+fn der_uint(n: u64) -> Vec<u8> {
+    let mut magnitude: &[u8] = &n.to_be_bytes();
+    while let [0, rest @ ..] = magnitude {
+        magnitude = rest;
+    }
+    let mut int = Vec::with_capacity(9);
+    if magnitude.first().is_none_or(|b| b & 0x80 != 0) {
+        int.push(0);
+    }
+    int.extend_from_slice(magnitude);
+    tlv(0x02, &int)
+}
+
 /// A TLV with `tag` around `content`.
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(1 + len_of_len(content.len()) + content.len());
@@ -185,6 +214,25 @@ impl IssuingCa {
         next_update: Millis,
         entries_der: &[u8],
     ) -> Result<SignedCrl, PkiError> {
+        self.sign_crl_der_linked(
+            number,
+            this_update,
+            next_update,
+            CrlLinks::default(),
+            entries_der,
+        )
+    }
+
+    /// [`IssuingCa::sign_crl_der`] with the extensions of `links`: a complete CRL naming its
+    /// delta CRLs, or a delta CRL naming its base.
+    pub fn sign_crl_der_linked(
+        &self,
+        number: u64,
+        this_update: Millis,
+        next_update: Millis,
+        links: CrlLinks<'_>,
+        entries_der: &[u8],
+    ) -> Result<SignedCrl, PkiError> {
         // A CA certificate without a subjectKeyIdentifier (an imported one): RFC 5280
         // §4.2.1.2 method (1), the SHA-1 of its subjectPublicKey.
         let derived;
@@ -203,19 +251,24 @@ impl IssuingCa {
         // authorityKeyIdentifier { keyIdentifier [0] } and cRLNumber, both non-critical.
         let mut aki = vec![0x06, 0x03, 0x55, 0x1d, 0x23];
         aki.extend(tlv(0x04, &tlv(0x30, &tlv(0x80, key_id))));
-        let mut number_int: &[u8] = &number.to_be_bytes();
-        while let [0, rest @ ..] = number_int {
-            number_int = rest;
-        }
-        let mut int = Vec::with_capacity(9);
-        if number_int.first().is_none_or(|b| b & 0x80 != 0) {
-            int.push(0);
-        }
-        int.extend_from_slice(number_int);
         let mut crl_number = vec![0x06, 0x03, 0x55, 0x1d, 0x14];
-        crl_number.extend(tlv(0x04, &tlv(0x02, &int)));
+        crl_number.extend(tlv(0x04, &der_uint(number)));
         let mut exts = tlv(0x30, &aki);
         exts.extend(tlv(0x30, &crl_number));
+        if let Some(base) = links.delta_base {
+            // Critical, so a relying party that does not know delta CRLs rejects this one
+            // rather than taking it for a complete CRL (RFC 5280 §5.2.4).
+            let mut ext = vec![0x06, 0x03, 0x55, 0x1d, 0x1b, 0x01, 0x01, 0xff];
+            ext.extend(tlv(0x04, &der_uint(base)));
+            exts.extend(tlv(0x30, &ext));
+        }
+        if let Some(url) = links.freshest_crl {
+            // The CRLDistributionPoints syntax: one DistributionPoint whose fullName is the URI.
+            let mut ext = vec![0x06, 0x03, 0x55, 0x1d, 0x2e];
+            let point = tlv(0x30, &tlv(0xa0, &tlv(0xa0, &tlv(0x86, url.as_bytes()))));
+            ext.extend(tlv(0x04, &tlv(0x30, &point)));
+            exts.extend(tlv(0x30, &ext));
+        }
         let exts = tlv(0xa0, &tlv(0x30, &exts));
         let mut head = vec![0x02, 0x01, 0x01]; // version v2
         head.extend_from_slice(&alg);
@@ -437,6 +490,101 @@ mod tests {
             assert_eq!(parsed.iter_revoked_certificates().count(), list.len());
             assert!(direct.pem.starts_with("-----BEGIN X509 CRL-----\n"));
         }
+        Ok(())
+    }
+
+    /// The extension with this OID (dotted) of a parsed CRL: (critical, value).
+    fn extension<'a>(
+        crl: &'a CertificateRevocationList<'_>,
+        oid: &str,
+    ) -> Option<(bool, &'a [u8])> {
+        crl.extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == oid)
+            .map(|e| (e.critical, e.value))
+    }
+
+    #[test]
+    fn delta_crl_carries_a_critical_base_number_and_remove_from_crl() -> Result<(), PkiError> {
+        let ca = IssuingCa::generate("crl CA", 1_700_000_000_000)?;
+        let entries = vec![
+            RevokedEntry {
+                serial: vec![0x41],
+                revoked_at: 1_700_000_100_000,
+                reason: Some(RevocationReason::KeyCompromise),
+            },
+            RevokedEntry {
+                serial: vec![0x42],
+                revoked_at: 1_700_000_200_000,
+                reason: Some(RevocationReason::RemoveFromCrl),
+            },
+        ];
+        let mut der = Vec::new();
+        for e in &entries {
+            e.encode_der(&mut der)?;
+        }
+        let links = CrlLinks {
+            freshest_crl: None,
+            delta_base: Some(300),
+        };
+        let delta =
+            ca.sign_crl_der_linked(0x1234, 1_700_000_300_000, 1_700_003_900_000, links, &der)?;
+        let (rest, parsed) = CertificateRevocationList::from_der(&delta.der)
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        assert!(rest.is_empty());
+        assert_eq!(
+            parsed.crl_number().map(|n| n.to_string()),
+            Some("4660".into())
+        );
+        let (critical, value) =
+            extension(&parsed, "2.5.29.27").ok_or(PkiError::Malformed("no indicator".into()))?;
+        assert!(critical, "deltaCRLIndicator must be critical");
+        let (_, base) = x509_parser::der_parser::der::parse_der_integer(value)
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        assert_eq!(base.as_u64().ok(), Some(300));
+        assert!(extension(&parsed, "2.5.29.46").is_none());
+        let reasons: Vec<_> = parsed
+            .iter_revoked_certificates()
+            .map(|r| r.reason_code().map(|(_, c)| c.0))
+            .collect();
+        assert_eq!(reasons, vec![Some(1), Some(8)]);
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(ca.cert_der())
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        assert!(parsed.verify_signature(ca_cert.public_key()).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn complete_crl_names_its_delta_in_freshest_crl() -> Result<(), PkiError> {
+        let ca = IssuingCa::generate("crl CA", 1_700_000_000_000)?;
+        let url = "https://pki.example.test/crl/abc-delta.crl";
+        let links = CrlLinks {
+            freshest_crl: Some(url),
+            delta_base: None,
+        };
+        let crl = ca.sign_crl_der_linked(9, 1_700_000_300_000, 1_700_003_900_000, links, &[])?;
+        let (_, parsed) = CertificateRevocationList::from_der(&crl.der)
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        let (critical, value) =
+            extension(&parsed, "2.5.29.46").ok_or(PkiError::Malformed("no freshestCRL".into()))?;
+        assert!(!critical);
+        // The CRLDistributionPoints syntax, which x509-parser reads for certificates.
+        let (_, points) = x509_parser::extensions::CRLDistributionPoints::from_der(value)
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        let names: Vec<String> = points
+            .iter()
+            .filter_map(|p| match &p.distribution_point {
+                Some(x509_parser::extensions::DistributionPointName::FullName(n)) => Some(
+                    n.iter()
+                        .map(|g| g.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, vec![format!("URI({url})")]);
+        assert!(extension(&parsed, "2.5.29.27").is_none());
         Ok(())
     }
 

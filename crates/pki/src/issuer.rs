@@ -91,6 +91,9 @@ pub struct Distribution {
     pub ocsp_url: String,
     pub ca_issuers_url: String,
     pub crl_url: String,
+    /// Where this CA's delta CRLs are, beside its complete CRL: named by the complete CRL's
+    /// freshestCRL extension (issued certificates carry no freshestCRL).
+    pub delta_crl_url: String,
 }
 
 /// id-pe-authorityInfoAccess (RFC 5280 §4.2.2.1).
@@ -256,6 +259,7 @@ impl IssuingCa {
             ocsp_url: format!("{base}/ocsp"),
             ca_issuers_url: format!("{base}/ca/{id}.crt"),
             crl_url: format!("{base}/crl/{id}.crl"),
+            delta_crl_url: format!("{base}/crl/{id}-delta.crl"),
         });
         self
     }

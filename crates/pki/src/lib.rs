@@ -13,7 +13,9 @@ mod pkcs11;
 mod sealing;
 
 pub use ca_key::CaKey;
-pub use crl::{canonical_serial, serial_from_hex, RevocationReason, RevokedEntry, SignedCrl};
+pub use crl::{
+    canonical_serial, serial_from_hex, CrlLinks, RevocationReason, RevokedEntry, SignedCrl,
+};
 pub use csr::{parse_csr, CsrInfo};
 pub use issuer::{
     generate_rsa_key, Distribution, IssueRequest, IssuedKeyPair, IssuingCa, ServerCertificate,

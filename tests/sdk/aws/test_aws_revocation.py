@@ -1,6 +1,6 @@
 """Revocation for relying parties: the AIA/CDP URLs in certificates certplane issues, the CRL at
-/crl/{caId}.crl and the OCSP responder at /ocsp, checked with the real `openssl` CLI against
-certificates made through boto3 (CreateKeysAndCertificate)."""
+/crl/{caId}.crl, its delta CRL at /crl/{caId}-delta.crl and the OCSP responder at /ocsp, checked
+with the real `openssl` CLI against certificates made through boto3 (CreateKeysAndCertificate)."""
 
 from __future__ import annotations
 
@@ -62,10 +62,17 @@ class Crl:
         assert status == 200
         return openssl("crl", "-inform", "DER", "-noout", "-text", input=body)
 
-    def number(self) -> int:
-        m = re.search(r"X509v3 CRL Number:\s*\n\s*(?:0x)?([0-9A-Fa-f]+)", self.text())
-        assert m
-        return int(m.group(1), 16) if "0x" in m.group(0) else int(m.group(1))
+    def number(self, text: str | None = None) -> int:
+        return crl_integer("CRL Number:", text or self.text())
+
+    def base(self, text: str | None = None) -> int:
+        """A delta CRL's BaseCRLNumber."""
+        return crl_integer("Delta CRL Indicator: critical", text or self.text())
+
+    def delta(self) -> "Crl":
+        """The delta CRL beside this complete CRL."""
+        assert self.path.endswith(".crl")
+        return Crl(self.server, self.path[:-4] + "-delta.crl", self.tmp)
 
     def serials(self) -> dict:
         """serial hex -> reason text ('' for none)."""
@@ -84,10 +91,10 @@ class Crl:
                 reason_next = False
         return out
 
-    def pem_file(self) -> Path:
+    def pem_file(self, name: str = "crl.pem") -> Path:
         status, _, body = self.fetch()
         assert status == 200
-        path = self.tmp / "crl.pem"
+        path = self.tmp / name
         openssl("crl", "-inform", "DER", "-out", str(path), input=body)
         return path
 
@@ -100,6 +107,13 @@ class Crl:
             if time.monotonic() > deadline:
                 raise AssertionError(f"the CRL never reached the expected state: {serials}")
             time.sleep(0.1)
+
+
+def crl_integer(label: str, text: str) -> int:
+    """The integer openssl prints under a CRL extension (decimal, or 0x-hex when large)."""
+    m = re.search(r"X509v3 " + re.escape(label) + r"\s*\n\s*(0x)?([0-9A-Fa-f]+)", text)
+    assert m, text
+    return int(m.group(2), 16) if m.group(1) else int(m.group(2))
 
 
 def verify(server, cert: Path, crl: Path) -> tuple[bool, str]:
@@ -376,10 +390,234 @@ def test_hold_listing_off_public_url_and_crl_number_across_restarts(binary, tmp_
         text = ocsp(srv, f"{srv.url}/ocsp", held)
         assert ocsp_status(text, held) == "good"
         number = crl.number()
+        # The delta is named from --public-url too; with holds off, no certificateHold in it.
+        assert f"URI:https://pki.example.test{crl.path[:-4]}-delta.crl" in crl.text()
+        delta = crl.delta()
+        assert delta.wait_for(lambda s: revoked_sn in s) == {revoked_sn: ""}
+        base = delta.base()
     finally:
         srv.stop()
     srv.start()
     try:
         assert crl.number() > number
+        # The base is stored: a restart within --crl-delta-base keeps it.
+        assert delta.base() == base
+        assert revoked_sn in delta.serials()
+    finally:
+        srv.stop()
+
+
+# Delta CRLs (RFC 5280 §5.2.4): signed with each complete CRL, listing the changes since the
+# base (the complete CRL current when the base was taken, --crl-delta-base seconds a base).
+
+
+def verify_with_delta(server, cert: Path, full: Path, delta: Path, tmp: Path,
+                      extra: tuple = ()) -> tuple[bool, str]:
+    """`openssl verify -crl_check -use_deltas` with a complete CRL and a delta CRL (OpenSSL 3
+    needs no `-extended_crl` for deltas; `extra` adds flags)."""
+    both = tmp / f"{full.stem}+{delta.stem}.pem"
+    both.write_text(full.read_text() + delta.read_text())
+    out = openssl("verify", "-crl_check", "-use_deltas", *extra, "-CAfile",
+                  str(server.ca_pem_path), "-CRLfile", str(both), str(cert), check=False)
+    return out.strip().endswith(": OK"), out
+
+
+def test_complete_crl_names_its_delta_and_the_delta_its_base(server, iot, tmp_path):
+    _, pem, _ = issue(iot, tmp_path, "a")
+    crl = Crl(server, path_of(urls_of(pem)["crl"]), tmp_path)
+    text = crl.text()
+    m = re.search(r"X509v3 Freshest CRL:\s*\n\s*Full Name:\s*\n\s*URI:(\S+)", text)
+    assert m, text
+    assert m.group(1) == f"{server.url}{crl.path[:-4]}-delta.crl"
+    assert "Delta CRL Indicator" not in text
+    delta = crl.delta()
+    assert delta.path == path_of(m.group(1))
+    status, headers, _ = delta.fetch()
+    assert status == 200 and headers["content-type"] == "application/pkix-crl"
+    dtext = delta.text()
+    assert "X509v3 Delta CRL Indicator: critical" in dtext
+    assert "Freshest CRL" not in dtext
+    assert delta.base(dtext) <= delta.number(dtext)
+    assert delta.base(dtext) <= crl.number()
+    # Same issuer, same key: the delta verifies against the CA.
+    openssl("crl", "-inform", "DER", "-noout", "-CAfile", str(server.ca_pem_path),
+            input=delta.fetch()[2])
+    status, headers, body = http_request(server.url, "GET", delta.path[:-4] + ".pem")
+    assert status == 200 and headers["content-type"] == "application/x-pem-file"
+    assert body.startswith(b"-----BEGIN X509 CRL-----")
+    assert headers["etag"] != crl.fetch()[1]["etag"]
+    # An unknown CA has no delta either, in the same words as its missing CRL.
+    unknown = http_request(server.url, "GET", "/crl/nope-delta.crl")
+    assert unknown[0] == 404 and unknown[2] == http_request(server.url, "GET", "/crl/nope.crl")[2]
+
+
+def test_delta_lists_changes_since_the_base_and_completes_an_old_crl(server, iot, tmp_path):
+    _, good, _ = issue(iot, tmp_path, "good")
+    revoked_id, revoked, revoked_sn = issue(iot, tmp_path, "revoked")
+    held_id, held, held_sn = issue(iot, tmp_path, "held")
+    crl = Crl(server, path_of(urls_of(good)["crl"]), tmp_path)
+    delta = crl.delta()
+    crl.wait_for(lambda s: len(s) == 0)
+    old = crl.pem_file("old.pem")
+    old_number = crl.number()
+
+    iot.update_certificate(certificateId=revoked_id, newStatus="REVOKED")
+    iot.update_certificate(certificateId=held_id, newStatus="INACTIVE")
+    serials = delta.wait_for(lambda s: revoked_sn in s and held_sn in s)
+    assert serials[revoked_sn] == "" and serials[held_sn] == "Certificate Hold"
+    full = crl.wait_for(lambda s: revoked_sn in s and held_sn in s)
+    assert full[revoked_sn] == serials[revoked_sn] and full[held_sn] == serials[held_sn]
+    dtext = delta.text()
+    assert delta.base(dtext) <= old_number < delta.number(dtext)
+    new_delta = delta.pem_file("delta.pem")
+
+    # The old complete CRL alone knows nothing of the changes; with the delta, both show.
+    ok, out = verify(server, revoked, old)
+    assert ok, out
+    ok, out = verify_with_delta(server, revoked, old, new_delta, tmp_path)
+    assert not ok and "certificate revoked" in out, out
+    ok, out = verify_with_delta(server, held, old, new_delta, tmp_path)
+    assert not ok and "certificate revoked" in out, out
+    ok, out = verify_with_delta(server, good, old, new_delta, tmp_path)
+    assert ok, out
+    # The same with -extended_crl (indirect CRLs, reason partitions: none here).
+    ok, out = verify_with_delta(server, revoked, old, new_delta, tmp_path, ("-extended_crl",))
+    assert not ok and "certificate revoked" in out, out
+
+
+def test_delta_takes_a_hold_off_with_remove_from_crl(server, iot, tmp_path):
+    held_id, held, held_sn = issue(iot, tmp_path, "held")
+    crl = Crl(server, path_of(urls_of(held)["crl"]), tmp_path)
+    delta = crl.delta()
+    iot.update_certificate(certificateId=held_id, newStatus="INACTIVE")
+    crl.wait_for(lambda s: s.get(held_sn) == "Certificate Hold")
+    old = crl.pem_file("old.pem")
+    ok, out = verify(server, held, old)
+    assert not ok and "certificate revoked" in out
+
+    iot.update_certificate(certificateId=held_id, newStatus="ACTIVE")
+    serials = delta.wait_for(lambda s: s.get(held_sn) == "Remove From CRL")
+    assert held_sn not in crl.wait_for(lambda s: held_sn not in s)
+    # The old complete CRL with the hold, plus the delta: good again.
+    ok, out = verify_with_delta(server, held, old, delta.pem_file("delta.pem"), tmp_path)
+    assert ok, (out, serials)
+
+
+def test_complete_and_delta_crls_share_one_number_sequence(server, iot, tmp_path):
+    _, pem, _ = issue(iot, tmp_path, "first")
+    crl = Crl(server, path_of(urls_of(pem)["crl"]), tmp_path)
+    delta = crl.delta()
+    seen = []
+    for i in range(3):
+        cert_id, _, sn = issue(iot, tmp_path, f"r{i}")
+        iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+        delta.wait_for(lambda s, sn=sn: sn in s)
+        crl.wait_for(lambda s, sn=sn: sn in s)
+        dtext = delta.text()
+        seen.append((crl.number(), delta.number(dtext), delta.base(dtext)))
+    numbers = [n for full, d, _ in seen for n in (full, d)]
+    # Signed together, a complete CRL and its delta take one number (RFC 5280 §5.2.3); each
+    # change takes the next one for both.
+    assert numbers == sorted(numbers), seen
+    assert seen[0][1] < seen[1][1] < seen[2][1], seen
+    assert all(base <= min(numbers) for _, _, base in seen), seen
+    # Settled: the delta served beside a complete CRL has its number.
+    time.sleep(0.5)
+    assert crl.number() == delta.number()
+
+
+class _EnvServer(CertplaneServer):
+    extra_env: dict = {}
+
+    def env(self) -> dict:
+        return {**super().env(), **self.extra_env}
+
+
+@pytest.mark.slow
+def test_delta_crls_off(binary, tmp_path):
+    from aws_harness import ACCOUNT_A, iot_client
+
+    # Through the environment, as every flag can be given.
+    srv = _EnvServer(binary, tmp_path / "data", dev=True)
+    srv.extra_env = {"CERTPLANE_CRL_DELTA_BASE": "0"}
+    srv.start()
+    try:
+        iot = iot_client(srv.url, access_key=ACCOUNT_A)
+        _, pem, _ = issue(iot, tmp_path, "a")
+        crl = Crl(srv, path_of(urls_of(pem)["crl"]), tmp_path)
+        assert "Freshest CRL" not in crl.text()
+        unknown = http_request(srv.url, "GET", "/crl/nope.crl")
+        for suffix in (".crl", ".pem"):
+            status, headers, body = http_request(srv.url, "GET", crl.path[:-4] + "-delta" + suffix)
+            assert (status, body) == (404, unknown[2])
+            assert headers["content-type"] == unknown[1]["content-type"]
+    finally:
+        srv.stop()
+
+
+class _SharedNode(CertplaneServer):
+    """A node on the database of another node's data dir (PostgreSQL)."""
+    shares_with = None
+
+    def env(self) -> dict:
+        import sdk_engine
+        return sdk_engine.server_env(self.shares_with or self.data_dir)
+
+
+@pytest.mark.slow
+def test_nodes_on_one_database_serve_deltas_on_one_base(binary, tmp_path):
+    import sdk_engine
+    from aws_harness import ACCOUNT_A, iot_client
+
+    if sdk_engine.ENGINE != "postgres":
+        pytest.skip("several nodes share a database on PostgreSQL only")
+    nodes = []
+    try:
+        for i in range(2):
+            node = _SharedNode(binary, tmp_path / f"node{i}", dev=True)
+            node.shares_with = tmp_path / "node0"
+            nodes.append(node.start())
+        iot = iot_client(nodes[0].url, access_key=ACCOUNT_A)
+        cert_id, pem, sn = issue(iot, tmp_path, "a")
+        path = path_of(urls_of(pem)["crl"])
+        iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+        deltas = [Crl(n, path, tmp_path).delta() for n in nodes]
+        for d in deltas:
+            d.wait_for(lambda s: sn in s)
+        texts = [d.text() for d in deltas]
+        # One stored base for both; each node's numbers come from the one shared counter.
+        assert deltas[0].base(texts[0]) == deltas[1].base(texts[1]), texts
+        assert deltas[0].number(texts[0]) != deltas[1].number(texts[1]), texts
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+@pytest.mark.slow
+def test_delta_base_rolls_after_its_period(binary, tmp_path):
+    from aws_harness import ACCOUNT_A, iot_client
+
+    srv = CertplaneServer(binary, tmp_path / "data", dev=True,
+                          extra_args=["--crl-delta-base", "60"]).start()
+    try:
+        iot = iot_client(srv.url, access_key=ACCOUNT_A)
+        a_id, pem, a_sn = issue(iot, tmp_path, "a")
+        crl = Crl(srv, path_of(urls_of(pem)["crl"]), tmp_path)
+        delta = crl.delta()
+        iot.update_certificate(certificateId=a_id, newStatus="REVOKED")
+        delta.wait_for(lambda s: a_sn in s)
+        first_base = delta.base()
+        # Past the period, and past the 300 s margin a delta lists before its base.
+        srv.advance(400)
+        b_id, _, b_sn = issue(iot, tmp_path, "b")
+        iot.update_certificate(certificateId=b_id, newStatus="REVOKED")
+        serials = delta.wait_for(lambda s: b_sn in s)
+        text = delta.text()
+        new_base = delta.base(text)
+        assert new_base > first_base, text
+        # `a` was revoked before the new base: on the complete CRL, no longer in the delta.
+        assert a_sn not in serials
+        assert a_sn in crl.serials()
+        assert first_base < new_base <= delta.number(text)
     finally:
         srv.stop()
