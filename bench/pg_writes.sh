@@ -38,10 +38,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 CP="$TARGET_DIR/release/certplane"
 BENCH="$TARGET_DIR/release/certplane-bench"
 
-n=0
-start_node() { # BIN DB_URL -> prints the URL; the pid goes to PIDS via a file
-    local bin=$1 db=$2 dir
-    n=$((n + 1)); dir="$WORK/node$n"
+start_node() { # BIN DB_URL NAME -> prints the URL; the pid is left in $WORK/NAME.pid
+    local bin=$1 db=$2 dir="$WORK/$3"
     "$bin" serve --listen 127.0.0.1:0 --data-dir "$dir" --dev --database-url "$db" >"$dir.out" 2>"$dir.log" &
     echo $! >"$dir.pid"
     for _ in $(seq 1 300); do
@@ -61,9 +59,10 @@ new_db() {
 }
 run() { # LABEL BIN NODES
     local label=$1 bin=$2 nodes=$3 db urls="" u
-    db=$(new_db "$label$RANDOM")
+    db=$(new_db "${label//-/_}_$RANDOM")
     for i in $(seq 1 "$nodes"); do
-        u=$(start_node "$bin" "$db"); PIDS+=("$(cat "$WORK/node$n.pid")")
+        u=$(start_node "$bin" "$db" "$label-$i-$RANDOM")
+        PIDS+=("$(cat "$(ls -t "$WORK"/*.pid | head -1)")")
         urls="${urls:+$urls,}$u"
     done
     log "benchmarking $label ($nodes node(s))"
