@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use tenants::TenantRef;
-pub use tls::Identity;
+pub use tls::{server_config, Identity};
 
 /// How the gateway is set up (`certplane serve --gateway …`).
 pub struct GatewayConfig {
