@@ -16,7 +16,7 @@ pub(crate) struct Feed {
     sender: broadcast::Sender<Change>,
     generations: Generations,
     /// PostgreSQL: changes this node announced itself at commit whose NOTIFY has not come back
-    /// yet (see [`Feed::publish_own`]).
+    /// yet (see [`Feed::expect_echoes`]).
     echoes: Mutex<HashMap<Change, u32>>,
     /// SQLite: this process is the data dir's feed hub; PostgreSQL: the LISTEN connection is
     /// up. Until then (and while it is down) [`Feed::generation`] is `None`.
@@ -47,18 +47,41 @@ impl Feed {
         self.generations.bump(&change);
     }
 
-    /// A change this node committed, announced before its caller is answered; the NOTIFY
-    /// that every node (this one too) receives for it later is then not announced again here.
-    pub(crate) fn publish_own(&self, change: Change) {
+    /// Changes this node is about to commit: their NOTIFY, which every node (this one too)
+    /// receives — possibly before the COMMIT's own answer arrives here — is not announced
+    /// again on this node, which announces them itself once committed ([`Feed::publish`]).
+    pub(crate) fn expect_echoes(&self, changes: &[Change]) {
         if let Ok(mut echoes) = self.echoes.lock() {
             if echoes.len() >= MAX_ECHOES {
                 // Notifications lost with a LISTEN connection never come back; past this many
                 // the rest are announced twice, which only costs a re-read.
                 echoes.clear();
             }
-            *echoes.entry(change.clone()).or_insert(0) += 1;
+            for c in changes {
+                *echoes.entry(c.clone()).or_insert(0) += 1;
+            }
         }
-        self.publish(change);
+    }
+
+    /// The changes of [`Feed::expect_echoes`] did not commit (or may not have). One whose
+    /// expected echo was already taken — by another node's change of the same document,
+    /// mistaken for it — is announced now, so that change is not missed.
+    pub(crate) fn forget_echoes(&self, changes: &[Change]) {
+        let mut taken = Vec::new();
+        if let Ok(mut echoes) = self.echoes.lock() {
+            for c in changes {
+                match echoes.get_mut(c) {
+                    Some(n) if *n > 1 => *n -= 1,
+                    Some(_) => {
+                        echoes.remove(c);
+                    }
+                    None => taken.push(c.clone()),
+                }
+            }
+        }
+        for c in taken {
+            self.publish(c);
+        }
     }
 
     /// A change heard from the database: announced unless it is the echo of one this node

@@ -136,18 +136,22 @@ async fn commit_group(pool: &Pool, feed: &Feed, group: Vec<Pending>) {
     // Ranges still to commit, the next on top.
     let mut todo = vec![(0, writes.len())];
     while let Some((from, to)) = todo.pop() {
-        match flight(pool, &writes[from..to]).await {
-            Flight::Committed => {
-                for (i, change) in writes.iter().enumerate().take(to).skip(from) {
-                    // Announced and counted on this node before the caller hears of it, so
-                    // nothing cached here serves what the caller just changed; other nodes
-                    // learn of it by NOTIFY (its echo here is not announced again).
-                    for c in changes_of(change) {
-                        feed.publish_own(c);
-                    }
-                    answer(i, Ok(()));
-                }
-            }
+        // Announced and counted on this node before the callers hear of it, so nothing cached
+        // here serves what a caller just changed; other nodes learn of it by NOTIFY (its echo
+        // here is not announced again).
+        let notices: Vec<_> = writes[from..to]
+            .iter()
+            .flat_map(|w| changes_of(w))
+            .collect();
+        feed.expect_echoes(&notices);
+        let outcome = flight(pool, &writes[from..to]).await;
+        if let Flight::Committed = outcome {
+            notices.into_iter().for_each(|c| feed.publish(c));
+        } else {
+            feed.forget_echoes(&notices);
+        }
+        match outcome {
+            Flight::Committed => (from..to).for_each(|i| answer(i, Ok(()))),
             Flight::Failed { index, error } if to - from == 1 => {
                 debug_assert_eq!(index, 0);
                 answer(from, Err(error));
