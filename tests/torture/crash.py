@@ -1,17 +1,24 @@
 """Crash cycles: clients create, inactivate, activate, transfer, accept, reject and cancel
-certificates through the AWS IoT dialect (boto3), and inactivate and activate ApsaraMQ device
-certificates through the OnsMqtt dialect (its official SDK), while a certplane node is killed
-with SIGKILL at random moments. After each restart a checker reads every certificate back through the API:
+certificates through the AWS IoT dialect (boto3), inactivate and activate ApsaraMQ device
+certificates through the OnsMqtt dialect (its official SDK), and place, describe and cancel
+Alibaba CAS orders against a quota package (the official CAS SDK; the nodes run with
+`--validation always-valid`, so orders issue without proofs), while a certplane node is killed
+with SIGKILL at random moments. After each restart a checker reads everything back through the
+APIs:
 
-* lost: an acknowledged write that is not there (a certificate, or its acknowledged state);
-* wrong: a certificate in a state no call could have left it in (e.g. a transfer both accepted
-  and cancelled, or a call that failed on a non-crash error);
+* lost: an acknowledged write that is not there (a certificate, an order, or its acknowledged
+  state);
+* wrong: a certificate or order in a state no call could have left it in (e.g. a transfer both
+  accepted and cancelled, or a call that failed on a non-crash error), more unacknowledged
+  orders than creates were cut off, or a package whose used count is not the number of orders
+  holding a unit (a unit lost or spent twice across the kill);
 * unknown: calls cut off by the kill, whose outcome may be either the old or the new state.
 
-    python tests/torture/crash.py --cycles 20 [--clients 8] [--engine sqlite|postgres]
+    [CERTPLANE_SDK_ENGINE=postgres] python tests/torture/crash.py --cycles 20 [--clients 8]
 
 On PostgreSQL two nodes share the database and one of them (chosen at random) is killed each
-cycle. Prints cycles, operations acknowledged, unknown, lost and wrong (must be 0); exits 1 if
+cycle. Prints cycles, operations acknowledged, unknown, lost and wrong (must be 0; order creates
+and cancels are among them), and the orders figures (created, cancelled, cut off); exits 1 if
 anything was lost or wrong. `tests/sdk/test_crash_cycles.py` runs a short version in CI.
 """
 
@@ -30,13 +37,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "sdk"))
 sys.path.insert(0, str(HERE.parent / "sdk" / "mqtt"))
+sys.path.insert(0, str(HERE.parent / "sdk" / "aliyun"))
 
 import boto3  # noqa: E402
 import botocore.exceptions  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+import aliyun_harness as cas  # noqa: E402
 import certplane_server  # noqa: E402
 import onsmqtt_harness as mq  # noqa: E402
+from alibabacloud_tea_openapi import models as openapi_models  # noqa: E402
+from cas_x509 import make_csr, new_key  # noqa: E402
 import sdk_engine  # noqa: E402
 
 A, B = "111111111111", "222222222222"
@@ -60,6 +71,12 @@ class Tally:
     lost: int = 0
     wrong: int = 0
     unknown_creates: int = 0
+    # CAS orders: acknowledged creates and cancels, calls cut off, and creates among them (the
+    # orders they may have left are accepted up to that many by orders_check).
+    orders_created: int = 0
+    orders_cancelled: int = 0
+    orders_unknown: int = 0
+    orders_unknown_creates: int = 0
     problems: list = field(default_factory=list)
 
     def bad(self, kind: str, what: str) -> None:
@@ -89,6 +106,12 @@ class Nodes:
 
 class _Node(certplane_server.CertplaneServer):
     shares_with = None
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        # Orders issue at once, without DNS or HTTP proofs: the orders worker then sees the
+        # whole lifecycle (pending, issued, revoked) within a cycle.
+        self.extra_args = [*self.extra_args, "--validation", "always-valid"]
 
     def env(self) -> dict:
         return sdk_engine.server_env(self.shares_with or self.data_dir)
@@ -242,6 +265,151 @@ def mqtt_check(url: str, ca_sn: str, devices: list, tally: Tally) -> None:
         d.maybe = None
 
 
+# CAS orders, as the SDK shows them: DescribeCertificateState's Type while pending or issued,
+# ListUserCertificateOrder's Status in the read-back. "pending" and "issued" hold a package
+# unit, "revoked" (CancelCertificateForPackageRequest on an issued order) gave it back.
+HOLDS_UNIT = {"pending", "issued"}
+LISTED = {"CHECKING": "pending", "ISSUED": "issued", "WILLEXPIRED": "issued", "REVOKED": "revoked"}
+DESCRIBED = {"domain_verify": "pending", "process": "pending", "certificate": "issued",
+             "unknow": "revoked"}
+ORDER_UNITS = 1_000_000
+
+
+def orders_client(url: str):
+    """The official CAS SDK on account A, with short timeouts (a killed node must not hold the
+    worker past the cycle)."""
+    cfg = openapi_models.Config(
+        access_key_id=cas.ACCOUNT_A, access_key_secret="crash-test",
+        endpoint=url.split("://", 1)[1], protocol="http", region_id="cn-hangzhou",
+        read_timeout=10000, connect_timeout=2000)
+    return cas.CasClient(cfg)
+
+
+def orders_setup(node) -> None:
+    # More units than the cycles can spend: a NotRemainCount is then always wrong.
+    node.admin("cas", "package", "add", "--account", cas.ACCOUNT_A, "--product-code", cas.FREE,
+               "--count", str(ORDER_UNITS))
+
+
+def _order_allowed(o: Cert) -> set:
+    """What the read-back may show: an order acknowledged pending may have been issued since
+    (issuance runs on its own), a cut-off cancel may have revoked it."""
+    allowed = {o.state, o.maybe} - {None}
+    if "pending" in allowed:
+        allowed.add("issued")
+    return allowed
+
+
+def orders_worker(url: str, orders: list, tally: Tally, stop: threading.Event, seed: int,
+                  lock: threading.Lock) -> None:
+    rng = random.Random(seed)
+    api = orders_client(url)
+    key = new_key("ec")  # one key for every CSR: RSA key generation would be most of the load
+    while not stop.is_set():
+        issued = [o for o in orders if o.state == "issued"]
+        pending = [o for o in orders if o.state == "pending"]
+        r = rng.random()
+        o, to = None, None
+        try:
+            if r < 0.4 or not orders:
+                csr, _ = make_csr(f"crash-{rng.getrandbits(48):x}.example.com", key=key)
+                resp = api.create_certificate_for_package_request(
+                    cas.M.CreateCertificateForPackageRequestRequest(
+                        product_code=cas.FREE, csr=csr, validate_type="DNS",
+                        username="Crash Test", phone="13800000000", email="pki@example.com"))
+                orders.append(Cert(str(resp.body.order_id), "pending"))
+                with lock:
+                    tally.acknowledged += 1
+                    tally.orders_created += 1
+            elif r < 0.7 and issued:
+                o, to = rng.choice(issued), "revoked"
+                api.cancel_certificate_for_package_request(
+                    cas.M.CancelCertificateForPackageRequestRequest(order_id=int(o.id)))
+                o.state = to
+                with lock:
+                    tally.acknowledged += 1
+                    tally.orders_cancelled += 1
+            else:
+                o = rng.choice(pending or orders)
+                body = api.describe_certificate_state(
+                    cas.M.DescribeCertificateStateRequest(order_id=int(o.id))).body
+                got = DESCRIBED.get(body.type, body.type)
+                if got not in _order_allowed(o):
+                    with lock:
+                        tally.bad("wrong", f"order {o.id} described {body.type}, "
+                                  f"acknowledged {o.state}")
+                    continue
+                # A state the API showed is acknowledged: it must survive the kill.
+                o.state = got
+        except Exception as e:  # noqa: BLE001 (the SDK wraps connection errors in its own types)
+            status = getattr(e, "status_code", None)
+            if isinstance(status, int) and status < 500:
+                with lock:
+                    tally.bad("wrong", f"order {o.id if o else '(create)'} {o.state if o else ''}"
+                              f" -> {to}: {getattr(e, 'code', None)} {status}")
+                continue
+            if o is not None and to is not None:
+                o.maybe = to
+            with lock:
+                tally.unknown += 1
+                tally.orders_unknown += 1
+                if o is None:
+                    tally.orders_unknown_creates += 1
+            return
+
+
+def orders_read_back(url: str) -> dict:
+    """order id -> state, every order of account A (ListUserCertificateOrder, paged)."""
+    api = orders_client(url)
+    seen, page = {}, 1
+    while True:
+        body = api.list_user_certificate_order(cas.M.ListUserCertificateOrderRequest(
+            current_page=page, show_size=50)).body
+        items = body.certificate_order_list or []
+        for i in items:
+            seen[str(i.order_id)] = LISTED.get(i.status, i.status)
+        if len(items) < 50:
+            return seen
+        page += 1
+
+
+def orders_check(url: str, orders: list, tally: Tally) -> int:
+    """Every acknowledged order in an allowed state, at most as many unacknowledged orders as
+    creates were cut off, and the package's used count equal to the orders holding a unit (a
+    unit neither lost nor spent twice across the kill). Returns the unacknowledged orders
+    found."""
+    actual = orders_read_back(url)
+    known = {o.id for o in orders}
+    for o in orders:
+        got = actual.get(o.id)
+        allowed = _order_allowed(o)
+        if got is None:
+            tally.bad("lost", f"order {o.id} (acknowledged {o.state}) is gone")
+        elif got not in allowed:
+            tally.bad("lost" if o.maybe is None else "wrong",
+                      f"order {o.id} is {got}, allowed {sorted(allowed)}")
+        else:
+            o.state = got
+        o.maybe = None
+    extra = [oid for oid in actual if oid not in known]
+    if len(extra) > tally.orders_unknown_creates:
+        tally.bad("wrong", f"{len(extra)} unacknowledged orders, at most "
+                  f"{tally.orders_unknown_creates}")
+    for oid in extra:
+        if actual[oid] not in HOLDS_UNIT:
+            tally.bad("wrong", f"unacknowledged order {oid} is {actual[oid]}")
+        orders.append(Cert(oid, actual[oid]))
+    total, used, issued = cas.package_state(orders_client(url))
+    holding = sum(1 for s in actual.values() if s in HOLDS_UNIT)
+    ever_issued = sum(1 for s in actual.values() if s in ("issued", "revoked"))
+    if (total, used) != (ORDER_UNITS, holding):
+        tally.bad("wrong", f"package total {total} used {used}, but {holding} orders hold a "
+                  f"unit (of {ORDER_UNITS})")
+    if issued != ever_issued:
+        tally.bad("wrong", f"package issued {issued}, but {ever_issued} orders were issued")
+    return len(extra)
+
+
 def read_back(url: str) -> dict:
     """certificate id -> (owner, status), through the API of both accounts. A certificate
     pending transfer is listed by both (the target sees what is offered to it): it is the
@@ -296,6 +464,8 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
     per_client: list[list] = [[] for _ in range(clients)]
     try:
         ca_sn, devices = mqtt_setup(nodes.servers[0], workdir)
+        orders_setup(nodes.servers[0])
+        orders: list[Cert] = []
         for cycle in range(1, cycles + 1):
             stop = threading.Event()
             urls = nodes.urls()
@@ -304,6 +474,9 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
                 for i in range(clients)]
             threads.append(threading.Thread(target=mqtt_worker, args=(
                 urls[-1], ca_sn, devices, tally, stop, rng.random(), lock)))
+            # One orders thread: enough to cut calls off mid-flight, light beside the others.
+            threads.append(threading.Thread(target=orders_worker, args=(
+                urls[cycle % len(urls)], orders, tally, stop, rng.random(), lock)))
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(1.0, 3.0))
@@ -317,17 +490,27 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
             before = tally.unknown_creates
             found = check(victim.url, all_certs, tally, tally.unknown_creates)
             mqtt_check(victim.url, ca_sn, devices, tally)
+            orders_before = tally.orders_unknown_creates
+            orders_found = orders_check(victim.url, orders, tally)
             tally.unknown_creates = 0
+            tally.orders_unknown_creates = 0
             # Certificates found from cut-off creates join the first client's set.
             known = {c.id for certs in per_client for c in certs}
             per_client[0].extend(c for c in all_certs if c.id not in known)
             log(f"cycle {cycle}: {sum(len(c) for c in per_client)} certificates, "
                 f"{tally.acknowledged} acknowledged, {tally.unknown} unknown "
-                f"({found} of {before} cut-off creates landed), lost {tally.lost}, "
-                f"wrong {tally.wrong}")
+                f"({found} of {before} cut-off creates landed), {orders_summary(tally, orders)} "
+                f"({orders_found} of {orders_before} cut-off creates landed), "
+                f"lost {tally.lost}, wrong {tally.wrong}")
     finally:
         nodes.stop()
     return tally
+
+
+def orders_summary(tally: Tally, orders: list | None = None) -> str:
+    held = f"{sum(1 for o in orders if o.state in HOLDS_UNIT)} holding a unit, " if orders else ""
+    return (f"orders {tally.orders_created} created, {tally.orders_cancelled} cancelled, "
+            f"{held}{tally.orders_unknown} unknown")
 
 
 def main() -> int:
@@ -341,7 +524,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="certplane-crash-") as d:
         tally = run(binary, args.cycles, args.clients, Path(d), args.seed)
     print(f"engine {sdk_engine.ENGINE}: cycles {args.cycles}, acknowledged {tally.acknowledged}, "
-          f"unknown {tally.unknown}, lost {tally.lost}, wrong {tally.wrong}")
+          f"unknown {tally.unknown}, lost {tally.lost}, wrong {tally.wrong}; "
+          f"{orders_summary(tally)}")
     for p in tally.problems:
         print("  " + p)
     return 1 if tally.lost or tally.wrong else 0
