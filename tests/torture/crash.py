@@ -248,6 +248,20 @@ def mqtt_worker(url: str, ca_sn: str, devices: list, tally: Tally, stop: threadi
             tally.acknowledged += 1
 
 
+def reconcile(tally: Tally, rec: Cert, got, allowed: set, what: str) -> None:
+    """One record read back after the restart: lost if it is gone or not in a state its
+    acknowledged calls left, wrong if a cut-off call could not have left it so; otherwise what
+    was read is its acknowledged state from now on."""
+    if got is None:
+        tally.bad("lost", f"{what} (acknowledged {rec.state}) is gone")
+    elif got not in allowed:
+        tally.bad("lost" if rec.maybe is None else "wrong",
+                  f"{what} is {got}, allowed {sorted(allowed)}")
+    else:
+        rec.state = got
+    rec.maybe = None
+
+
 def mqtt_check(url: str, ca_sn: str, devices: list, tally: Tally) -> None:
     api = mq.mqtt_client(url)
     for d in devices:
@@ -257,12 +271,7 @@ def mqtt_check(url: str, ca_sn: str, devices: list, tally: Tally) -> None:
         except Exception as e:  # noqa: BLE001
             tally.bad("lost", f"device {d.id[:12]} (acknowledged {d.state}) unreadable: {e}")
             continue
-        if got not in allowed:
-            tally.bad("lost" if d.maybe is None else "wrong",
-                      f"device {d.id[:12]} is {got}, allowed {sorted(allowed)}")
-        else:
-            d.state = got
-        d.maybe = None
+        reconcile(tally, d, got, allowed, f"device {d.id[:12]}")
 
 
 # CAS orders, as the SDK shows them: DescribeCertificateState's Type while pending or issued,
@@ -382,15 +391,7 @@ def orders_check(url: str, orders: list, tally: Tally) -> int:
     known = {o.id for o in orders}
     for o in orders:
         got = actual.get(o.id)
-        allowed = _order_allowed(o)
-        if got is None:
-            tally.bad("lost", f"order {o.id} (acknowledged {o.state}) is gone")
-        elif got not in allowed:
-            tally.bad("lost" if o.maybe is None else "wrong",
-                      f"order {o.id} is {got}, allowed {sorted(allowed)}")
-        else:
-            o.state = got
-        o.maybe = None
+        reconcile(tally, o, got, _order_allowed(o), f"order {o.id}")
     extra = [oid for oid in actual if oid not in known]
     if len(extra) > tally.orders_unknown_creates:
         tally.bad("wrong", f"{len(extra)} unacknowledged orders, at most "
@@ -435,14 +436,7 @@ def check(url: str, all_certs: list, tally: Tally, creates_before: int) -> int:
     for c in all_certs:
         got = actual.get(c.id)
         allowed = {c.state} | ({c.maybe} if c.maybe else set())
-        if got is None:
-            tally.bad("lost", f"{c.id[:12]} (acknowledged {c.state}) is gone")
-        elif got not in allowed:
-            kind = "lost" if c.maybe is None else "wrong"
-            tally.bad(kind, f"{c.id[:12]} is {got}, allowed {sorted(allowed)}")
-        else:
-            c.state = got
-        c.maybe = None
+        reconcile(tally, c, got, allowed, c.id[:12])
     # Certificates made by cut-off creates: at most that many, each whole (ACTIVE in A).
     extra = [cid for cid in actual if cid not in known]
     if len(extra) > creates_before:

@@ -13,7 +13,7 @@ use crate::accounts::AccessKey;
 use crate::authz::Identity;
 use crate::error::DomainResult;
 use crate::service::Core;
-use crate::store::{Kind, Store};
+use crate::store::Kind;
 
 /// An access key and who it authenticates.
 pub struct ResolvedKey {
@@ -30,13 +30,6 @@ const CREDENTIALS: [Kind; 3] = [Kind::AccessKey, Kind::User, Kind::IamPolicy];
 #[derive(Default)]
 pub struct ResolvedKeys {
     entries: RwLock<HashMap<String, (u64, Arc<ResolvedKey>)>>,
-}
-
-/// One number that moves whenever any credential document changes.
-fn credentials_generation(store: &dyn Store) -> Option<u64> {
-    CREDENTIALS
-        .iter()
-        .try_fold(0u64, |sum, k| Some(sum.wrapping_add(store.generation(*k)?)))
 }
 
 impl ResolvedKeys {
@@ -63,7 +56,7 @@ impl Core {
     pub async fn resolve_access_key(&self, id: &str) -> DomainResult<Option<Arc<ResolvedKey>>> {
         // Read before the store is: a change committed while the key is read moves the
         // generation past the one the entry is kept under, so it is not served again.
-        let generation = credentials_generation(self.store());
+        let generation = crate::store::generation_of(self.store(), &CREDENTIALS);
         if let Some(hit) = generation.and_then(|g| self.resolved_keys.current(id, g)) {
             return Ok(Some(hit));
         }

@@ -340,6 +340,14 @@ impl Generations {
     }
 }
 
+/// One number that moves whenever a document of any of `kinds` changes ([`Store::generation`]
+/// summed); `None` when the store cannot see every change.
+pub fn generation_of(store: &dyn Store, kinds: &[Kind]) -> Option<u64> {
+    kinds
+        .iter()
+        .try_fold(0u64, |sum, k| Some(sum.wrapping_add(store.generation(*k)?)))
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// A counter that moves whenever a document of the watched `kind` changes, whoever changed

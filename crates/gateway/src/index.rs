@@ -84,10 +84,11 @@ pub struct Index {
 /// One number that moves with every change of a kind the index mirrors; `None` when the store
 /// cannot tell (then the index is trusted as the feed keeps it, as before generations).
 pub fn feed_generation(store: &dyn certplane_core::store::Store) -> Option<u64> {
-    use certplane_core::store::Kind;
-    [Kind::Certificate, Kind::CaCertificate, Kind::MqttInstance]
-        .iter()
-        .try_fold(0u64, |sum, k| Some(sum.wrapping_add(store.generation(*k)?)))
+    use certplane_core::store::{generation_of, Kind};
+    generation_of(
+        store,
+        &[Kind::Certificate, Kind::CaCertificate, Kind::MqttInstance],
+    )
 }
 
 /// The CA registry key of a certificate's CA in a scope.
