@@ -387,7 +387,16 @@ def orders_check(url: str, orders: list, tally: Tally) -> int:
     creates were cut off, and the package's used count equal to the orders holding a unit (a
     unit neither lost nor spent twice across the kill). Returns the unacknowledged orders
     found."""
-    actual = orders_read_back(url)
+    # Issuance runs on its own after the restart (the nodes validate every order at once), so
+    # the package can count an issue the order list read a moment before does not show yet:
+    # the list is taken between two equal package reads (one issue moves both at once).
+    for _ in range(50):
+        before = cas.package_state(orders_client(url))
+        actual = orders_read_back(url)
+        after = cas.package_state(orders_client(url))
+        if before == after:
+            break
+        time.sleep(0.1)
     known = {o.id for o in orders}
     for o in orders:
         got = actual.get(o.id)
@@ -400,7 +409,7 @@ def orders_check(url: str, orders: list, tally: Tally) -> int:
         if actual[oid] not in HOLDS_UNIT:
             tally.bad("wrong", f"unacknowledged order {oid} is {actual[oid]}")
         orders.append(Cert(oid, actual[oid]))
-    total, used, issued = cas.package_state(orders_client(url))
+    total, used, issued = after
     holding = sum(1 for s in actual.values() if s in HOLDS_UNIT)
     ever_issued = sum(1 for s in actual.values() if s in ("issued", "revoked"))
     if (total, used) != (ORDER_UNITS, holding):

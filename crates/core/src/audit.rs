@@ -169,6 +169,12 @@ impl Store for AuditedStore {
     fn generation(&self, kind: Kind) -> Option<u64> {
         self.inner.generation(kind)
     }
+    fn unchanged_since(&self, kind: Kind, key: &str, since: u64) -> Option<bool> {
+        self.inner.unchanged_since(kind, key, since)
+    }
+    async fn version(&self, kind: Kind, key: &str) -> DomainResult<Option<(i64, i64)>> {
+        self.inner.version(kind, key).await
+    }
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         self.inner.get(kind, key).await
     }

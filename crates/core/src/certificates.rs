@@ -1,6 +1,8 @@
 //! Device certificates: the one registry every dialect shares, the lifecycle state machine
 //! (issue, register, activate, inactivate, revoke, delete) and its services.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use certplane_pki::{
@@ -502,12 +504,17 @@ impl Core {
         Ok(cert)
     }
 
+    /// DescribeCertificate: the certificate as the store holds it, shared with the other
+    /// callers that read it since its last change ([`crate::doc_cache`]).
     pub async fn describe_certificate(
         &self,
         scope: &Scope,
         id: &CertificateId,
-    ) -> DomainResult<Certificate> {
-        Ok(self.load_visible_certificate(scope, id).await?.value)
+    ) -> DomainResult<Arc<Stored<Certificate>>> {
+        match self.get_shared::<Certificate>(id.as_str()).await? {
+            Some(c) if c.value.visible_to(scope) => Ok(c),
+            _ => Err(DomainError::not_found(Resource::Certificate, id.as_str())),
+        }
     }
 
     /// ListCertificates: the caller's certificates plus those pending transfer to it.

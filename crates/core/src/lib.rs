@@ -13,6 +13,7 @@ pub mod claims;
 pub mod clock;
 pub mod device_certificates;
 pub mod device_endpoints;
+pub mod doc_cache;
 pub mod error;
 pub mod held_cas;
 pub mod iam;

@@ -95,6 +95,15 @@ impl Store for TimedStore {
     fn generation(&self, kind: Kind) -> Option<u64> {
         self.inner.generation(kind)
     }
+    fn unchanged_since(&self, kind: Kind, key: &str, since: u64) -> Option<bool> {
+        self.inner.unchanged_since(kind, key, since)
+    }
+    async fn version(&self, kind: Kind, key: &str) -> DomainResult<Option<(i64, i64)>> {
+        let t = Instant::now();
+        let r = self.inner.version(kind, key).await;
+        observe("version", t);
+        r
+    }
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         let t = Instant::now();
         let r = self.inner.get(kind, key).await;

@@ -35,6 +35,8 @@ pub struct Core {
     pub policy_cache: Arc<crate::users::PolicyCache>,
     /// Access keys resolved for authentication, while no credential changed.
     pub resolved_keys: Arc<crate::resolved_keys::ResolvedKeys>,
+    /// Decoded documents of watched kinds, served while the store says they are unchanged.
+    pub doc_cache: Arc<crate::doc_cache::DocCache>,
 }
 
 /// Orders fail after 72 hours without proof of domain ownership, unless configured otherwise.
@@ -80,6 +82,7 @@ impl Core {
             master_key: Arc::new(std::sync::RwLock::new(None)),
             policy_cache: Arc::default(),
             resolved_keys: Arc::default(),
+            doc_cache: Arc::default(),
         }
     }
 

@@ -322,15 +322,9 @@ impl Generations {
         self.counters[kind as usize].load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// A change of `kind` (or, for [`Change::Missed`], of every kind) is known.
-    pub fn bump(&self, change: &Change) {
-        use std::sync::atomic::Ordering;
-        match change {
-            Change::Changed { kind, .. } => {
-                self.counters[*kind as usize].fetch_add(1, Ordering::AcqRel);
-            }
-            Change::Missed => self.bump_all(),
-        }
+    /// A change of `kind`: the generation that counts it.
+    pub fn bump_kind(&self, kind: Kind) -> u64 {
+        self.counters[kind as usize].fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1
     }
 
     pub fn bump_all(&self) {
@@ -362,6 +356,19 @@ pub trait Store: Send + Sync {
     /// PostgreSQL: every node on the database). Events arrive after the commit. A receiver
     /// that lags (`RecvError::Lagged`) or sees [`Change::Missed`] must re-read what it caches.
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
+    /// Whether the document `key` of a watched `kind`, read once `generation(kind)` had answered
+    /// `since`, is still what the store holds, known without I/O: `Some(true)` unchanged,
+    /// `Some(false)` changed (or no longer known), `None` when only the database can tell —
+    /// PostgreSQL, where another node's change reaches this one's feed only after it has
+    /// committed and been acknowledged (then ask [`Store::version`]).
+    fn unchanged_since(&self, _kind: Kind, _key: &str, _since: u64) -> Option<bool> {
+        Some(false)
+    }
+    /// The `(version, seq)` of document `key` — which content it holds: `version` moves with
+    /// every update and `seq` is new with every insert — or `None` when there is none.
+    async fn version(&self, kind: Kind, key: &str) -> DomainResult<Option<(i64, i64)>> {
+        Ok(self.get(kind, key).await?.map(|d| (d.version, d.seq)))
+    }
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>>;
     async fn query(
         &self,

@@ -281,6 +281,38 @@ impl Store for PostgresStore {
         self.feed.generation(kind)
     }
 
+    /// Only a change already heard is known here; whether another node changed the document a
+    /// moment ago only the database can tell.
+    fn unchanged_since(&self, kind: Kind, key: &str, since: u64) -> Option<bool> {
+        if self.feed.unchanged_since(kind, key, since) {
+            None
+        } else {
+            Some(false)
+        }
+    }
+
+    async fn version(&self, kind: Kind, key: &str) -> DomainResult<Option<(i64, i64)>> {
+        let rows = self
+            .read(
+                "SELECT version, seq FROM documents WHERE kind = $1 AND key = $2".to_string(),
+                vec![
+                    Arg::Text(kind.as_str().to_string()),
+                    Arg::Text(key.to_string()),
+                ],
+            )
+            .await?;
+        rows.first()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0)
+                        .map_err(|e| fault("reading a version", e))?,
+                    r.try_get::<_, i64>(1)
+                        .map_err(|e| fault("reading a seq", e))?,
+                ))
+            })
+            .transpose()
+    }
+
     fn changes(&self) -> broadcast::Receiver<Change> {
         let rx = self.feed.subscribe();
         self.listening

@@ -465,6 +465,12 @@ impl Store for SqliteStore {
         self.feed.generation(kind)
     }
 
+    /// Every change to this data dir is counted here before its writer answers: this process's
+    /// own at commit, other processes' before they return (see `feed_socket`).
+    fn unchanged_since(&self, kind: Kind, key: &str, since: u64) -> Option<bool> {
+        Some(self.feed.unchanged_since(kind, key, since))
+    }
+
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         self.with_reader(|c| {
             let mut stmt = c.prepare_cached(&format!(

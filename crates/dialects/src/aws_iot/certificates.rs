@@ -1,6 +1,10 @@
 //! AWS IoT device-certificate operations.
 
-use certplane_core::certificates::CertificateStatus;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use certplane_core::certificates::{Certificate, CertificateStatus};
+use certplane_core::store::Stored;
 use serde_json::{json, Value};
 
 use super::input::{Call, Res};
@@ -84,12 +88,52 @@ pub(super) async fn register_certificate_without_ca(cx: &Call<'_>) -> Res<Value>
     )
 }
 
-pub(super) async fn describe_certificate(cx: &Call<'_>) -> Res<Value> {
+/// DescribeCertificate answers already rendered, each beside the shared document it renders:
+/// an answer is reused only for that very document (the core shares one `Arc` per document
+/// content while it is unchanged), so a changed certificate is rendered again. Rendering is
+/// most of a cached describe's cost (the PEM alone is ~1.3 kB of escaped JSON).
+#[derive(Default)]
+pub struct Described {
+    answers: RwLock<HashMap<String, RenderedAnswer>>,
+}
+
+/// A certificate document and its DescribeCertificate body.
+type RenderedAnswer = (Arc<Stored<Certificate>>, Arc<[u8]>);
+
+/// Answers kept at most; past it they start over.
+const DESCRIBED: usize = 65_536;
+
+impl Described {
+    fn answer(&self, cert: &Arc<Stored<Certificate>>) -> Vec<u8> {
+        let id = cert.value.id.as_str();
+        if let Ok(answers) = self.answers.read() {
+            if let Some((doc, body)) = answers.get(id) {
+                if Arc::ptr_eq(doc, cert) {
+                    return body.to_vec();
+                }
+            }
+        }
+        let body = serde_json::to_vec(
+            &json!({ "certificateDescription": shapes::certificate_description(&cert.value) }),
+        )
+        .unwrap_or_default();
+        if let Ok(mut answers) = self.answers.write() {
+            if answers.len() >= DESCRIBED {
+                answers.clear();
+            }
+            answers.insert(id.to_string(), (cert.clone(), body.as_slice().into()));
+        }
+        body
+    }
+}
+
+/// The JSON body, rendered.
+pub(super) async fn describe_certificate(cx: &Call<'_>, described: &Described) -> Res<Vec<u8>> {
     let cert = cx
         .core
         .describe_certificate(&cx.scope, &cx.label_cert_id()?)
         .await?;
-    Ok(json!({ "certificateDescription": shapes::certificate_description(&cert) }))
+    Ok(described.answer(&cert))
 }
 
 pub(super) async fn list_certificates(cx: &Call<'_>) -> Res<Value> {

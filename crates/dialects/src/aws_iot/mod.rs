@@ -44,6 +44,14 @@ pub struct AwsIot {
     pub device_domain: String,
     /// SigV4 signing keys already derived.
     signing_keys: std::sync::Arc<sigv4::SigningKeys>,
+    /// DescribeCertificate answers already rendered.
+    described: std::sync::Arc<certificates::Described>,
+}
+
+/// What an operation answers: a JSON value (`Null`: no body), or JSON already rendered.
+enum Answer {
+    Value(Value),
+    Rendered(Vec<u8>),
 }
 
 fn is_aws_account(s: &str) -> bool {
@@ -57,6 +65,7 @@ impl AwsIot {
             dev,
             device_domain: certplane_core::device_endpoints::DEFAULT_DEVICE_DOMAIN.to_string(),
             signing_keys: Default::default(),
+            described: Default::default(),
         }
     }
 
@@ -164,13 +173,24 @@ impl AwsIot {
             .instrument(span.clone())
             .await;
         let response = match result {
-            Ok(Value::Null) => Response {
+            Ok(Answer::Value(Value::Null)) => Response {
                 status: 200,
                 headers: vec![("x-amzn-requestid", request_id)],
                 body: Vec::new(),
                 operation: None,
             },
-            Ok(v) => Response::json(200, &v).with_header("x-amzn-requestid", request_id),
+            Ok(Answer::Value(v)) => {
+                Response::json(200, &v).with_header("x-amzn-requestid", request_id)
+            }
+            Ok(Answer::Rendered(body)) => Response {
+                status: 200,
+                headers: vec![
+                    ("content-type", "application/json".into()),
+                    ("x-amzn-requestid", request_id),
+                ],
+                body,
+                operation: None,
+            },
             Err(e) => e.render(&request_id),
         };
         response.for_operation(operation).logged_in(&span)
@@ -181,7 +201,7 @@ impl AwsIot {
         req: &Request,
         request_id: &str,
         operation: &mut Option<&'static str>,
-    ) -> Result<Value, WireError> {
+    ) -> Result<Answer, WireError> {
         let (principal, region) = self.authenticate(req).await?;
         let segs = req.segments().map_err(WireError::invalid)?;
         let method = req.method.as_str();
@@ -226,10 +246,16 @@ impl AwsIot {
             let query = req.query_pairs().map_err(WireError::invalid)?;
             let call = Call::new(&self.core, scope.clone(), label, sub, query, req)
                 .map_err(|e| from_domain(&e, endpoint, &scope))?;
-            audit::in_call(
-                event.clone(),
-                dispatch(endpoint, &call, &self.device_domain),
-            )
+            audit::in_call(event.clone(), async {
+                if endpoint == Endpoint::DescribeCertificate {
+                    return certificates::describe_certificate(&call, &self.described)
+                        .await
+                        .map(Answer::Rendered);
+                }
+                dispatch(endpoint, &call, &self.device_domain)
+                    .await
+                    .map(Answer::Value)
+            })
             .await
             .map_err(|e| from_domain(&e, endpoint, &scope))
         }
@@ -250,7 +276,9 @@ async fn dispatch(ep: Endpoint, cx: &Call<'_>, device_domain: &str) -> input::Re
         E::CreateCertificateFromCsr => certificates::create_certificate_from_csr(cx).await,
         E::RegisterCertificate => certificates::register_certificate(cx).await,
         E::RegisterCertificateWithoutCA => certificates::register_certificate_without_ca(cx).await,
-        E::DescribeCertificate => certificates::describe_certificate(cx).await,
+        E::DescribeCertificate => Err(certplane_core::DomainError::internal(
+            "DescribeCertificate is answered before dispatch",
+        )),
         E::ListCertificates => certificates::list_certificates(cx).await,
         E::ListCertificatesByCA => certificates::list_certificates_by_ca(cx).await,
         E::UpdateCertificate => certificates::update_certificate(cx).await,
