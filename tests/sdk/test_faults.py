@@ -4,7 +4,9 @@ hang or a crash, serves again by itself within 5 s of it coming back, and has lo
 acknowledged.
 
 PostgreSQL: a private cluster (initdb on a free port, as the `postgres` user) that the test
-stops with `pg_ctl stop -m immediate` (a crash of the database) and starts again.
+stops with `pg_ctl stop -m immediate` (a crash of the database) and starts again; and a slow
+database: the server reaches the cluster through a TCP relay that adds latency to every packet,
+or holds every byte (a database that stopped answering without closing its connections).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -225,3 +229,139 @@ def _filler_pem() -> str:
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class SlowRelay:
+    """A TCP relay to the database that delays every chunk by `delay` seconds, in order, and
+    while `held` forwards nothing at all (connections stay open, bytes wait)."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.delay = 0.0
+        self.gate = threading.Event()
+        self.gate.set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                chunk = src.recv(65536)
+                if not chunk:
+                    break
+                if self.delay:
+                    time.sleep(self.delay)
+                self.gate.wait()
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.release()
+        self.listener.close()
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+
+def test_a_slow_database_slows_answers_but_fails_none(binary, tmp_path, cluster):
+    relay = SlowRelay(cluster.port)
+    srv = _OnCluster(binary, tmp_path / "data", dev=True)
+    srv.database_url = relay.url
+    srv.start()
+    try:
+        client = iot(srv)
+        made = [client.create_keys_and_certificate(setAsActive=True)["certificateId"]
+                for _ in range(3)]
+        # 50 ms each way on every packet: a database across a slow WAN link.
+        relay.delay = 0.05
+        t0 = time.time()
+        for cid in made:
+            client.update_certificate(certificateId=cid, newStatus="INACTIVE")
+            assert client.describe_certificate(certificateId=cid)[
+                "certificateDescription"]["status"] == "INACTIVE"
+        made.append(client.create_keys_and_certificate(setAsActive=True)["certificateId"])
+        assert time.time() - t0 > 0.3, "the relay added no latency: the test proves nothing"
+        relay.delay = 0.0
+        listed = {c["certificateId"]: c["status"]
+                  for c in client.list_certificates(pageSize=250)["certificates"]}
+        assert set(made) <= set(listed)
+        assert [listed[c] for c in made[:3]] == ["INACTIVE"] * 3
+    finally:
+        srv.stop()
+        relay.close()
+
+
+def test_a_database_that_stops_answering_gets_503_and_recovery_within_5s(
+        binary, tmp_path, cluster):
+    relay = SlowRelay(cluster.port)
+    srv = _OnCluster(binary, tmp_path / "data", dev=True)
+    srv.database_url = relay.url
+    srv.start()
+    try:
+        client = iot(srv)
+        acknowledged = [client.create_keys_and_certificate(setAsActive=True)["certificateId"]
+                        for _ in range(3)]
+        relay.hold()
+        for call in (lambda: client.create_keys_and_certificate(setAsActive=True),
+                     lambda: client.update_certificate(certificateId=acknowledged[0],
+                                                       newStatus="INACTIVE")):
+            # Within the client's 20 s read timeout (a timeout would raise, not answer 503).
+            with pytest.raises(botocore.exceptions.ClientError) as info:
+                call()
+            err = info.value.response
+            assert err["ResponseMetadata"]["HTTPStatusCode"] == 503, err
+            assert err["Error"]["Code"] == "ServiceUnavailableException", err
+        assert srv.alive(), "the server died with its database"
+
+        relay.release()
+        back = time.time()
+        while True:
+            try:
+                client.describe_certificate(certificateId=acknowledged[0])
+                break
+            except botocore.exceptions.ClientError as e:
+                assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.response
+                assert time.time() - back < 5, "not serving 5 s after the database answered again"
+                time.sleep(0.1)
+        acknowledged.append(client.create_keys_and_certificate(setAsActive=True)["certificateId"])
+        listed = {c["certificateId"]: c["status"]
+                  for c in client.list_certificates(pageSize=250)["certificates"]}
+        assert set(acknowledged) <= set(listed)
+        # The update refused with 503 changed nothing, or (cut off after its COMMIT reached
+        # the database) it is whole: ACTIVE or INACTIVE, never anything else.
+        assert listed[acknowledged[0]] in ("ACTIVE", "INACTIVE")
+        assert all(listed[c] == "ACTIVE" for c in acknowledged[1:])
+    finally:
+        srv.stop()
+        relay.close()

@@ -224,6 +224,23 @@ impl Core {
         self.store().apply(vec![store::insert(event)?]).await
     }
 
+    /// [`Core::record_audit`] by a task of its own, for a caller that must not wait for it
+    /// (the store is failing, and the write would wait out the same fault).
+    pub fn record_audit_in_background(&self, event: AuditEvent) {
+        let core = self.clone();
+        let write = async move {
+            if let Err(e) = core.record_audit(&event).await {
+                tracing::warn!(error = %e, request_id = %event.request_id, "audit row not written");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(write);
+            }
+            Err(_) => tracing::warn!("audit row not written: no async runtime"),
+        }
+    }
+
     /// Audit rows in commit order, read a page at a time.
     pub async fn audit_events(&self, q: &AuditQuery) -> DomainResult<Vec<AuditEvent>> {
         let filter = Filter {

@@ -242,8 +242,8 @@ impl Aliyun {
 
     /// Records a denial; answers the error to return.
     async fn denied(&self, event: &AuditEvent, e: ApiError) -> ApiError {
-        let code = from_api(e.clone()).code;
-        crate::audit_outcome(&self.core, event, Outcome::Denied, &code).await;
+        let wire = from_api(e.clone());
+        crate::audit_outcome(&self.core, event, Outcome::Denied, &wire.code, wire.status).await;
         e
     }
 
@@ -255,8 +255,9 @@ impl Aliyun {
     ) -> Result<Value, ApiError> {
         if let Err(e) = &result {
             if audit::is_mutating(&event.action) {
-                let code = from_api(e.clone()).code;
-                crate::audit_outcome(&self.core, event, Outcome::Error, &code).await;
+                let wire = from_api(e.clone());
+                crate::audit_outcome(&self.core, event, Outcome::Error, &wire.code, wire.status)
+                    .await;
             }
         }
         result

@@ -239,7 +239,7 @@ impl AwsIot {
         );
         if let Err(e) = authorize(&principal, action, &resource) {
             let w = from_domain(&e, endpoint, &scope);
-            crate::audit_outcome(&self.core, &event, Outcome::Denied, w.code).await;
+            crate::audit_outcome(&self.core, &event, Outcome::Denied, w.code, w.status).await;
             return Err(w);
         }
         let result = async {
@@ -262,7 +262,7 @@ impl AwsIot {
         .await;
         if let Err(w) = &result {
             if audit::is_mutating(action) {
-                crate::audit_outcome(&self.core, &event, Outcome::Error, w.code).await;
+                crate::audit_outcome(&self.core, &event, Outcome::Error, w.code, w.status).await;
             }
         }
         result

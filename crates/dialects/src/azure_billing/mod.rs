@@ -430,7 +430,7 @@ impl AzureBilling {
         );
         if let Err(e) = authorize(&principal, &action, &resource) {
             let e = from_domain(e, side);
-            crate::audit_outcome(&self.core, &event, Outcome::Denied, &e.code).await;
+            crate::audit_outcome(&self.core, &event, Outcome::Denied, &e.code, e.status).await;
             return Err(e);
         }
         let skiptoken = query
@@ -453,7 +453,7 @@ impl AzureBilling {
         .await;
         if let Err(e) = &result {
             if audit::is_mutating(&action) {
-                crate::audit_outcome(&self.core, &event, Outcome::Error, &e.code).await;
+                crate::audit_outcome(&self.core, &event, Outcome::Error, &e.code, e.status).await;
             }
         }
         result
