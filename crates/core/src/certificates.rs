@@ -165,13 +165,6 @@ pub fn certificate_id_of_key(key: &str) -> &str {
     key.split('/').next().unwrap_or(key)
 }
 
-/// The scope of an additional registration's key; `None` for a first registration's key.
-pub fn scope_of_additional_key(key: &str) -> Option<Scope> {
-    let mut parts = key.splitn(3, '/');
-    let (_id, account, region) = (parts.next()?, parts.next()?, parts.next()?);
-    Some(Scope::new(account, region))
-}
-
 /// Where a certificate is registered, as one scope sees it.
 #[derive(Debug, Clone)]
 pub enum Registration {
@@ -393,8 +386,7 @@ impl Core {
                 return Ok(Registration::Elsewhere(first));
             }
             if let Some(own) =
-                store::get::<Certificate>(self.store(), &additional_key(id.as_str(), scope))
-                    .await?
+                store::get::<Certificate>(self.store(), &additional_key(id.as_str(), scope)).await?
             {
                 return Ok(Registration::Here(own));
             }
@@ -794,5 +786,64 @@ impl Core {
                 expected_version: cur.version,
             },
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(mode: CertificateMode, ca: Option<CertificateId>) -> Certificate {
+        let Ok(issuer) = certplane_pki::IssuingCa::generate("t", 0) else {
+            panic!("CA generation failed")
+        };
+        let parsed = certplane_pki::parse_certificate_der(issuer.cert_der()).expect("parse");
+        let mut c = Certificate::new(
+            &Scope::new("111111111111", "us-east-1"),
+            &parsed,
+            String::new(),
+            CertificateStatus::Inactive,
+            mode,
+            Origin::Registered,
+            0,
+        );
+        c.ca_certificate_id = ca;
+        c
+    }
+
+    #[test]
+    fn additional_registrations_have_their_own_key() {
+        let mut c = cert(CertificateMode::SniOnly, None);
+        let id = c.id.to_string();
+        assert_eq!(c.key(), id);
+        assert_eq!(certificate_id_of_key(&c.key()), id);
+        c.additional = true;
+        c.owner = "222222222222".into();
+        assert_eq!(c.key(), format!("{id}/222222222222/us-east-1"));
+        assert_eq!(c.key(), additional_key(&id, &c.scope()));
+        assert_eq!(certificate_id_of_key(&c.key()), id);
+    }
+
+    #[test]
+    fn only_certificates_registered_without_a_ca_are_shareable() {
+        assert!(cert(CertificateMode::SniOnly, None).is_shareable());
+        assert!(!cert(CertificateMode::Default, None).is_shareable());
+        let ca = CertificateId::of_der(&[9]);
+        assert!(!cert(CertificateMode::SniOnly, Some(ca)).is_shareable());
+        let mut issued = cert(CertificateMode::SniOnly, None);
+        issued.origin = Origin::Issued;
+        assert!(!issued.is_shareable());
+    }
+
+    #[test]
+    fn bodies_written_before_several_registrations_still_decode() {
+        let c = cert(CertificateMode::SniOnly, None);
+        let body = serde_json::to_value(&c).expect("encode");
+        // A single registration writes neither member: old and new bodies are the same.
+        assert!(body.get("additional").is_none());
+        assert!(body.get("other_registrations").is_none());
+        let back: Certificate = serde_json::from_value(body).expect("decode");
+        assert_eq!(back, c);
+        assert!(!back.has_other_registrations());
     }
 }

@@ -471,6 +471,43 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_certificate_is_decided_by_the_registration_of_the_tenant() {
+        let ix = Index::default();
+        let a = Scope::new("111111111111", "us-east-1");
+        let b = Scope::new("222222222222", "us-east-1");
+        let dev = id('d');
+        let mut first = cert(&a, CertificateStatus::Active, None);
+        first.mode = CertificateMode::SniOnly;
+        first.other_registrations = vec![b.clone()];
+        let mut theirs = cert(&b, CertificateStatus::Inactive, None);
+        theirs.mode = CertificateMode::SniOnly;
+        theirs.additional = true;
+        // Only the first registration cached: B may hold one of its own, so ask the registry
+        // rather than refuse it as registered elsewhere.
+        ix.set_certificate(dev.as_str(), Some(&first));
+        assert_eq!(ix.lookup(&b, dev.as_str(), 1_500), Lookup::Unknown);
+        // B's registration cached under its own key decides B's devices.
+        ix.set_certificate(&theirs.key(), Some(&theirs));
+        assert_eq!(
+            ix.lookup(&b, dev.as_str(), 1_500),
+            Lookup::Refuse(Refusal::NotActive(CertificateStatus::Inactive))
+        );
+        // A's is ACTIVE without a CA: the registry decides (as for any CA-less certificate).
+        assert_eq!(ix.lookup(&a, dev.as_str(), 1_500), Lookup::Unknown);
+        ix.set_certificate(&theirs.key(), None);
+        assert_eq!(ix.lookup(&b, dev.as_str(), 1_500), Lookup::Unknown);
+        // A DEFAULT-mode certificate elsewhere is refused from memory, as before.
+        ix.set_certificate(
+            dev.as_str(),
+            Some(&cert(&a, CertificateStatus::Active, Some(id('c')))),
+        );
+        assert_eq!(
+            ix.lookup(&b, dev.as_str(), 1_500),
+            Lookup::Refuse(Refusal::RegisteredElsewhere)
+        );
+    }
+
+    #[test]
     fn a_flush_forgets_everything() {
         let ix = Index::default();
         let scope = Scope::new("1", "r");
