@@ -399,3 +399,102 @@ def test_gateway_admits_by_the_registration_of_the_named_account(gateway, tmp_pa
     # Deleting A's registration (the first one) leaves B's admitting.
     iot.delete_certificate(certificateId=device.cert_id)
     assert settles(False, True)
+
+
+def open_session(gw, cert_file, key_file, server_name):
+    """Like `connect`, but returns the open TLS socket after the CONNACK (None when refused)."""
+    ctx = ssl.create_default_context(cafile=str(gw.data_dir / "ca.pem"))
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    raw = socket.create_connection(("127.0.0.1", gw.gateway_port), timeout=5)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=server_name)
+        cid = b"multi-live"
+        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+        s.sendall(bytes([0x10, len(body)]) + body)
+        ack = b""
+        while len(ack) < 4:
+            chunk = s.recv(4 - len(ack))
+            if not chunk:
+                break
+            ack += chunk
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return None
+    if ack != b"\x20\x02\x00\x00":
+        s.close()
+        return None
+    return s
+
+
+def closed_within(s, seconds: float) -> bool:
+    s.settimeout(seconds)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except (ssl.SSLError, OSError):
+        return True
+
+
+def test_gateway_live_sessions_follow_their_own_accounts_registration(gateway, tmp_path):
+    gateway.reset()
+    iot = iot_client(gateway.url, access_key=ACCOUNT_A)
+    iot_b = iot_client(gateway.url, access_key=ACCOUNT_B)
+    ca = make_ca()
+    device = make_leaf(ca)
+    cert_file, key_file = tmp_path / "live.pem", tmp_path / "live.key"
+    cert_file.write_text(device.pem)
+    key_file.write_bytes(device.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    for client in (iot, iot_b):
+        client.register_ca_certificate(caCertificate=ca.pem, certificateMode="SNI_ONLY",
+                                       setAsActive=True)
+        client.register_certificate_without_ca(certificatePem=device.pem, status="ACTIVE")
+    sa = open_session(gateway, cert_file, key_file, endpoint(ACCOUNT_A))
+    sb = open_session(gateway, cert_file, key_file, endpoint(ACCOUNT_B))
+    assert sa is not None and sb is not None
+    try:
+        # B's registration made INACTIVE: B's session ends, A's goes on.
+        iot_b.update_certificate(certificateId=device.cert_id, newStatus="INACTIVE")
+        assert closed_within(sb, 3.0), "B's session outlived B's UpdateCertificate INACTIVE"
+        assert not closed_within(sa, 1.0), "A's session was closed by B's change"
+        # B's registration deleted: A's session still goes on.
+        iot_b.delete_certificate(certificateId=device.cert_id)
+        assert not closed_within(sa, 1.0), "A's session was closed by B's delete"
+        # A's made INACTIVE: A's session ends.
+        iot.update_certificate(certificateId=device.cert_id, newStatus="INACTIVE")
+        assert closed_within(sa, 3.0), "A's session outlived A's UpdateCertificate INACTIVE"
+    finally:
+        sa.close()
+        sb.close()
+
+
+def test_registrations_survive_a_restart_and_the_first_one_can_go(binary, tmp_path):
+    srv = CertplaneServer(binary, tmp_path / "data", dev=True).start()
+    try:
+        device = make_leaf(make_ca())
+        cid = device.cert_id
+        a = iot_client(srv.url, access_key=ACCOUNT_A)
+        b = iot_client(srv.url, access_key=ACCOUNT_B)
+        a.register_certificate_without_ca(certificatePem=device.pem, status="INACTIVE")
+        b.register_certificate_without_ca(certificatePem=device.pem, status="ACTIVE")
+        srv.stop()
+        srv.start()
+        a = iot_client(srv.url, access_key=ACCOUNT_A)
+        b = iot_client(srv.url, access_key=ACCOUNT_B)
+        assert (status_of(a, cid), status_of(b, cid)) == ("INACTIVE", "ACTIVE")
+        a.delete_certificate(certificateId=cid)
+        srv.stop()
+        srv.start()
+        b = iot_client(srv.url, access_key=ACCOUNT_B)
+        a = iot_client(srv.url, access_key=ACCOUNT_A)
+        assert describe(b, cid)["certificateArn"] == cert_arn(cid, ACCOUNT_B)
+        assert status_of(b, cid) == "ACTIVE"
+        assert all_certificate_ids(a) == []
+        with expect_error(b, "ResourceAlreadyExistsException"):
+            b.register_certificate_without_ca(certificatePem=device.pem)
+        a.register_certificate_without_ca(certificatePem=device.pem)
+        assert all_certificate_ids(a) == [cid]
+    finally:
+        srv.stop()
