@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 
 import certplane_server
+import sdk_engine
 from aws_harness import (ACCOUNT_A, ACCOUNT_B, ACCOUNT_C, REGION, all_certificate_ids, as_utc,
                          cert_arn, error_code, expect_error, iot_client, status_of)
 from aws_x509 import make_ca, make_leaf, make_verification_cert
@@ -498,3 +499,52 @@ def test_registrations_survive_a_restart_and_the_first_one_can_go(binary, tmp_pa
         assert all_certificate_ids(a) == [cid]
     finally:
         srv.stop()
+
+
+class SharedNode(CertplaneServer):
+    """A second node on the storage (PostgreSQL database) of `shares_with`'s data dir."""
+
+    shares_with = None
+
+    def env(self) -> dict:
+        return sdk_engine.server_env(self.shares_with or self.data_dir)
+
+
+def test_two_nodes_register_in_different_accounts_and_race_in_one(binary, tmp_path):
+    if sdk_engine.ENGINE != "postgres":
+        pytest.skip("two nodes share a store only on PostgreSQL (this run is on SQLite)")
+    n1 = CertplaneServer(binary, tmp_path / "n1", dev=True).start()
+    n2 = SharedNode(binary, tmp_path / "n2", dev=True)
+    n2.shares_with = n1.data_dir
+    n2.start()
+    try:
+        accounts = [f"{i:012d}" for i in range(500000000001, 500000000005)]
+        nodes = [n1, n2]
+        clients = {(a, k): iot_client(nodes[k].url, access_key=a) for a in accounts
+                   for k in range(2)}
+        device = make_leaf(make_ca())
+        cid = device.cert_id
+        # Each account registers through both nodes at once: one registration per account.
+        results = race(lambda i: clients[(accounts[i % 4], (i // 4) % 2)]
+                       .register_certificate_without_ca(certificatePem=device.pem)
+                       ["certificateArn"], n=16)
+        for k, account in enumerate(accounts):
+            mine = results[k::4]
+            assert [r for r in mine if r[0] == "ok"] == [("ok", cert_arn(cid, account))], results
+            assert all(r == ("err", "ResourceAlreadyExistsException")
+                       for r in mine if r[0] != "ok"), results
+        # A change through one node is the other node's answer at once.
+        clients[(accounts[0], 0)].update_certificate(certificateId=cid, newStatus="ACTIVE")
+        assert status_of(clients[(accounts[0], 1)], cid) == "ACTIVE"
+        assert status_of(clients[(accounts[1], 1)], cid) == "INACTIVE"
+        # Racing deletes through both nodes leave exactly the active registration.
+        results = race(lambda i: clients[(accounts[1 + i % 3], i % 2)].delete_certificate(
+            certificateId=cid), n=6)
+        assert sum(r[0] == "ok" for r in results) == 3, results
+        assert all(r[0] == "ok" or r[1] == "ResourceNotFoundException" for r in results), results
+        for account in accounts[1:]:
+            assert all_certificate_ids(clients[(account, 0)]) == []
+        assert all_certificate_ids(clients[(accounts[0], 1)]) == [cid]
+    finally:
+        n2.stop()
+        n1.stop()
