@@ -374,8 +374,10 @@ impl Core {
         id: &CertificateId,
     ) -> DomainResult<Registration> {
         // Two tries: an additional registration promoted to the id's document between the two
-        // reads is found there on the second.
-        for _ in 0..2 {
+        // reads is found there on the second; one deleted between them is gone.
+        let mut tries = 0;
+        loop {
+            tries += 1;
             let Some(first) = store::get::<Certificate>(self.store(), id.as_str()).await? else {
                 return Ok(Registration::Nowhere);
             };
@@ -390,8 +392,10 @@ impl Core {
             {
                 return Ok(Registration::Here(own));
             }
+            if tries == 2 {
+                return Ok(Registration::Elsewhere(first));
+            }
         }
-        Ok(Registration::Nowhere)
     }
 
     /// Loads a certificate the caller can see (its own registration, or the certificate
@@ -771,10 +775,8 @@ impl Core {
             store::get::<Certificate>(self.store(), &additional_key(c.id.as_str(), next_scope))
                 .await?
         else {
-            return Err(DomainError::internal(format!(
-                "certificate {}: the registration of {}/{} is listed but missing",
-                c.id, next_scope.account, next_scope.region
-            )));
+            // Deleted after `cur` was read (which changed `cur`): read both again.
+            return Err(DomainError::Stale);
         };
         let mut promoted = next.value.clone();
         promoted.additional = false;
