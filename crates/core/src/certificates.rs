@@ -121,12 +121,80 @@ pub struct Certificate {
     /// Why it was revoked, when the revoking API said (for the CRL and OCSP reason code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_cause: Option<crate::revocation::RevocationCause>,
+    /// True for an additional registration of a shared certificate (see "Several registrations
+    /// of one certificate" below): its key is `<id>/<account>/<region>`, not the id.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub additional: bool,
+    /// On the first registration (keyed by the id) of a shared certificate: the accounts and
+    /// regions holding an additional registration, in the order they registered it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_registrations: Vec<Scope>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+// Several registrations of one certificate.
+//
+// AWS lets a certificate registered without a CA (RegisterCertificateWithoutCA, SNI_ONLY) be
+// registered in several accounts and regions, each registration with its own ARN, status,
+// dates and attachments. Every other certificate has exactly one registration.
+//
+// The first registration of a certificate is keyed by the certificate id alone, as every
+// certificate always was (databases written before this change need nothing). Each further
+// registration of a shared certificate is its own document keyed `<id>/<account>/<region>`
+// (`additional_key`; ids are hex, so the first '/' ends the id) with `additional: true`, and
+// the first registration lists the scopes of the others in `other_registrations`. Invariants,
+// each kept by one compare-and-set transaction:
+// - A document keyed by the id exists whenever any registration does, so "is this certificate
+//   registered anywhere" (RegisterCertificate, the gateway's first contact) is still one read
+//   of the id, and the unique key of the id still decides races between first registrations.
+// - Adding a registration inserts its document and updates the first registration (its list)
+//   at the version read, so it cannot commit against a first registration deleted or
+//   changed meanwhile; two racing additions in one scope collide on the additional key.
+// - Deleting the first registration while others exist promotes the oldest other one: its
+//   content is written over the id's document (at the version read) and its own document is
+//   deleted, in one transaction. Deleting an additional one removes it from the list.
+
+/// The key of the additional registration of certificate `id` held in `scope`.
+pub fn additional_key(id: &str, scope: &Scope) -> String {
+    format!("{id}/{}/{}", scope.account, scope.region)
+}
+
+/// The certificate id of a certificate document's key (the key itself for a first registration).
+pub fn certificate_id_of_key(key: &str) -> &str {
+    key.split('/').next().unwrap_or(key)
+}
+
+/// Where a certificate is registered, as one scope sees it.
+#[derive(Debug, Clone)]
+pub enum Registration {
+    /// The scope's own registration.
+    Here(Stored<Certificate>),
+    /// Registered, but not in this scope: the first registration (held elsewhere).
+    Elsewhere(Stored<Certificate>),
+    Nowhere,
+}
+
+impl Registration {
+    /// The document this scope would decide on, whichever scope holds it.
+    pub fn document(self) -> Option<Stored<Certificate>> {
+        match self {
+            Registration::Here(c) | Registration::Elsewhere(c) => Some(c),
+            Registration::Nowhere => None,
+        }
+    }
 }
 
 impl Document for Certificate {
     const KIND: Kind = Kind::Certificate;
     fn key(&self) -> String {
-        self.id.to_string()
+        if self.additional {
+            additional_key(self.id.as_str(), &self.scope())
+        } else {
+            self.id.to_string()
+        }
     }
     fn account(&self) -> String {
         self.owner.clone()
@@ -191,7 +259,31 @@ impl Certificate {
             pending_transfer_to: None,
             origin,
             revocation_cause: None,
+            additional: false,
+            other_registrations: Vec::new(),
         }
+    }
+
+    /// The account and region holding this registration.
+    pub fn scope(&self) -> Scope {
+        Scope::new(&self.owner, &self.region)
+    }
+
+    fn held_in(&self, scope: &Scope) -> bool {
+        self.owner == scope.account && self.region == scope.region
+    }
+
+    /// Whether other accounts and regions may register this certificate too: it was registered
+    /// without a CA (SNI_ONLY); DEFAULT-mode and CA-registered certificates keep one owner.
+    pub fn is_shareable(&self) -> bool {
+        self.mode == CertificateMode::SniOnly
+            && self.ca_certificate_id.is_none()
+            && self.origin == Origin::Registered
+    }
+
+    /// Whether this certificate has (or is) a registration besides the first one.
+    pub fn has_other_registrations(&self) -> bool {
+        self.additional || !self.other_registrations.is_empty()
     }
 
     fn touched(mut self, now: Millis) -> Self {
@@ -276,26 +368,60 @@ pub fn principal_key(id: &CertificateId) -> String {
 }
 
 impl Core {
-    /// Loads a certificate the caller can see (owner, or target of its pending transfer).
+    /// Where certificate `id` is registered as `scope` sees it: the scope's own registration
+    /// (the first one or an additional one), else the first registration, else nowhere.
+    pub async fn find_registration(
+        &self,
+        scope: &Scope,
+        id: &CertificateId,
+    ) -> DomainResult<Registration> {
+        // Two tries: an additional registration promoted to the id's document between the two
+        // reads is found there on the second; one deleted between them is gone.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Some(first) = store::get::<Certificate>(self.store(), id.as_str()).await? else {
+                return Ok(Registration::Nowhere);
+            };
+            if first.value.held_in(scope) {
+                return Ok(Registration::Here(first));
+            }
+            if !first.value.other_registrations.contains(scope) {
+                return Ok(Registration::Elsewhere(first));
+            }
+            if let Some(own) =
+                store::get::<Certificate>(self.store(), &additional_key(id.as_str(), scope)).await?
+            {
+                return Ok(Registration::Here(own));
+            }
+            if tries == 2 {
+                return Ok(Registration::Elsewhere(first));
+            }
+        }
+    }
+
+    /// Loads a certificate the caller can see (its own registration, or the certificate
+    /// pending transfer to it).
     pub async fn load_visible_certificate(
         &self,
         scope: &Scope,
         id: &CertificateId,
     ) -> DomainResult<Stored<Certificate>> {
-        match store::get::<Certificate>(self.store(), id.as_str()).await? {
-            Some(c) if c.value.visible_to(scope) => Ok(c),
+        match self.find_registration(scope, id).await? {
+            Registration::Here(c) => Ok(c),
+            Registration::Elsewhere(c) if c.value.visible_to(scope) => Ok(c),
             _ => Err(DomainError::not_found(Resource::Certificate, id.as_str())),
         }
     }
 
-    /// Loads a certificate the caller owns.
+    /// Loads the caller's own registration of a certificate.
     pub async fn load_owned_certificate(
         &self,
         scope: &Scope,
         id: &CertificateId,
     ) -> DomainResult<Stored<Certificate>> {
-        match store::get::<Certificate>(self.store(), id.as_str()).await? {
-            Some(c) if c.value.owner == scope.account && c.value.region == scope.region => Ok(c),
+        match self.find_registration(scope, id).await? {
+            Registration::Here(c) => Ok(c),
             _ => Err(DomainError::not_found(Resource::Certificate, id.as_str())),
         }
     }
@@ -491,17 +617,54 @@ impl Core {
     ) -> DomainResult<Certificate> {
         let status = registrable_status(status)?;
         let parsed = parse_certificate_pem(pem).map_err(pki_error)?;
-        let cert = Certificate::new(
-            scope,
-            &parsed,
-            pem.to_string(),
-            status,
-            CertificateMode::SniOnly,
-            Origin::Registered,
-            self.now(),
-        );
-        self.insert_certificate(&cert).await?;
-        Ok(cert)
+        let already = || DomainError::AlreadyExists {
+            resource: Resource::Certificate,
+            id: CertificateId::of_der(&parsed.der).to_string(),
+        };
+        self.with_retry(|| async {
+            let cert = Certificate::new(
+                scope,
+                &parsed,
+                pem.to_string(),
+                status,
+                CertificateMode::SniOnly,
+                Origin::Registered,
+                self.now(),
+            );
+            let Some(first) = store::get::<Certificate>(self.store(), cert.id.as_str()).await?
+            else {
+                // The first registration anywhere. Losing the insert to a racing first
+                // registration (of this scope or another) means deciding again against it.
+                return match self.store().apply(vec![store::insert(&cert)?]).await {
+                    Err(DomainError::AlreadyExists { .. }) => Err(DomainError::Stale),
+                    other => other.map(|()| cert),
+                };
+            };
+            let f = &first.value;
+            // Registered here already; or held by one owner (DEFAULT mode, registered with a
+            // CA, issued); or on its way to another account (a transfer moves the one
+            // registration it has): 409, as before several registrations existed.
+            if f.held_in(scope)
+                || f.other_registrations.contains(scope)
+                || !f.is_shareable()
+                || f.status == CertificateStatus::PendingTransfer
+            {
+                return Err(already());
+            }
+            let mut extra = cert;
+            extra.additional = true;
+            let mut listed = f.clone();
+            listed.other_registrations.push(scope.clone());
+            match self
+                .store()
+                .apply(vec![first.update_to(&listed)?, store::insert(&extra)?])
+                .await
+            {
+                Err(DomainError::AlreadyExists { .. }) => Err(already()),
+                other => other.map(|()| extra),
+            }
+        })
+        .await
     }
 
     /// DescribeCertificate: the certificate as the store holds it, shared with the other
@@ -592,9 +755,104 @@ impl Core {
                 )));
             }
             let mut writes: Vec<Write> = policies.iter().map(|p| p.delete()).collect();
-            writes.push(cur.delete());
+            writes.extend(self.registration_removal(&cur).await?);
             self.store().apply(writes).await
         })
         .await
+    }
+
+    /// The writes removing one registration, keeping the invariants of "Several registrations
+    /// of one certificate": an additional one leaves the first one's list; the first one, when
+    /// others exist, is replaced by the oldest other one.
+    async fn registration_removal(&self, cur: &Stored<Certificate>) -> DomainResult<Vec<Write>> {
+        let c = &cur.value;
+        if c.additional {
+            let Some(first) = store::get::<Certificate>(self.store(), c.id.as_str()).await? else {
+                // Cannot be while the additional one exists: read both again.
+                return Err(DomainError::Stale);
+            };
+            let mut listed = first.value.clone();
+            listed.other_registrations.retain(|s| *s != c.scope());
+            return Ok(vec![cur.delete(), first.update_to(&listed)?]);
+        }
+        let Some(next_scope) = c.other_registrations.first() else {
+            return Ok(vec![cur.delete()]);
+        };
+        let Some(next) =
+            store::get::<Certificate>(self.store(), &additional_key(c.id.as_str(), next_scope))
+                .await?
+        else {
+            // Deleted after `cur` was read (which changed `cur`): read both again.
+            return Err(DomainError::Stale);
+        };
+        let mut promoted = next.value.clone();
+        promoted.additional = false;
+        promoted.other_registrations = c.other_registrations[1..].to_vec();
+        Ok(vec![
+            next.delete(),
+            Write::Update {
+                doc: promoted.to_doc()?,
+                expected_version: cur.version,
+            },
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(mode: CertificateMode, ca: Option<CertificateId>) -> Certificate {
+        let Ok(issuer) = certplane_pki::IssuingCa::generate("t", 0) else {
+            panic!("CA generation failed")
+        };
+        let parsed = certplane_pki::parse_certificate_der(issuer.cert_der()).expect("parse");
+        let mut c = Certificate::new(
+            &Scope::new("111111111111", "us-east-1"),
+            &parsed,
+            String::new(),
+            CertificateStatus::Inactive,
+            mode,
+            Origin::Registered,
+            0,
+        );
+        c.ca_certificate_id = ca;
+        c
+    }
+
+    #[test]
+    fn additional_registrations_have_their_own_key() {
+        let mut c = cert(CertificateMode::SniOnly, None);
+        let id = c.id.to_string();
+        assert_eq!(c.key(), id);
+        assert_eq!(certificate_id_of_key(&c.key()), id);
+        c.additional = true;
+        c.owner = "222222222222".into();
+        assert_eq!(c.key(), format!("{id}/222222222222/us-east-1"));
+        assert_eq!(c.key(), additional_key(&id, &c.scope()));
+        assert_eq!(certificate_id_of_key(&c.key()), id);
+    }
+
+    #[test]
+    fn only_certificates_registered_without_a_ca_are_shareable() {
+        assert!(cert(CertificateMode::SniOnly, None).is_shareable());
+        assert!(!cert(CertificateMode::Default, None).is_shareable());
+        let ca = CertificateId::of_der(&[9]);
+        assert!(!cert(CertificateMode::SniOnly, Some(ca)).is_shareable());
+        let mut issued = cert(CertificateMode::SniOnly, None);
+        issued.origin = Origin::Issued;
+        assert!(!issued.is_shareable());
+    }
+
+    #[test]
+    fn bodies_written_before_several_registrations_still_decode() {
+        let c = cert(CertificateMode::SniOnly, None);
+        let body = serde_json::to_value(&c).expect("encode");
+        // A single registration writes neither member: old and new bodies are the same.
+        assert!(body.get("additional").is_none());
+        assert!(body.get("other_registrations").is_none());
+        let back: Certificate = serde_json::from_value(body).expect("decode");
+        assert_eq!(back, c);
+        assert!(!back.has_other_registrations());
     }
 }

@@ -9,7 +9,9 @@
 use certplane_pki::{parse_certificate_der, parse_certificate_pem, verify_signed_by};
 
 use crate::ca_certificates::{CaCertificate, CaRegistration, CaStatus};
-use crate::certificates::{pki_error, Certificate, CertificateMode, CertificateStatus, Origin};
+use crate::certificates::{
+    pki_error, Certificate, CertificateMode, CertificateStatus, Origin, Registration,
+};
 use crate::claims;
 use crate::error::{DomainError, DomainResult, Resource};
 use crate::ids::{CertificateId, Scope};
@@ -380,13 +382,17 @@ impl Core {
         // The first connections of one device may race (two nodes, a reconnect): one insert
         // wins and the losers decide against the winner's row.
         for _ in 0..3 {
-            if let Some(existing) =
-                store::get::<Certificate>(self.store(), certificate_id.as_str()).await?
-            {
-                let c = existing.value;
-                if c.owner != scope.account || c.region != scope.region {
-                    return Ok(refuse(ca_id, Refusal::RegisteredElsewhere));
+            // The tenant's own registration; a certificate registered in several accounts
+            // (SNI_ONLY) is decided by the registration of the account the device named.
+            let existing = match self.find_registration(&scope, &certificate_id).await? {
+                Registration::Here(c) => Some(c),
+                Registration::Elsewhere(_) => {
+                    return Ok(refuse(ca_id, Refusal::RegisteredElsewhere))
                 }
+                Registration::Nowhere => None,
+            };
+            if let Some(existing) = existing {
+                let c = existing.value;
                 if c.status != CertificateStatus::Active {
                     return Ok(refuse(ca_id, Refusal::NotActive(c.status)));
                 }

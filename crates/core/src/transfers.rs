@@ -193,6 +193,14 @@ impl Core {
                     })
                 }
             }
+            // A transfer moves a certificate's one registration; one registered in several
+            // accounts or regions (SNI_ONLY) has no single owner to move (COMPATIBILITY.md).
+            if cert.has_other_registrations() {
+                return Err(DomainError::StillAttached(format!(
+                    "Certificate {id} is registered in other accounts or regions too; a \
+                     certificate with several registrations cannot be transferred"
+                )));
+            }
             if target == scope.account {
                 return Err(DomainError::invalid(
                     "a certificate cannot be transferred to the account that owns it",
@@ -382,6 +390,8 @@ mod tests {
             pending_transfer_to: Some("222222222222".into()),
             origin: Origin::Issued,
             revocation_cause: None,
+            additional: false,
+            other_registrations: Vec::new(),
         };
         let t = Transfer {
             id: "t".into(),

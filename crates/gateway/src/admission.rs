@@ -2,12 +2,11 @@
 //! the rows the registry decided on cached for the next handshake.
 
 use certplane_core::ca_certificates::CaCertificate;
-use certplane_core::certificates::Certificate;
 use certplane_core::device_certificates::{Refusal, Tenant};
 use certplane_core::error::DomainResult;
 use certplane_core::mqtt_instances::MqttInstance;
 use certplane_core::store;
-use certplane_core::Core;
+use certplane_core::{CertificateId, Core};
 
 use crate::index::{ca_key, feed_generation, Index, Lookup};
 use crate::tenants::{route_name, NameRoute, TenantRef};
@@ -39,7 +38,10 @@ pub async fn decide(
     let admission = core.admit_device(tenant, der).await?;
     // The rows admission read, read once more to cache them (a miss costs a few reads; the
     // handshakes after it cost none).
-    let cert = store::get::<Certificate>(core.store(), cert_id).await?;
+    let cert = match CertificateId::parse(cert_id) {
+        Ok(id) => core.find_registration(&scope, &id).await?.document(),
+        Err(_) => None,
+    };
     let ca = match &admission.ca_id {
         Some(id) => store::get::<CaCertificate>(core.store(), &ca_key(&scope, id))
             .await?

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use certplane_core::ca_certificates::CaCertificate;
-use certplane_core::certificates::Certificate;
+use certplane_core::certificates::{certificate_id_of_key, Certificate};
 use certplane_core::error::DomainResult;
 use certplane_core::mqtt_instances::MqttInstance;
 use certplane_core::store::{self, Change, Kind};
@@ -78,9 +78,13 @@ async fn apply(shared: &Arc<Shared>, change: &Change) -> DomainResult<()> {
                 .await?
                 .map(|s| s.value);
             shared.index.set_certificate(key, now.as_ref());
-            let sessions = shared.sessions.of_certificate(key);
-            if now.is_none() {
-                // Deleted: its sessions end (a reconnect is a new first sight).
+            // Sessions are filed by certificate id; the key of another scope's registration of
+            // a shared certificate carries the id first.
+            let cert_id = certificate_id_of_key(key);
+            let sessions = shared.sessions.of_certificate(cert_id);
+            if now.is_none() && cert_id == key {
+                // The first registration deleted (no other exists, or the oldest other one
+                // would have replaced it): its sessions end (a reconnect is a new first sight).
                 close(&sessions);
             } else {
                 recheck(shared, sessions);

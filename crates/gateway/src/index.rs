@@ -14,10 +14,13 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use certplane_core::ca_certificates::{CaCertificate, CaStatus};
-use certplane_core::certificates::{Certificate, CertificateStatus};
+use certplane_core::certificates::{
+    additional_key, certificate_id_of_key, Certificate, CertificateStatus,
+};
 use certplane_core::clock::Millis;
 use certplane_core::device_certificates::Refusal;
 use certplane_core::mqtt_instances::MqttInstance;
+use certplane_core::store::Document;
 use certplane_core::{CertificateId, Scope};
 
 /// How long a refusal of an unregistered certificate (unknown CA, expired before it was ever
@@ -35,6 +38,8 @@ pub struct CertEntry {
     pub ca_id: Option<CertificateId>,
     pub not_before: Millis,
     pub not_after: Millis,
+    /// Other scopes may hold registrations of their own (SNI_ONLY, registered without a CA).
+    pub shareable: bool,
 }
 
 impl CertEntry {
@@ -45,6 +50,7 @@ impl CertEntry {
             ca_id: c.ca_certificate_id.clone(),
             not_before: c.not_before,
             not_after: c.not_after,
+            shareable: c.is_shareable(),
         }
     }
 }
@@ -63,6 +69,8 @@ pub enum Lookup {
 
 #[derive(Default)]
 struct Inner {
+    /// By certificate document key: the id for a certificate's first registration,
+    /// `<id>/<account>/<region>` for another scope's registration of a shared certificate.
     certs: HashMap<String, CertEntry>,
     /// By CA registry key (`account:region:id`).
     cas: HashMap<String, CaStatus>,
@@ -134,7 +142,8 @@ impl Index {
     /// The decision for certificate `cert_id` presented to `scope` at `now`, from memory only.
     pub fn lookup(&self, scope: &Scope, cert_id: &str, now: Millis) -> Lookup {
         let inner = self.read();
-        let Some(c) = inner.certs.get(cert_id) else {
+        let own = inner.certs.get(&additional_key(cert_id, scope));
+        let Some(c) = own.or_else(|| inner.certs.get(cert_id)) else {
             return match inner.refusals.get(&(cert_id.to_string(), scope.clone())) {
                 Some((r, at)) if at.elapsed() < REFUSAL_TTL => Lookup::Refuse(r.clone()),
                 _ => Lookup::Unknown,
@@ -147,6 +156,11 @@ impl Index {
             return Lookup::Refuse(Refusal::Expired);
         }
         if c.scope != *scope {
+            // A shared certificate's first registration is elsewhere; this scope may hold one
+            // of its own that is not cached: ask the registry.
+            if c.shareable {
+                return Lookup::Unknown;
+            }
             return Lookup::Refuse(Refusal::RegisteredElsewhere);
         }
         if c.status != CertificateStatus::Active {
@@ -188,7 +202,7 @@ impl Index {
         }
         match (cert, refusal) {
             (Some(c), _) => {
-                inner.certs.insert(cert_id.to_string(), CertEntry::of(c));
+                inner.certs.insert(c.key(), CertEntry::of(c));
             }
             (None, Some(r)) => {
                 inner
@@ -203,14 +217,15 @@ impl Index {
         }
     }
 
-    /// The feed saw certificate `cert_id` change; `now` is its state after the change (`None`:
-    /// deleted).
-    pub fn set_certificate(&self, cert_id: &str, now: Option<&Certificate>) {
+    /// The feed saw the certificate document keyed `key` change; `now` is its state after the
+    /// change (`None`: deleted).
+    pub fn set_certificate(&self, key: &str, now: Option<&Certificate>) {
         let mut inner = self.write();
         match now {
-            Some(c) => inner.certs.insert(cert_id.to_string(), CertEntry::of(c)),
-            None => inner.certs.remove(cert_id),
+            Some(c) => inner.certs.insert(key.to_string(), CertEntry::of(c)),
+            None => inner.certs.remove(key),
         };
+        let cert_id = certificate_id_of_key(key);
         inner.refusals.retain(|(id, _), _| id != cert_id);
         self.bump();
     }
@@ -313,6 +328,8 @@ mod tests {
             pending_transfer_to: None,
             origin: Origin::Registered,
             revocation_cause: None,
+            additional: false,
+            other_registrations: Vec::new(),
         }
     }
 
@@ -451,6 +468,43 @@ mod tests {
         );
         ix.set_ca("1:r:new", Some(&ca(&scope, CaStatus::Active)));
         assert_eq!(ix.lookup(&scope, dev.as_str(), 1_500), Lookup::Unknown);
+    }
+
+    #[test]
+    fn a_shared_certificate_is_decided_by_the_registration_of_the_tenant() {
+        let ix = Index::default();
+        let a = Scope::new("111111111111", "us-east-1");
+        let b = Scope::new("222222222222", "us-east-1");
+        let dev = id('d');
+        let mut first = cert(&a, CertificateStatus::Active, None);
+        first.mode = CertificateMode::SniOnly;
+        first.other_registrations = vec![b.clone()];
+        let mut theirs = cert(&b, CertificateStatus::Inactive, None);
+        theirs.mode = CertificateMode::SniOnly;
+        theirs.additional = true;
+        // Only the first registration cached: B may hold one of its own, so ask the registry
+        // rather than refuse it as registered elsewhere.
+        ix.set_certificate(dev.as_str(), Some(&first));
+        assert_eq!(ix.lookup(&b, dev.as_str(), 1_500), Lookup::Unknown);
+        // B's registration cached under its own key decides B's devices.
+        ix.set_certificate(&theirs.key(), Some(&theirs));
+        assert_eq!(
+            ix.lookup(&b, dev.as_str(), 1_500),
+            Lookup::Refuse(Refusal::NotActive(CertificateStatus::Inactive))
+        );
+        // A's is ACTIVE without a CA: the registry decides (as for any CA-less certificate).
+        assert_eq!(ix.lookup(&a, dev.as_str(), 1_500), Lookup::Unknown);
+        ix.set_certificate(&theirs.key(), None);
+        assert_eq!(ix.lookup(&b, dev.as_str(), 1_500), Lookup::Unknown);
+        // A DEFAULT-mode certificate elsewhere is refused from memory, as before.
+        ix.set_certificate(
+            dev.as_str(),
+            Some(&cert(&a, CertificateStatus::Active, Some(id('c')))),
+        );
+        assert_eq!(
+            ix.lookup(&b, dev.as_str(), 1_500),
+            Lookup::Refuse(Refusal::RegisteredElsewhere)
+        );
     }
 
     #[test]
