@@ -167,19 +167,20 @@ pub fn certificate_id_of_key(key: &str) -> &str {
     key.split('/').next().unwrap_or(key)
 }
 
-/// Where a certificate is registered, as one scope sees it.
+/// Where a certificate is registered, as one scope sees it: `D` is how a document is held
+/// (owned, or shared from the document cache).
 #[derive(Debug, Clone)]
-pub enum Registration {
+pub enum Registration<D = Stored<Certificate>> {
     /// The scope's own registration.
-    Here(Stored<Certificate>),
+    Here(D),
     /// Registered, but not in this scope: the first registration (held elsewhere).
-    Elsewhere(Stored<Certificate>),
+    Elsewhere(D),
     Nowhere,
 }
 
-impl Registration {
+impl<D> Registration<D> {
     /// The document this scope would decide on, whichever scope holds it.
-    pub fn document(self) -> Option<Stored<Certificate>> {
+    pub fn document(self) -> Option<D> {
         match self {
             Registration::Here(c) | Registration::Elsewhere(c) => Some(c),
             Registration::Nowhere => None,
@@ -367,6 +368,42 @@ pub fn principal_key(id: &CertificateId) -> String {
     format!("cert/{id}")
 }
 
+/// [`Core::find_registration`] with documents read by `read` (a key in, the document if any
+/// out), owned or shared alike.
+async fn find_registration_by<D, R, Fut>(
+    scope: &Scope,
+    id: &CertificateId,
+    read: R,
+) -> DomainResult<Registration<D>>
+where
+    D: std::borrow::Borrow<Stored<Certificate>>,
+    R: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = DomainResult<Option<D>>>,
+{
+    // Two tries: an additional registration promoted to the id's document between the two
+    // reads is found there on the second; one deleted between them is gone.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let Some(first) = read(id.to_string()).await? else {
+            return Ok(Registration::Nowhere);
+        };
+        let cert = &first.borrow().value;
+        if cert.held_in(scope) {
+            return Ok(Registration::Here(first));
+        }
+        if !cert.other_registrations.contains(scope) {
+            return Ok(Registration::Elsewhere(first));
+        }
+        if let Some(own) = read(additional_key(id.as_str(), scope)).await? {
+            return Ok(Registration::Here(own));
+        }
+        if tries == 2 {
+            return Ok(Registration::Elsewhere(first));
+        }
+    }
+}
+
 impl Core {
     /// Where certificate `id` is registered as `scope` sees it: the scope's own registration
     /// (the first one or an additional one), else the first registration, else nowhere.
@@ -375,29 +412,10 @@ impl Core {
         scope: &Scope,
         id: &CertificateId,
     ) -> DomainResult<Registration> {
-        // Two tries: an additional registration promoted to the id's document between the two
-        // reads is found there on the second; one deleted between them is gone.
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let Some(first) = store::get::<Certificate>(self.store(), id.as_str()).await? else {
-                return Ok(Registration::Nowhere);
-            };
-            if first.value.held_in(scope) {
-                return Ok(Registration::Here(first));
-            }
-            if !first.value.other_registrations.contains(scope) {
-                return Ok(Registration::Elsewhere(first));
-            }
-            if let Some(own) =
-                store::get::<Certificate>(self.store(), &additional_key(id.as_str(), scope)).await?
-            {
-                return Ok(Registration::Here(own));
-            }
-            if tries == 2 {
-                return Ok(Registration::Elsewhere(first));
-            }
-        }
+        find_registration_by(scope, id, |key| async move {
+            store::get::<Certificate>(self.store(), &key).await
+        })
+        .await
     }
 
     /// Loads a certificate the caller can see (its own registration, or the certificate
@@ -674,8 +692,13 @@ impl Core {
         scope: &Scope,
         id: &CertificateId,
     ) -> DomainResult<Arc<Stored<Certificate>>> {
-        match self.get_shared::<Certificate>(id.as_str()).await? {
-            Some(c) if c.value.visible_to(scope) => Ok(c),
+        let found = find_registration_by(scope, id, |key| async move {
+            self.get_shared::<Certificate>(&key).await
+        })
+        .await?;
+        match found {
+            Registration::Here(c) => Ok(c),
+            Registration::Elsewhere(c) if c.value.visible_to(scope) => Ok(c),
             _ => Err(DomainError::not_found(Resource::Certificate, id.as_str())),
         }
     }

@@ -105,9 +105,11 @@ const DESCRIBED: usize = 65_536;
 
 impl Described {
     fn answer(&self, cert: &Arc<Stored<Certificate>>) -> Vec<u8> {
-        let id = cert.value.id.as_str();
+        // The document's key: the registrations of one certificate in several accounts are
+        // documents of their own.
+        let key = certplane_core::store::Document::key(&cert.value);
         if let Ok(answers) = self.answers.read() {
-            if let Some((doc, body)) = answers.get(id) {
+            if let Some((doc, body)) = answers.get(&key) {
                 if Arc::ptr_eq(doc, cert) {
                     return body.to_vec();
                 }
@@ -121,7 +123,7 @@ impl Described {
             if answers.len() >= DESCRIBED {
                 answers.clear();
             }
-            answers.insert(id.to_string(), (cert.clone(), body.as_slice().into()));
+            answers.insert(key, (cert.clone(), body.as_slice().into()));
         }
         body
     }
