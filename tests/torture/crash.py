@@ -1,25 +1,32 @@
 """Crash cycles: clients create, inactivate, activate, transfer, accept, reject and cancel
 certificates through the AWS IoT dialect (boto3), inactivate and activate ApsaraMQ device
-certificates through the OnsMqtt dialect (its official SDK), and place, describe and cancel
+certificates through the OnsMqtt dialect (its official SDK), place, describe and cancel
 Alibaba CAS orders against a quota package (the official CAS SDK; the nodes run with
-`--validation always-valid`, so orders issue without proofs), while a certplane node is killed
-with SIGKILL at random moments. After each restart a checker reads everything back through the
-APIs:
+`--validation always-valid`, so orders issue without proofs), and initiate, accept, decline,
+cancel and read Azure billing transfers (azure-mgmt-billing, with OAuth client tokens from
+certplane's own token endpoint; the recipient accepts with products of its pool, whose billing
+the nodes then move to the initiator's scope), while a certplane node is killed with SIGKILL at
+random moments. After each restart a checker reads everything back through the APIs (the
+products' billing through `certplane admin billing products`, which no SDK operation serves):
 
-* lost: an acknowledged write that is not there (a certificate, an order, or its acknowledged
-  state);
-* wrong: a certificate or order in a state no call could have left it in (e.g. a transfer both
-  accepted and cancelled, or a call that failed on a non-crash error), more unacknowledged
-  orders than creates were cut off, or a package whose used count is not the number of orders
-  holding a unit (a unit lost or spent twice across the kill);
+* lost: an acknowledged write that is not there (a certificate, an order, a transfer, or its
+  acknowledged state);
+* wrong: a certificate, order or transfer in a state no call could have left it in (e.g. a
+  transfer both accepted and cancelled, or declined with products, or a call that failed on a
+  non-crash error), more unacknowledged orders than creates were cut off, a package whose used
+  count is not the number of orders holding a unit (a unit lost or spent twice across the
+  kill), a transfer the initiator and the recipient see differently, or a product not billed
+  where its transfers put it (the scope of the last accepted transfer once it has Completed);
 * unknown: calls cut off by the kill, whose outcome may be either the old or the new state.
 
     [CERTPLANE_SDK_ENGINE=postgres] python tests/torture/crash.py --cycles 20 [--clients 8]
 
 On PostgreSQL two nodes share the database and one of them (chosen at random) is killed each
 cycle. Prints cycles, operations acknowledged, unknown, lost and wrong (must be 0; order creates
-and cancels are among them), and the orders figures (created, cancelled, cut off); exits 1 if
-anything was lost or wrong. `tests/sdk/test_crash_cycles.py` runs a short version in CI.
+and cancels and transfer initiates, accepts, declines and cancels are among them), the orders
+figures (created, cancelled, cut off) and the transfers figures (initiated, accepted, declined,
+cancelled, cut off); exits 1 if anything was lost or wrong. `tests/sdk/test_crash_cycles.py`
+runs a short version in CI.
 """
 
 from __future__ import annotations
@@ -570,10 +577,10 @@ def azure_worker(url: str, st: AzureState, tally: Tally, stop: threading.Event, 
                 # A read: what it shows is acknowledged (it must survive the kill).
                 t = rng.choice(moving or known)
                 if rng.random() < 0.5:
-                    got = bob.recipient_transfers.get(t.name).transfer_status
+                    got = _word(bob.recipient_transfers.get(t.name).transfer_status)
                 else:
-                    got = _initiator_call(apis[SIDES[t.side][0]], t.side, "get",
-                                          t.name).transfer_status
+                    got = _word(_initiator_call(apis[SIDES[t.side][0]], t.side, "get",
+                                                t.name).transfer_status)
                 allowed = FOLLOWS.get(t.state, {t.state})
                 if got not in allowed:
                     with lock:
@@ -625,6 +632,7 @@ def azure_worker(url: str, st: AzureState, tally: Tally, stop: threading.Event, 
                 tally.unknown += 1
                 tally.transfers_unknown += 1
             return
+        got = _word(got)
         if got != to:
             with lock:
                 tally.bad("wrong", f"transfer {t.name} {t.state} -> {to} answered {got}")
@@ -634,10 +642,16 @@ def azure_worker(url: str, st: AzureState, tally: Tally, stop: threading.Event, 
             setattr(tally, counter, getattr(tally, counter) + 1)
 
 
+def _word(v):
+    """An SDK enum member as its wire word ("Completed"), anything else as it is."""
+    return getattr(v, "value", v)
+
+
 def _transfer_view(x) -> tuple:
     """(status, canceledBy, ((product, product status), ...)) of a transfer as listed."""
-    return (x.transfer_status, x.canceled_by,
-            tuple((d.product_id, d.transfer_status) for d in (x.detailed_transfer_status or [])))
+    return (_word(x.transfer_status), x.canceled_by,
+            tuple((d.product_id, _word(d.transfer_status))
+                  for d in (x.detailed_transfer_status or [])))
 
 
 def _azure_read(url: str, node, st: AzureState) -> tuple[dict, dict, dict]:
