@@ -102,6 +102,7 @@ class Tally:
     transfers_declined: int = 0
     transfers_cancelled: int = 0
     transfers_unknown: int = 0
+    transfers_landed: int = 0  # cut-off transfer calls whose change the read-back shows
     transfers_completed: int = 0
     problems: list = field(default_factory=list)
 
@@ -720,10 +721,13 @@ def azure_check(url: str, node, st: AzureState, tally: Tally) -> None:
                 continue
             if status != "Pending":
                 tally.bad("wrong", f"transfer {t.name} of a cut-off initiate is {status}")
+            tally.transfers_landed += 1
             t.state, t.maybe = status, None
         else:
             before = t.state
             allowed = FOLLOWS.get(t.state, {t.state}) | FOLLOWS.get(t.maybe, {t.maybe} - {None})
+            if t.maybe and status not in FOLLOWS.get(t.state, {t.state}) and status in allowed:
+                tally.transfers_landed += 1
             reconcile(tally, t, status, allowed, f"transfer {t.name}")
             if t.state == "Completed" and before != "Completed":
                 tally.transfers_completed += 1
@@ -876,7 +880,8 @@ def orders_summary(tally: Tally, orders: list | None = None) -> str:
 def transfers_summary(tally: Tally) -> str:
     return (f"transfers {tally.transfers_initiated} initiated, {tally.transfers_accepted} "
             f"accepted ({tally.transfers_completed} seen Completed), {tally.transfers_declined} "
-            f"declined, {tally.transfers_cancelled} cancelled, {tally.transfers_unknown} unknown")
+            f"declined, {tally.transfers_cancelled} cancelled, {tally.transfers_unknown} unknown "
+            f"({tally.transfers_landed} of them landed)")
 
 
 def main() -> int:
