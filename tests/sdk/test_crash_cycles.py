@@ -1,9 +1,10 @@
 """A short run of the crash cycles (tests/torture/crash.py): SIGKILL at random moments while
-clients change certificates and transfers, device certificates (OnsMqtt) and CAS orders (placed,
-described, cancelled against a quota package); nothing acknowledged may be lost, nothing may be
-in a state no call could have left it in, and the package's used count must match the orders
-holding a unit. On PostgreSQL two nodes share the database and one is killed each cycle. Longer
-runs: `python tests/torture/crash.py --cycles 50`."""
+clients change certificates and transfers, device certificates (OnsMqtt), CAS orders (placed,
+described, cancelled against a quota package) and Azure billing transfers (initiated, accepted,
+declined, cancelled); nothing acknowledged may be lost, nothing may be in a state no call could
+have left it in, the package's used count must match the orders holding a unit, and each
+product must be billed where its accepted transfers put it. On PostgreSQL two nodes share the
+database and one is killed each cycle. Longer runs: `python tests/torture/crash.py --cycles 50`."""
 
 import sys
 from pathlib import Path
@@ -23,4 +24,6 @@ def test_sigkill_cycles_lose_nothing_acknowledged(binary, tmp_path):
     print(report)
     assert tally.acknowledged >= 50, f"too little work got through to prove anything:\n{report}"
     assert tally.orders_created >= 10, f"too few CAS orders got through:\n{report}"
+    assert tally.transfers_initiated >= 10 and tally.transfers_accepted >= 3, (
+        f"too few Azure transfers got through:\n{report}")
     assert tally.lost == 0 and tally.wrong == 0, report

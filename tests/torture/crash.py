@@ -1,36 +1,45 @@
 """Crash cycles: clients create, inactivate, activate, transfer, accept, reject and cancel
 certificates through the AWS IoT dialect (boto3), inactivate and activate ApsaraMQ device
-certificates through the OnsMqtt dialect (its official SDK), and place, describe and cancel
+certificates through the OnsMqtt dialect (its official SDK), place, describe and cancel
 Alibaba CAS orders against a quota package (the official CAS SDK; the nodes run with
-`--validation always-valid`, so orders issue without proofs), while a certplane node is killed
-with SIGKILL at random moments. After each restart a checker reads everything back through the
-APIs:
+`--validation always-valid`, so orders issue without proofs), and initiate, accept, decline,
+cancel and read Azure billing transfers (azure-mgmt-billing, with OAuth client tokens from
+certplane's own token endpoint; the recipient accepts with products of its pool, whose billing
+the nodes then move to the initiator's scope), while a certplane node is killed with SIGKILL at
+random moments. After each restart a checker reads everything back through the APIs (the
+products' billing through `certplane admin billing products`, which no SDK operation serves):
 
-* lost: an acknowledged write that is not there (a certificate, an order, or its acknowledged
-  state);
-* wrong: a certificate or order in a state no call could have left it in (e.g. a transfer both
-  accepted and cancelled, or a call that failed on a non-crash error), more unacknowledged
-  orders than creates were cut off, or a package whose used count is not the number of orders
-  holding a unit (a unit lost or spent twice across the kill);
+* lost: an acknowledged write that is not there (a certificate, an order, a transfer, or its
+  acknowledged state);
+* wrong: a certificate, order or transfer in a state no call could have left it in (e.g. a
+  transfer both accepted and cancelled, or declined with products, or a call that failed on a
+  non-crash error), more unacknowledged orders than creates were cut off, a package whose used
+  count is not the number of orders holding a unit (a unit lost or spent twice across the
+  kill), a transfer the initiator and the recipient see differently, or a product not billed
+  where its transfers put it (the scope of the last accepted transfer once it has Completed);
 * unknown: calls cut off by the kill, whose outcome may be either the old or the new state.
 
     [CERTPLANE_SDK_ENGINE=postgres] python tests/torture/crash.py --cycles 20 [--clients 8]
 
 On PostgreSQL two nodes share the database and one of them (chosen at random) is killed each
 cycle. Prints cycles, operations acknowledged, unknown, lost and wrong (must be 0; order creates
-and cancels are among them), and the orders figures (created, cancelled, cut off); exits 1 if
-anything was lost or wrong. `tests/sdk/test_crash_cycles.py` runs a short version in CI.
+and cancels and transfer initiates, accepts, declines and cancels are among them), the orders
+figures (created, cancelled, cut off) and the transfers figures (initiated, accepted, declined,
+cancelled, cut off); exits 1 if anything was lost or wrong. `tests/sdk/test_crash_cycles.py`
+runs a short version in CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import signal
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,15 +47,24 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "sdk"))
 sys.path.insert(0, str(HERE.parent / "sdk" / "mqtt"))
 sys.path.insert(0, str(HERE.parent / "sdk" / "aliyun"))
+sys.path.insert(0, str(HERE.parent / "sdk" / "azure"))
 
 import boto3  # noqa: E402
 import botocore.exceptions  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 import aliyun_harness as cas  # noqa: E402
+import azure_harness as az  # noqa: E402
 import certplane_server  # noqa: E402
 import onsmqtt_harness as mq  # noqa: E402
 from alibabacloud_tea_openapi import models as openapi_models  # noqa: E402
+from azure.core.credentials import AccessToken  # noqa: E402
+from azure.core.exceptions import AzureError, HttpResponseError  # noqa: E402
+from azure.core.pipeline.policies import SansIOHTTPPolicy  # noqa: E402
+from azure.mgmt.billing import BillingManagementClient  # noqa: E402
+from azure.mgmt.billing.models import (  # noqa: E402
+    AcceptTransferRequest, InitiateTransferRequest, PartnerInitiateTransferRequest, ProductDetails,
+)
 from cas_x509 import make_csr, new_key  # noqa: E402
 import sdk_engine  # noqa: E402
 
@@ -77,6 +95,15 @@ class Tally:
     orders_cancelled: int = 0
     orders_unknown: int = 0
     orders_unknown_creates: int = 0
+    # Azure billing transfers: acknowledged initiates, accepts, declines and cancels, calls cut
+    # off, and accepted transfers seen Completed (by the worker or the checker).
+    transfers_initiated: int = 0
+    transfers_accepted: int = 0
+    transfers_declined: int = 0
+    transfers_cancelled: int = 0
+    transfers_unknown: int = 0
+    transfers_landed: int = 0  # cut-off transfer calls whose change the read-back shows
+    transfers_completed: int = 0
     problems: list = field(default_factory=list)
 
     def bad(self, kind: str, what: str) -> None:
@@ -420,6 +447,332 @@ def orders_check(url: str, orders: list, tally: Tally) -> int:
     return len(extra)
 
 
+# Azure billing transfers. An initiator (the owner of a partner agreement's customer, or of a
+# customer agreement's invoice section) asks the recipient, by email, for products the recipient
+# holds; the recipient accepts naming the products (or declines), the initiator may cancel while
+# it is Pending. An accepted transfer is InProgress until the nodes' sweep has moved the billing
+# of its products to the initiator's scope (one step a second), then Completed. Nothing here
+# expires: the nodes keep the default TTL of 15 days, so an Expired transfer is wrong.
+SIDES = {
+    "partner": (az.ALICE, (az.MPA_ACCOUNT, az.MPA_PROFILE, az.CUSTOMER), "customers"),
+    "mca": (az.CAROL, (az.MCA_ACCOUNT, az.MCA_PROFILE, az.SECTION), "invoiceSections"),
+}
+RECIPIENT = az.BOB
+AZURE_PRODUCTS = 16
+AZURE_PAUSE = 0.02  # seconds between the worker's calls
+# What may follow an acknowledged state with no call of ours: processing of an accept.
+FOLLOWS = {"Pending": {"Pending"}, "InProgress": {"InProgress", "Completed"}}
+
+
+def scope_path(side: str) -> str:
+    _, (ba, bp, sec), kind = SIDES[side]
+    return f"/providers/Microsoft.Billing/billingAccounts/{ba}/billingProfiles/{bp}/{kind}/{sec}"
+
+
+@dataclass
+class Transfer:
+    name: str
+    side: str
+    state: str | None  # last acknowledged TransferStatus; None while its initiate is cut off
+    maybe: str | None = None  # the state a cut-off call may have left
+    products: list = field(default_factory=list)  # named by its accept (acknowledged or cut off)
+
+
+@dataclass
+class AzureState:
+    creds: dict  # email -> credential
+    products: dict  # product id -> names of the transfers that accepted it (or may have), in order
+    transfers: dict = field(default_factory=dict)  # name -> Transfer
+
+
+class TokenCredential:
+    """A client-credentials token from certplane's own Entra token endpoint (the request
+    azure-identity's ClientSecretCredential makes; that class insists on an https authority, and
+    these nodes serve plain http because the CAS and OnsMqtt SDKs above do not take a private
+    CA). One token per identity for the whole run: it must keep working across restarts."""
+
+    def __init__(self, url: str, client: dict):
+        body = urllib.parse.urlencode({
+            "client_id": client["clientId"], "client_secret": client["clientSecret"],
+            "grant_type": "client_credentials",
+            "scope": "https://management.azure.com/.default"}).encode()
+        status, _, data = certplane_server.http_request(
+            url, "POST", f"/{az.TENANT}/oauth2/v2.0/token", body,
+            {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 200, f"token endpoint answered {status}: {data[:200]!r}"
+        doc = json.loads(data)
+        self.token = AccessToken(doc["access_token"], int(time.time()) + int(doc["expires_in"]))
+
+    def get_token(self, *scopes, **kwargs):
+        return self.token
+
+
+class _PlainHttp(SansIOHTTPPolicy):
+    """Lifts azure-core's refusal to send a bearer token over http (the spec's §8.1 per-call
+    policy); nothing else in the pipeline changes."""
+
+    def on_request(self, request):
+        request.context["enforce_https"] = False
+
+
+def billing_client(url: str, credential) -> BillingManagementClient:
+    # One attempt per call, short timeouts, like the other clients: a killed node must cut the
+    # call off, not keep the worker retrying past the cycle.
+    return BillingManagementClient(credential, az.SUBSCRIPTION, base_url=url,
+                                   per_call_policies=[_PlainHttp()], retry_total=0,
+                                   connection_timeout=2, read_timeout=10)
+
+
+def azure_setup(node) -> AzureState:
+    """The seed's partner and customer-agreement billing accounts (initiators Alice and Carol),
+    a pool of products held by the recipient Bob (`admin billing import`), and an OAuth client
+    for each of the three (`admin oauth-client create`)."""
+    pool = [f"sub-crash{i:03d}" for i in range(AZURE_PRODUCTS)]
+    az.import_seed(node, {
+        "billingAccounts": az.SEED["billingAccounts"],
+        "products": [{"id": pid, "productType": "AzureSubscription", "status": "Active",
+                      "owner": RECIPIENT} for pid in pool]})
+    creds = {}
+    for email in (az.ALICE, az.CAROL, RECIPIENT):
+        client = node.admin_json("oauth-client", "create", "--tenant", az.TENANT, "--email",
+                                 email, "--json")
+        creds[email] = TokenCredential(node.url, client)
+    return AzureState(creds, {pid: [] for pid in pool})
+
+
+def _initiator_call(api, side: str, op: str, name: str, *body):
+    group = api.partner_transfers if side == "partner" else api.transfers
+    return getattr(group, op)(*SIDES[side][1], name, *body)
+
+
+def _free_products(st: AzureState) -> list:
+    """Products no transfer is (or may be) moving: never accepted, or their last accept seen
+    Completed."""
+    return [pid for pid, hist in st.products.items()
+            if not hist or (st.transfers[hist[-1]].state == "Completed"
+                            and st.transfers[hist[-1]].maybe is None)]
+
+
+def azure_worker(url: str, st: AzureState, tally: Tally, stop: threading.Event, seed: int,
+                 lock: threading.Lock) -> None:
+    rng = random.Random(seed)
+    apis = {email: billing_client(url, cred) for email, cred in st.creds.items()}
+    bob = apis[RECIPIENT]
+    # A pause between calls keeps this thread light beside the certificate clients; a cycle
+    # still sees tens of transfer calls.
+    while not stop.wait(AZURE_PAUSE):
+        known = [t for t in st.transfers.values() if t.state is not None and t.maybe is None]
+        pending = [t for t in known if t.state == "Pending"]
+        moving = [t for t in known if t.state == "InProgress"]
+        r = rng.random()
+        t, to, counter = None, None, None
+        try:
+            if r < 0.3 or not pending:
+                side = rng.choice(sorted(SIDES))
+                t = Transfer("crash" + f"{rng.getrandbits(64):016x}", side, None)
+                st.transfers[t.name] = t
+                to, counter = "Pending", "transfers_initiated"
+                api = apis[SIDES[side][0]]
+                body = (PartnerInitiateTransferRequest(recipient_email_id=RECIPIENT)
+                        if side == "partner" else InitiateTransferRequest(
+                            recipient_email_id=RECIPIENT))
+                got = _initiator_call(api, side, "initiate", t.name, body).transfer_status
+            elif r < 0.45 and (moving or known):
+                # A read: what it shows is acknowledged (it must survive the kill).
+                t = rng.choice(moving or known)
+                if rng.random() < 0.5:
+                    got = _word(bob.recipient_transfers.get(t.name).transfer_status)
+                else:
+                    got = _word(_initiator_call(apis[SIDES[t.side][0]], t.side, "get",
+                                                t.name).transfer_status)
+                allowed = FOLLOWS.get(t.state, {t.state})
+                if got not in allowed:
+                    with lock:
+                        tally.bad("wrong", f"transfer {t.name} read {got}, acknowledged "
+                                  f"{t.state}")
+                    continue
+                if got == "Completed" and t.state != "Completed":
+                    with lock:
+                        tally.transfers_completed += 1
+                t.state = got
+                continue
+            else:
+                t = rng.choice(pending)
+                free = _free_products(st)
+                a = rng.random()
+                if a < 0.5 and free:
+                    pid = rng.choice(free)
+                    t.products = [pid]
+                    st.products[pid].append(t.name)
+                    to, counter = "InProgress", "transfers_accepted"
+                    got = bob.recipient_transfers.accept(t.name, AcceptTransferRequest(
+                        product_details=[ProductDetails(product_type="AzureSubscription",
+                                                        product_id=pid)])).transfer_status
+                elif a < 0.75:
+                    to, counter = "Declined", "transfers_declined"
+                    got = bob.recipient_transfers.decline(t.name).transfer_status
+                else:
+                    to, counter = "Canceled", "transfers_cancelled"
+                    got = _initiator_call(apis[SIDES[t.side][0]], t.side, "cancel",
+                                          t.name).transfer_status
+        except (HttpResponseError, AzureError) as e:
+            status = getattr(e, "status_code", None)
+            if isinstance(e, HttpResponseError) and isinstance(status, int) and status < 500:
+                code = getattr(getattr(e, "error", None), "code", None)
+                with lock:
+                    tally.bad("wrong", f"transfer {t.name if t else ''} {t.state if t else ''}"
+                              f" -> {to}: {status} {code}")
+                if t is not None and t.state is None:
+                    del st.transfers[t.name]  # refused: nothing was made
+                elif to == "InProgress":
+                    st.products[t.products[0]].pop()
+                    t.products = []
+                continue
+            # No answer (connection refused or cut, or a 5xx while the node goes down): the
+            # call may or may not have landed.
+            if t is not None and to is not None:
+                t.maybe = to
+            with lock:
+                tally.unknown += 1
+                tally.transfers_unknown += 1
+            return
+        got = _word(got)
+        if got != to:
+            with lock:
+                tally.bad("wrong", f"transfer {t.name} {t.state} -> {to} answered {got}")
+        t.state, t.maybe = got, None
+        with lock:
+            tally.acknowledged += 1
+            setattr(tally, counter, getattr(tally, counter) + 1)
+
+
+def _word(v):
+    """An SDK enum member as its wire word ("Completed"), anything else as it is."""
+    return getattr(v, "value", v)
+
+
+def _transfer_view(x) -> tuple:
+    """(status, canceledBy, ((product, product status), ...)) of a transfer as listed."""
+    return (_word(x.transfer_status), x.canceled_by,
+            tuple((d.product_id, _word(d.transfer_status))
+                  for d in (x.detailed_transfer_status or [])))
+
+
+def _azure_read(url: str, node, st: AzureState) -> tuple[dict, dict, dict]:
+    """Every transfer as each initiator side lists it, as the recipient lists it, and the
+    products (`admin billing products`), read between two equal initiator-side reads (the
+    sweep moves accepted transfers on its own; one step changes a transfer and its products at
+    once)."""
+    apis = {email: billing_client(url, cred) for email, cred in st.creds.items()}
+
+    def initiators():
+        seen = {}
+        for side, (email, scope, _) in SIDES.items():
+            group = apis[email].partner_transfers if side == "partner" else apis[email].transfers
+            for x in group.list(*scope):
+                if x.name in seen:
+                    seen[x.name] = ("listed by both initiator sides", x.name)
+                else:
+                    seen[x.name] = (side, *_transfer_view(x))
+        return seen
+
+    for _ in range(50):
+        before = initiators()
+        recipient = {x.name: _transfer_view(x) for x in apis[RECIPIENT].recipient_transfers.list()}
+        products = {p["id"]: p for p in node.admin_json("billing", "products", "--json")}
+        after = initiators()
+        if before == after:
+            break
+        time.sleep(0.1)
+    return after, recipient, products
+
+
+def azure_check(url: str, node, st: AzureState, tally: Tally) -> None:
+    """After a restart: every acknowledged transfer in an allowed state (its acknowledged state,
+    the state a cut-off call aimed at, or what processing makes of an accepted one), the same in
+    the initiator's and the recipient's lists, in a legal shape (no transfer both accepted and
+    canceled or declined), no transfer nobody initiated, and each product billed where its
+    transfers put it: the scope of the last accepted transfer if that one has Completed, the one
+    before while it is InProgress (the product then marked as moving in it)."""
+    try:
+        listed, recipient, products = _azure_read(url, node, st)
+    except Exception as e:  # noqa: BLE001
+        tally.bad("lost", f"azure transfers unreadable after the restart: {e!r:.300}")
+        return
+    for name, view in listed.items():
+        if name not in st.transfers:
+            tally.bad("wrong", f"transfer {name} listed, but never initiated: {view}")
+    for name in recipient:
+        if name not in listed:
+            tally.bad("wrong", f"transfer {name} offered to the recipient, not listed by its "
+                      f"initiator")
+    for t in list(st.transfers.values()):
+        got = listed.get(t.name)
+        if got is not None and got[0] != t.side:
+            tally.bad("wrong", f"transfer {t.name} of {t.side} listed as {got}")
+            continue
+        if got is not None and recipient.get(t.name) != got[1:]:
+            tally.bad("wrong", f"transfer {t.name}: initiator sees {got[1:]}, recipient sees "
+                      f"{recipient.get(t.name)}")
+        status = got[1] if got else None
+        if t.state is None:  # a cut-off initiate: it made the transfer Pending, or nothing
+            if status is None:
+                del st.transfers[t.name]
+                continue
+            if status != "Pending":
+                tally.bad("wrong", f"transfer {t.name} of a cut-off initiate is {status}")
+            tally.transfers_landed += 1
+            t.state, t.maybe = status, None
+        else:
+            before = t.state
+            allowed = FOLLOWS.get(t.state, {t.state}) | FOLLOWS.get(t.maybe, {t.maybe} - {None})
+            if t.maybe and status not in FOLLOWS.get(t.state, {t.state}) and status in allowed:
+                tally.transfers_landed += 1
+            reconcile(tally, t, status, allowed, f"transfer {t.name}")
+            if t.state == "Completed" and before != "Completed":
+                tally.transfers_completed += 1
+        if got is None:
+            continue
+        _, canceled_by, moved = got[1:]
+        accepted = t.state in ("InProgress", "Completed", "CompletedWithErrors", "Failed")
+        want_by = SIDES[t.side][0] if t.state == "Canceled" else None
+        if canceled_by != want_by:
+            tally.bad("wrong", f"transfer {t.name} is {t.state}, canceledBy {canceled_by}")
+        if accepted:
+            per = "Completed" if t.state == "Completed" else {"NotStarted", "InProgress"}
+            if [p for p, _ in moved] != t.products or any(
+                    s != per if isinstance(per, str) else s not in per for _, s in moved):
+                tally.bad("wrong", f"transfer {t.name} is {t.state} moving {moved}, accepted "
+                          f"{t.products}")
+        else:
+            if moved:
+                tally.bad("wrong", f"transfer {t.name} is {t.state} but names products {moved}")
+            if t.products:  # an accept that did not land: its product is free again
+                for pid in t.products:
+                    if st.products[pid] and st.products[pid][-1] == t.name:
+                        st.products[pid].pop()
+                t.products = []
+    for pid, hist in st.products.items():
+        p = products.get(pid)
+        if p is None:
+            tally.bad("lost", f"product {pid} is gone")
+            continue
+        naming = sorted(name for name, v in listed.items() if pid in [x for x, _ in v[3]])
+        if naming != sorted(hist):
+            tally.bad("wrong", f"product {pid} named by transfers {naming}, accepted by {hist}")
+        scope, moving = None, None
+        for name in hist:
+            t = st.transfers[name]
+            if t.state == "Completed":
+                scope = scope_path(t.side)
+            else:
+                moving = name
+        want = {"owner": RECIPIENT, "scope": scope, "inTransfer": moving, "status": "Active"}
+        have = {k: p.get(k) for k in want}
+        if have != want:
+            tally.bad("wrong", f"product {pid} is {have}, its transfers {hist} make it {want}")
+
+
 def read_back(url: str) -> dict:
     """certificate id -> (owner, status), through the API of both accounts. A certificate
     pending transfer is listed by both (the target sees what is offered to it): it is the
@@ -460,6 +813,9 @@ def check(url: str, all_certs: list, tally: Tally, creates_before: int) -> int:
 def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
         log=print) -> Tally:
     rng = random.Random(seed)
+    # The Azure worker's seeds come from a stream of their own, so that the cycles' lengths and
+    # victims drawn from `rng` stay what they were for a given seed.
+    azure_rng = random.Random(f"azure-{seed}")
     node_count = 2 if sdk_engine.ENGINE == "postgres" else 1
     nodes = Nodes(binary, workdir, node_count)
     tally = Tally()
@@ -469,6 +825,7 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
         ca_sn, devices = mqtt_setup(nodes.servers[0], workdir)
         orders_setup(nodes.servers[0])
         orders: list[Cert] = []
+        azure = azure_setup(nodes.servers[0])
         for cycle in range(1, cycles + 1):
             stop = threading.Event()
             urls = nodes.urls()
@@ -480,6 +837,9 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
             # One orders thread: enough to cut calls off mid-flight, light beside the others.
             threads.append(threading.Thread(target=orders_worker, args=(
                 urls[cycle % len(urls)], orders, tally, stop, rng.random(), lock)))
+            # One Azure transfers thread, as light, on the other node when there are two.
+            threads.append(threading.Thread(target=azure_worker, args=(
+                urls[(cycle + 1) % len(urls)], azure, tally, stop, azure_rng.random(), lock)))
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(1.0, 3.0))
@@ -495,6 +855,7 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
             mqtt_check(victim.url, ca_sn, devices, tally)
             orders_before = tally.orders_unknown_creates
             orders_found = orders_check(victim.url, orders, tally)
+            azure_check(victim.url, nodes.servers[0], azure, tally)
             tally.unknown_creates = 0
             tally.orders_unknown_creates = 0
             # Certificates found from cut-off creates join the first client's set.
@@ -504,7 +865,7 @@ def run(binary: Path, cycles: int, clients: int, workdir: Path, seed: int = 1,
                 f"{tally.acknowledged} acknowledged, {tally.unknown} unknown "
                 f"({found} of {before} cut-off creates landed), {orders_summary(tally, orders)} "
                 f"({orders_found} of {orders_before} cut-off creates landed), "
-                f"lost {tally.lost}, wrong {tally.wrong}")
+                f"{transfers_summary(tally)}, lost {tally.lost}, wrong {tally.wrong}")
     finally:
         nodes.stop()
     return tally
@@ -514,6 +875,13 @@ def orders_summary(tally: Tally, orders: list | None = None) -> str:
     held = f"{sum(1 for o in orders if o.state in HOLDS_UNIT)} holding a unit, " if orders else ""
     return (f"orders {tally.orders_created} created, {tally.orders_cancelled} cancelled, "
             f"{held}{tally.orders_unknown} unknown")
+
+
+def transfers_summary(tally: Tally) -> str:
+    return (f"transfers {tally.transfers_initiated} initiated, {tally.transfers_accepted} "
+            f"accepted ({tally.transfers_completed} seen Completed), {tally.transfers_declined} "
+            f"declined, {tally.transfers_cancelled} cancelled, {tally.transfers_unknown} unknown "
+            f"({tally.transfers_landed} of them landed)")
 
 
 def main() -> int:
@@ -528,7 +896,7 @@ def main() -> int:
         tally = run(binary, args.cycles, args.clients, Path(d), args.seed)
     print(f"engine {sdk_engine.ENGINE}: cycles {args.cycles}, acknowledged {tally.acknowledged}, "
           f"unknown {tally.unknown}, lost {tally.lost}, wrong {tally.wrong}; "
-          f"{orders_summary(tally)}")
+          f"{orders_summary(tally)}; {transfers_summary(tally)}")
     for p in tally.problems:
         print("  " + p)
     return 1 if tally.lost or tally.wrong else 0
