@@ -98,6 +98,9 @@ impl Store for TimedStore {
     fn unchanged_since(&self, kind: Kind, key: &str, since: u64) -> Option<bool> {
         self.inner.unchanged_since(kind, key, since)
     }
+    fn counts_changes_before_answering(&self) -> bool {
+        self.inner.counts_changes_before_answering()
+    }
     async fn version(&self, kind: Kind, key: &str) -> DomainResult<Option<(i64, i64)>> {
         let t = Instant::now();
         let r = self.inner.version(kind, key).await;

@@ -3,8 +3,9 @@
 //! from the store. An entry is current while the store's generations of the credential kinds
 //! (access keys, users, policies) are the ones it was read under: any change to any credential,
 //! made by this server, an admin command or another node, moves them and every entry is read
-//! again at its next use. On a store that cannot see every change (`generation` is `None`)
-//! nothing is kept.
+//! again at its next use. On a store that does not count every change before its writer
+//! answers (PostgreSQL, see `Store::counts_changes_before_answering`), or cannot see every
+//! change (`generation` is `None`), nothing is kept.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -56,7 +57,15 @@ impl Core {
     pub async fn resolve_access_key(&self, id: &str) -> DomainResult<Option<Arc<ResolvedKey>>> {
         // Read before the store is: a change committed while the key is read moves the
         // generation past the one the entry is kept under, so it is not served again.
-        let generation = crate::store::generation_of(self.store(), &CREDENTIALS);
+        // Only where every credential change is counted before its writer answers: on
+        // PostgreSQL an admin command's or another node's change would be heard a moment after
+        // it was acknowledged, and a disabled key must be refused at once.
+        let store = self.store();
+        let generation = if store.counts_changes_before_answering() {
+            crate::store::generation_of(store, &CREDENTIALS)
+        } else {
+            None
+        };
         if let Some(hit) = generation.and_then(|g| self.resolved_keys.current(id, g)) {
             return Ok(Some(hit));
         }

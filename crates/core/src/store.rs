@@ -364,6 +364,14 @@ pub trait Store: Send + Sync {
     fn unchanged_since(&self, _kind: Kind, _key: &str, _since: u64) -> Option<bool> {
         Some(false)
     }
+    /// Whether every change — this process's, another process's, another node's — is counted
+    /// in [`Store::generation`] before its writer answers (SQLite: its writers report to the
+    /// feed's hub first), so a cache checked against generations alone reads every
+    /// acknowledged write at once. PostgreSQL: another node's change is counted only once its
+    /// NOTIFY arrives, after that node has answered.
+    fn counts_changes_before_answering(&self) -> bool {
+        false
+    }
     /// The `(version, seq)` of document `key` — which content it holds: `version` moves with
     /// every update and `seq` is new with every insert — or `None` when there is none.
     async fn version(&self, kind: Kind, key: &str) -> DomainResult<Option<(i64, i64)>> {

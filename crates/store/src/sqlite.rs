@@ -471,6 +471,10 @@ impl Store for SqliteStore {
         Some(self.feed.unchanged_since(kind, key, since))
     }
 
+    fn counts_changes_before_answering(&self) -> bool {
+        true
+    }
+
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         self.with_reader(|c| {
             let mut stmt = c.prepare_cached(&format!(
