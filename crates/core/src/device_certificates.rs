@@ -419,13 +419,13 @@ impl Core {
             );
             cert.ca_certificate_id = Some(ca.id.clone());
             let jitp_body = match tenant {
-                Tenant::Aws(_) => ca
-                    .registration_config
-                    .as_ref()
-                    .and_then(|rc| rc.template_body.as_deref()),
+                Tenant::Aws(_) => {
+                    self.jitp_template(&scope, ca.registration_config.as_ref())
+                        .await?
+                }
                 Tenant::Mqtt(_) => None,
             };
-            let mut writes = match jitp_body {
+            let mut writes = match jitp_body.as_deref() {
                 // Just-in-time provisioning: the certificate and its template's resources in
                 // one transaction. A template that cannot be applied leaves the certificate
                 // registered PENDING_ACTIVATION, as without one (COMPATIBILITY.md).

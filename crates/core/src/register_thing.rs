@@ -103,6 +103,36 @@ impl Core {
         .await
     }
 
+    /// The template a CA's `registrationConfig` gives just-in-time provisioning: its
+    /// `templateBody`, else the default version of the provisioning template `templateName`
+    /// names in the CA's account and region — when that template exists, is enabled and is of
+    /// type JITP (AWS's rule for a CA's template); otherwise none, and the certificate is
+    /// registered PENDING_ACTIVATION as without one.
+    pub(crate) async fn jitp_template(
+        &self,
+        scope: &Scope,
+        config: Option<&crate::ca_certificates::RegistrationConfig>,
+    ) -> DomainResult<Option<String>> {
+        let Some(config) = config else {
+            return Ok(None);
+        };
+        if let Some(body) = &config.template_body {
+            return Ok(Some(body.clone()));
+        }
+        let Some(name) = config.template_name.as_deref() else {
+            return Ok(None);
+        };
+        let template = match self.load_provisioning_template(scope, name).await {
+            Ok(t) => t.value,
+            Err(DomainError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !template.enabled || template.template_type != "JITP" {
+            return Ok(None);
+        }
+        Ok(template.default_body().ok().map(str::to_string))
+    }
+
     /// Just-in-time provisioning: the writes that register `cert` (a device certificate seen
     /// for the first time under a CA with auto-registration) together with everything its
     /// CA's template names, and the certificate as the template leaves it (its `Status`).

@@ -477,6 +477,53 @@ def test_aws_jitp_template_that_cannot_apply_leaves_the_certificate_pending(gw, 
     assert mqtt_connect(gw, dev, endpoint) is None
 
 
+def test_aws_jitp_follows_the_template_named_in_registration_config(gw, tmp_path):
+    """registrationConfig.templateName: the default version of that JITP provisioning template
+    is applied; a template of another type (FLEET_PROVISIONING) is not."""
+    import hashlib
+    gw.reset()
+    iot = iot_client(gw)
+    endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    iot.create_thing_group(thingGroupName="jitp-fleet")
+    role = f"arn:aws:iam::{AWS_ACCOUNT}:role/JITPRole"
+    placeholder = {"Resources": {"policy": {"Type": "AWS::IoT::Policy", "Properties": {
+        "PolicyName": "placeholder-policy", "PolicyDocument": JITP_POLICY_DOC}}}}
+    iot.create_provisioning_template(templateName="jitp-named",
+                                     templateBody=json.dumps(placeholder),
+                                     provisioningRoleArn=role, enabled=True, type="JITP")
+    # The default version is the one applied: the first is a placeholder.
+    iot.create_provisioning_template_version(templateName="jitp-named",
+                                             templateBody=json.dumps(JITP_TEMPLATE),
+                                             setAsDefault=True)
+    iot.create_provisioning_template(templateName="fleet-named",
+                                     templateBody=json.dumps(JITP_TEMPLATE),
+                                     provisioningRoleArn=role, enabled=True)
+    results = {}
+    for template, cn in (("jitp-named", "named-thing-1"), ("fleet-named", "named-thing-2")):
+        ca = make_ca(f"aws jitp CA {template}")
+        code = iot.get_registration_code()["registrationCode"]
+        verification, _ = make_cert(ca, code)
+        iot.register_ca_certificate(
+            caCertificate=ca.pem, verificationCertificate=pem_of(verification),
+            setAsActive=True, allowAutoRegistration=True,
+            registrationConfig={"templateName": template, "roleArn": role})
+        cert, key = make_cert(ca, cn)
+        dev = Device(tmp_path, cert, key, cn)
+        cert_id = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        assert mqtt_connect(gw, dev, endpoint) is None
+        results[template] = iot.describe_certificate(
+            certificateId=cert_id)["certificateDescription"]["status"]
+        if template == "jitp-named":
+            assert iot.describe_thing(thingName=cn)["attributes"]["site"] == "plant-7"
+            s = mqtt_connect(gw, dev, endpoint)
+            assert s is not None, "the device provisioned by the named template was refused"
+            s.close()
+    assert results == {"jitp-named": "ACTIVE", "fleet-named": "PENDING_ACTIVATION"}
+    assert [p["policyName"] for p in iot.list_policies()["policies"]] == ["jitp-device-policy"]
+    assert [t for t in iot.list_things()["things"]
+            if t["thingName"] == "named-thing-2"] == []
+
+
 def subject_cert(ca, attrs):
     """A device certificate of `ca` whose subject holds `attrs` (NameOID, value) pairs."""
     import datetime as dt
