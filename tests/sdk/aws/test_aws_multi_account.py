@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 import threading
 import time
 
@@ -21,6 +20,7 @@ from aws_harness import (ACCOUNT_A, ACCOUNT_B, ACCOUNT_C, REGION, all_certificat
                          cert_arn, error_code, expect_error, iot_client, status_of)
 from aws_x509 import make_ca, make_leaf, make_verification_cert
 from certplane_server import CertplaneServer, race_threads
+from mqtt_session import closed_within, open_session
 
 WEST = "us-west-2"
 POLICY_DOC = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -334,25 +334,11 @@ def gateway(binary, tmp_path_factory):
 
 def connect(gw, cert_file, key_file, server_name):
     """TLS with SNI `server_name`, then an MQTT CONNECT: True when the CONNACK came back."""
-    ctx = ssl.create_default_context(cafile=str(gw.data_dir / "ca.pem"))
-    ctx.load_cert_chain(str(cert_file), str(key_file))
-    raw = socket.create_connection(("127.0.0.1", gw.gateway_port), timeout=5)
-    try:
-        s = ctx.wrap_socket(raw, server_hostname=server_name)
-        cid = b"multi"
-        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-        s.sendall(bytes([0x10, len(body)]) + body)
-        ack = b""
-        while len(ack) < 4:
-            chunk = s.recv(4 - len(ack))
-            if not chunk:
-                break
-            ack += chunk
-        s.close()
-        return ack == b"\x20\x02\x00\x00"
-    except (ssl.SSLError, OSError):
-        raw.close()
+    s = session(gw, cert_file, key_file, server_name)
+    if s is None:
         return False
+    s.close()
+    return True
 
 
 def endpoint(account, region=REGION):
@@ -402,39 +388,10 @@ def test_gateway_admits_by_the_registration_of_the_named_account(gateway, tmp_pa
     assert settles(False, True)
 
 
-def open_session(gw, cert_file, key_file, server_name):
-    """Like `connect`, but returns the open TLS socket after the CONNACK (None when refused)."""
-    ctx = ssl.create_default_context(cafile=str(gw.data_dir / "ca.pem"))
-    ctx.load_cert_chain(str(cert_file), str(key_file))
-    raw = socket.create_connection(("127.0.0.1", gw.gateway_port), timeout=5)
-    try:
-        s = ctx.wrap_socket(raw, server_hostname=server_name)
-        cid = b"multi-live"
-        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-        s.sendall(bytes([0x10, len(body)]) + body)
-        ack = b""
-        while len(ack) < 4:
-            chunk = s.recv(4 - len(ack))
-            if not chunk:
-                break
-            ack += chunk
-    except (ssl.SSLError, OSError):
-        raw.close()
-        return None
-    if ack != b"\x20\x02\x00\x00":
-        s.close()
-        return None
-    return s
-
-
-def closed_within(s, seconds: float) -> bool:
-    s.settimeout(seconds)
-    try:
-        return s.recv(1) == b""
-    except socket.timeout:
-        return False
-    except (ssl.SSLError, OSError):
-        return True
+def session(gw, cert_file, key_file, server_name):
+    """The open TLS socket of an MQTT session through the gateway (None when refused)."""
+    return open_session(gw.gateway_port, gw.data_dir / "ca.pem", cert_file, key_file,
+                        server_name, "multi")
 
 
 def test_gateway_live_sessions_follow_their_own_accounts_registration(gateway, tmp_path):
@@ -452,8 +409,8 @@ def test_gateway_live_sessions_follow_their_own_accounts_registration(gateway, t
         client.register_ca_certificate(caCertificate=ca.pem, certificateMode="SNI_ONLY",
                                        setAsActive=True)
         client.register_certificate_without_ca(certificatePem=device.pem, status="ACTIVE")
-    sa = open_session(gateway, cert_file, key_file, endpoint(ACCOUNT_A))
-    sb = open_session(gateway, cert_file, key_file, endpoint(ACCOUNT_B))
+    sa = session(gateway, cert_file, key_file, endpoint(ACCOUNT_A))
+    sb = session(gateway, cert_file, key_file, endpoint(ACCOUNT_B))
     assert sa is not None and sb is not None
     try:
         # B's registration made INACTIVE: B's session ends, A's goes on.

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 import certplane_server
 import sdk_engine
+from mqtt_session import closed_within, open_session
 from onsmqtt_harness import (ACCOUNT_A, INSTANCE_A, M, OnsMqttServer, make_ca, make_cert,
                              make_session_instances, mqtt_client, pem_of, register_ca, sn_of)
 
@@ -253,47 +254,11 @@ def iot_client(srv):
                         config=Config(retries={"max_attempts": 1}))
 
 
-def _recv_exact(s, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-    return buf
-
-
 def mqtt_connect(gw, dev: Device, server_name: str, client_id: str = "jitr-device"):
-    """TLS with SNI `server_name` to the gateway, then an MQTT 3.1.1 CONNECT. Returns the open
-    TLS socket after a CONNACK accepting the session, or None when the device was refused (a
-    failed handshake, an alert, or a close before any CONNACK)."""
-    ctx = ssl.create_default_context(cafile=gw.ca_file)
-    ctx.load_cert_chain(str(dev.cert_file), str(dev.key_file))
-    raw = socket.create_connection(("127.0.0.1", gw.gateway_port), timeout=5)
-    try:
-        s = ctx.wrap_socket(raw, server_hostname=server_name)
-        cid = client_id.encode()
-        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-        s.sendall(bytes([0x10, len(body)]) + body)
-        ack = _recv_exact(s, 4)
-    except (ssl.SSLError, OSError):
-        raw.close()
-        return None
-    if ack != b"\x20\x02\x00\x00":
-        s.close()
-        return None
-    return s
-
-
-def closed_within(s, seconds: float) -> bool:
-    """Whether the gateway closes this live session within `seconds`."""
-    s.settimeout(seconds)
-    try:
-        return s.recv(1) == b""
-    except socket.timeout:
-        return False
-    except (ssl.SSLError, OSError):
-        return True
+    """An MQTT session of `dev` through the gateway with SNI `server_name`, or None when the
+    device was refused (mqtt_session.open_session)."""
+    return open_session(gw.gateway_port, gw.ca_file, dev.cert_file, dev.key_file, server_name,
+                        client_id)
 
 
 def register_aws_ca(iot, ca):
