@@ -75,15 +75,33 @@ for name in $ONLY; do
         echo
         echo "\`$env_settings bash $script\` — $((t1 - t0)) s$([[ $rc -ne 0 ]] && echo ", **failed (exit $rc)**")"
         echo
-        # JSON lines (certplane-bench's own) are kept as a code block; tables as they are.
-        if grep -q '^|' "$REPORT.out"; then
-            grep -v '^{' "$REPORT.out" | sed '/^Machine:/d'
-        fi
-        if grep -q '^{\|^[a-z-]*: {' "$REPORT.out"; then
-            echo '```'
-            grep '^{\|^[a-z-]*: {' "$REPORT.out"
-            echo '```'
-        fi
+        # Markdown tables as they are; every other run of lines (ab's and openssl's figures,
+        # certplane-bench's JSON lines) as a code block, in the order printed. The machine line
+        # is printed once above.
+        python3 - "$REPORT.out" <<'PY'
+import sys
+blocks, cur, kind = [], [], None
+for line in open(sys.argv[1]).read().splitlines():
+    if line.startswith("Machine:"):
+        continue
+    if not line.strip():
+        # A blank line ends a table (two tables printed one after the other stay two).
+        if cur and kind == "table":
+            blocks.append((kind, cur))
+            cur, kind = [], None
+        continue
+    k = "table" if line.startswith("|") else "text"
+    if k != kind and cur:
+        blocks.append((kind, cur))
+        cur = []
+    kind = k
+    cur.append(line)
+if cur:
+    blocks.append((kind, cur))
+for k, lines in blocks:
+    body = "\n".join(lines)
+    print(f"\n{body}\n" if k == "table" else f"```\n{body}\n```")
+PY
         if [[ $rc -ne 0 ]]; then
             echo '```'
             tail -5 "$REPORT.err"

@@ -50,8 +50,8 @@ trap cleanup EXIT
 
 log "building (release): certplane, certplane-bench"
 cargo build --release -p certplane -p certplane-bench >&2
-CP="$ROOT/target/release/certplane"
-BENCH="$ROOT/target/release/certplane-bench"
+CP="${CARGO_TARGET_DIR:-$ROOT/target}/release/certplane"
+BENCH="${CARGO_TARGET_DIR:-$ROOT/target}/release/certplane-bench"
 
 # A CPU cgroup capped at NODE_CPUS cores (10 ms period, so throttling stays short): prints the
 # file to write a pid into, or nothing when cgroups cannot be used here.

@@ -169,8 +169,9 @@ for t in targets:
     for f in sorted(work.glob(f"wrk-{t}-*.txt")):
         s = f.read_text()
         rps.append(float(re.search(r"Requests/sec:\s+([\d.]+)", s).group(1)))
-        p50.append(ms(re.search(r"50%\s+(\S+)", s).group(1)))
-        p99.append(ms(re.search(r"99%\s+(\S+)", s).group(1)))
+        # The distribution's own lines ("    50%  0.69ms"), not the Stdev column's "90.50%".
+        p50.append(ms(re.search(r"^\s+50%\s+(\S+)", s, re.M).group(1)))
+        p99.append(ms(re.search(r"^\s+99%\s+(\S+)", s, re.M).group(1)))
         m = re.search(r"Non-2xx or 3xx responses: (\d+)", s)
         bad += int(m.group(1)) if m else 0
         m = re.search(r"Socket errors: (.*)", s)

@@ -74,8 +74,8 @@ wait_for_port() {
 # --- build -----------------------------------------------------------------------------
 log "building (release): certplane, certplane-bench"
 cargo build --release -p certplane -p certplane-bench
-CERTPLANE="$ROOT/target/release/certplane"
-BENCH="$ROOT/target/release/certplane-bench"
+CERTPLANE="${CARGO_TARGET_DIR:-$ROOT/target}/release/certplane"
+BENCH="${CARGO_TARGET_DIR:-$ROOT/target}/release/certplane-bench"
 
 # --- moto venv -------------------------------------------------------------------------
 if [[ ! -x "$VENV/bin/moto_server" ]]; then
