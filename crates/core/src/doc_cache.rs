@@ -18,8 +18,10 @@ use crate::error::DomainResult;
 use crate::service::Core;
 use crate::store::{self, Document, Kind, Stored};
 
-/// Entries kept at most per kind; past it the kind's entries start over.
-const ENTRIES: usize = 65_536;
+/// Entries kept at most per kind; past it the kind's entries start over. A decoded certificate
+/// with its PEM is ~2.5 kB, so the certificates' entries stay under ~40 MB, however large the
+/// registry (a miss only costs the read the cache would have saved).
+const ENTRIES: usize = 16_384;
 
 struct Entry {
     /// The kind's generation this entry is known to be current at.

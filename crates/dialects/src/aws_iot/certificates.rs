@@ -100,8 +100,8 @@ pub struct Described {
 /// A certificate document and its DescribeCertificate body.
 type RenderedAnswer = (Arc<Stored<Certificate>>, Arc<[u8]>);
 
-/// Answers kept at most; past it they start over.
-const DESCRIBED: usize = 65_536;
+/// Answers kept at most (~1.8 kB each, ~30 MB in all); past it they start over.
+const DESCRIBED: usize = 16_384;
 
 impl Described {
     fn answer(&self, cert: &Arc<Stored<Certificate>>) -> Vec<u8> {
