@@ -171,13 +171,24 @@ impl Revocation {
         Ok(())
     }
 
-    async fn refresh(&self, key: &str) -> Result<(), DomainError> {
-        let cert = store::get::<Certificate>(self.core.store(), key).await?;
+    /// Reads the changed certificates back, all in one read (a committed group of changes
+    /// arrives as one burst of notices), and moves each in the index.
+    async fn refresh(&self, mut keys: Vec<String>) -> Result<(), DomainError> {
+        keys.sort_unstable();
+        keys.dedup();
+        let docs = self.core.store().get_many(Kind::Certificate, &keys).await?;
+        let mut found = HashMap::with_capacity(docs.len());
+        for d in docs {
+            let key = d.doc.key.clone();
+            found.insert(key, Stored::<Certificate>::decode(d)?.value);
+        }
         let cas = self.core.cas.snapshot();
         if let Ok(mut idx) = self.index.write() {
-            match cert {
-                Some(c) => idx.put(&c.value, &cas),
-                None => idx.remove(key),
+            for key in &keys {
+                match found.get(key) {
+                    Some(c) => idx.put(c, &cas),
+                    None => idx.remove(key),
+                }
             }
         }
         Ok(())
@@ -514,7 +525,10 @@ async fn run(this: Arc<Revocation>, mut feed: broadcast::Receiver<Change>) {
                     Ok(Change::Changed {
                         kind: Kind::Certificate,
                         key,
-                    }) => this.refresh(&key).await.is_ok(),
+                    }) => match waiting_certificates(&mut feed, key) {
+                        Some(keys) => this.refresh(keys).await.is_ok(),
+                        None => this.rescan().await.is_ok(),
+                    },
                     Ok(Change::Changed { .. }) => continue,
                     Ok(Change::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         this.rescan().await.is_ok()
@@ -548,6 +562,32 @@ async fn run(this: Arc<Revocation>, mut feed: broadcast::Receiver<Change>) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+}
+
+/// Certificates read back in one go at most.
+const REFRESH_BATCH: usize = 256;
+
+/// `first` and the certificate changes already waiting behind it on the feed, or `None` when
+/// the feed says changes were missed (then everything is read again).
+fn waiting_certificates(
+    feed: &mut broadcast::Receiver<Change>,
+    first: String,
+) -> Option<Vec<String>> {
+    use broadcast::error::TryRecvError;
+    let mut keys = vec![first];
+    while keys.len() < REFRESH_BATCH {
+        match feed.try_recv() {
+            Ok(Change::Changed {
+                kind: Kind::Certificate,
+                key,
+            }) => keys.push(key),
+            Ok(Change::Changed { .. }) => {}
+            Ok(Change::Missed) | Err(TryRecvError::Lagged(_)) => return None,
+            // Closed: the next `recv` says so.
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        }
+    }
+    Some(keys)
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

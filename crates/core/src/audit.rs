@@ -181,6 +181,9 @@ impl Store for AuditedStore {
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         self.inner.get(kind, key).await
     }
+    async fn get_many(&self, kind: Kind, keys: &[String]) -> DomainResult<Vec<StoredDoc>> {
+        self.inner.get_many(kind, keys).await
+    }
     async fn query(
         &self,
         kind: Kind,

@@ -22,8 +22,84 @@ pub enum Effect {
 /// (`NotAction`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Patterns {
-    Match(Vec<String>),
-    Not(Vec<String>),
+    Match(Vec<Pattern>),
+    Not(Vec<Pattern>),
+}
+
+/// One `Action` or `Resource` pattern, with its shape worked out once when the policy is
+/// parsed: most patterns are `*`, a literal, or a literal with one trailing `*`, and those
+/// match with one comparison instead of a glob walk (every request of a user matches its action
+/// and resource against each statement).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    text: String,
+    ascii: bool,
+    shape: Shape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `*`: anything.
+    Any,
+    /// No wildcard at all.
+    Literal,
+    /// A literal of this many bytes, then one `*` that ends the pattern.
+    Prefix(usize),
+    /// Anything else.
+    Glob,
+}
+
+impl Pattern {
+    pub fn new(text: String) -> Self {
+        let wild = |b: u8| b == b'*' || b == b'?';
+        let bytes = text.as_bytes();
+        let shape = match bytes.iter().position(|&b| wild(b)) {
+            None => Shape::Literal,
+            Some(0) if bytes == b"*" => Shape::Any,
+            Some(n) if n + 1 == bytes.len() && bytes[n] == b'*' => Shape::Prefix(n),
+            Some(_) => Shape::Glob,
+        };
+        Pattern {
+            ascii: text.is_ascii(),
+            text,
+            shape,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// [`wildcard_match`] (or [`wildcard_match_ignore_case`]) of this pattern against `value`.
+    pub fn matches(&self, value: &str, ignore_case: bool) -> bool {
+        self.matches_subject(&Subject::new(value), ignore_case)
+    }
+
+    fn matches_subject(&self, subject: &Subject<'_>, ignore_case: bool) -> bool {
+        let value = subject.text;
+        if self.shape == Shape::Any {
+            return true;
+        }
+        // Case folding beyond ASCII (the Kelvin sign is a `k`) takes the general path.
+        if ignore_case && !(self.ascii && subject.ascii) {
+            return wildcard_match_ignore_case(&self.text, value);
+        }
+        let same = |a: &[u8], b: &[u8]| {
+            if ignore_case {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        let (p, v) = (self.text.as_bytes(), value.as_bytes());
+        match self.shape {
+            Shape::Literal => same(p, v),
+            // Equal bytes up to `n` are equal characters: the rest is whatever `*` matches.
+            Shape::Prefix(n) => v.len() >= n && same(&p[..n], &v[..n]),
+            _ if ignore_case => wildcard_match_ignore_case(&self.text, value),
+            _ => wildcard_match(&self.text, value),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,12 +387,12 @@ fn patterns(
         (Some(v), None) => {
             let l = string_list(v, yes)?;
             l.iter().try_for_each(|s| check(s))?;
-            Ok(Patterns::Match(l))
+            Ok(Patterns::Match(l.into_iter().map(Pattern::new).collect()))
         }
         (None, Some(v)) => {
             let l = string_list(v, no)?;
             l.iter().try_for_each(|s| check(s))?;
-            Ok(Patterns::Not(l))
+            Ok(Patterns::Not(l.into_iter().map(Pattern::new).collect()))
         }
         (Some(_), Some(_)) => Err(malformed(format!(
             "a statement has either {yes} or {no}, not both"
@@ -469,15 +545,25 @@ fn glob<T: Copy + PartialEq>(p: &[T], t: &[T], star: T, any: T, eq: impl Fn(T, T
     p[pi..].iter().all(|&c| c == star)
 }
 
-fn matches_patterns(p: &Patterns, value: &str, ignore_case: bool) -> bool {
-    let hit = |list: &[String]| {
-        list.iter().any(|pat| {
-            if ignore_case {
-                wildcard_match_ignore_case(pat, value)
-            } else {
-                wildcard_match(pat, value)
-            }
-        })
+/// An action or resource being matched, looked at once for every pattern it meets.
+struct Subject<'a> {
+    text: &'a str,
+    ascii: bool,
+}
+
+impl<'a> Subject<'a> {
+    fn new(text: &'a str) -> Self {
+        Subject {
+            text,
+            ascii: text.is_ascii(),
+        }
+    }
+}
+
+fn matches_patterns(p: &Patterns, value: &Subject<'_>, ignore_case: bool) -> bool {
+    let hit = |list: &[Pattern]| {
+        list.iter()
+            .any(|pat| pat.matches_subject(value, ignore_case))
     };
     match p {
         Patterns::Match(l) => hit(l),
@@ -520,7 +606,7 @@ impl Condition {
 }
 
 impl Statement {
-    fn applies(&self, action: &str, resource: &str, cx: &Context) -> bool {
+    fn applies(&self, action: &Subject<'_>, resource: &Subject<'_>, cx: &Context) -> bool {
         matches_patterns(&self.actions, action, true)
             && matches_patterns(&self.resources, resource, false)
             && self.conditions.iter().all(|c| c.holds(cx))
@@ -535,9 +621,10 @@ pub fn evaluate<'a>(
     cx: &Context,
 ) -> Decision {
     let mut allowed = false;
+    let (action, resource) = (Subject::new(action), Subject::new(resource));
     for doc in documents {
         for s in &doc.statements {
-            if s.applies(action, resource, cx) {
+            if s.applies(&action, &resource, cx) {
                 match s.effect {
                     Effect::Deny => return Decision::ExplicitDeny,
                     Effect::Allow => allowed = true,

@@ -353,6 +353,64 @@ fn wildcards() {
     }
 }
 
+/// A pattern's shortcut (`*`, a literal, a literal then `*`) answers what the glob answers,
+/// with and without case, ASCII or not.
+#[test]
+fn compiled_patterns_agree_with_the_glob() {
+    let patterns = [
+        "*",
+        "",
+        "iot:DescribeCertificate",
+        "iot:describe*",
+        "iot:*",
+        "iot:List*",
+        "IOT:DESCRIBECERTIFICATE",
+        "a*c",
+        "a?c",
+        "*cert/*",
+        "ÉTÉ*",
+        "caf?",
+        "café",
+        "k*",
+        "arn:aws:iot:us-east-1:123456789012:cert/*",
+        "iot:Describe",
+        "**",
+    ];
+    let texts = [
+        "",
+        "x",
+        "iot:DescribeCertificate",
+        "iot:describecertificate",
+        "IOT:LISTTHINGS",
+        "iot:Describe",
+        "abc",
+        "abbbc",
+        "été-x",
+        "ÉTÉ-X",
+        "café",
+        "cafe",
+        "\u{212A}elvin",
+        "arn:aws:iot:us-east-1:123456789012:cert/abc",
+        "iot:DescribeCertificateX",
+        "é",
+    ];
+    for p in patterns {
+        let compiled = Pattern::new(p.to_string());
+        for t in texts {
+            assert_eq!(
+                compiled.matches(t, false),
+                wildcard_match(p, t),
+                "{p:?} ~ {t:?}"
+            );
+            assert_eq!(
+                compiled.matches(t, true),
+                wildcard_match_ignore_case(p, t),
+                "{p:?} ~ {t:?} ignoring case"
+            );
+        }
+    }
+}
+
 #[test]
 fn ipv6_and_mapped_addresses() {
     let d = doc(

@@ -113,6 +113,12 @@ impl Store for TimedStore {
         observe("get", t);
         r
     }
+    async fn get_many(&self, kind: Kind, keys: &[String]) -> DomainResult<Vec<StoredDoc>> {
+        let t = Instant::now();
+        let r = self.inner.get_many(kind, keys).await;
+        observe("get_many", t);
+        r
+    }
     async fn query(
         &self,
         kind: Kind,

@@ -378,6 +378,15 @@ pub trait Store: Send + Sync {
         Ok(self.get(kind, key).await?.map(|d| (d.version, d.seq)))
     }
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>>;
+    /// The documents of `keys` that exist, in no particular order: one read for a burst of
+    /// change notices (an engine with round trips answers in one).
+    async fn get_many(&self, kind: Kind, keys: &[String]) -> DomainResult<Vec<StoredDoc>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.extend(self.get(kind, key).await?);
+        }
+        Ok(out)
+    }
     async fn query(
         &self,
         kind: Kind,

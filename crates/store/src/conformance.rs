@@ -47,6 +47,44 @@ pub async fn insert_get_and_duplicates(s: &dyn Store) {
     assert_eq!(still.doc.body, "{\"v\":1}");
 }
 
+/// `get_many` answers the documents that exist, each as `get` does, of that kind only.
+pub async fn get_many_reads_the_ones_that_exist(s: &dyn Store) {
+    s.apply(vec![
+        Write::Insert(doc("m1", "1", None, "{\"v\":1}")),
+        Write::Insert(doc("m2", "1", None, "{\"v\":2}")),
+    ])
+    .await
+    .expect("insert");
+    let keys: Vec<String> = ["m1", "m2", "absent", "m1"].map(String::from).to_vec();
+    let mut got = s.get_many(Kind::Thing, &keys).await.expect("get_many");
+    got.sort_by(|a, b| a.doc.key.cmp(&b.doc.key));
+    got.dedup_by(|a, b| a.doc.key == b.doc.key);
+    assert_eq!(
+        got.iter()
+            .map(|d| (d.doc.key.as_str(), d.doc.body.as_str(), d.version))
+            .collect::<Vec<_>>(),
+        [("m1", "{\"v\":1}", 1), ("m2", "{\"v\":2}", 1)]
+    );
+    for d in &got {
+        let one = s
+            .get(Kind::Thing, &d.doc.key)
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!((one.seq, one.version), (d.seq, d.version));
+    }
+    assert!(s
+        .get_many(Kind::Policy, &keys)
+        .await
+        .expect("get_many")
+        .is_empty());
+    assert!(s
+        .get_many(Kind::Thing, &[])
+        .await
+        .expect("get_many")
+        .is_empty());
+}
+
 pub async fn compare_and_set(s: &dyn Store) {
     s.apply(vec![Write::Insert(doc("cas", "1", None, "0"))])
         .await

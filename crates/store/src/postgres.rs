@@ -340,6 +340,27 @@ impl Store for PostgresStore {
         rows.first().map(row_to_doc).transpose()
     }
 
+    async fn get_many(&self, kind: Kind, keys: &[String]) -> DomainResult<Vec<StoredDoc>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = bounded("read", async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM documents WHERE kind = $1 AND key = ANY($2)"
+                ))
+                .await
+                .map_err(|e| pg_fault("prepare", e))?;
+            client
+                .query(&stmt, &[&kind.as_str(), &keys])
+                .await
+                .map_err(|e| pg_fault("read", e))
+        })
+        .await?;
+        rows.iter().map(row_to_doc).collect()
+    }
+
     async fn query(
         &self,
         kind: Kind,
@@ -653,6 +674,7 @@ mod tests {
         {
             let s = PostgresStore::open(&db.url).await.expect("open");
             conformance::insert_get_and_duplicates(&s).await;
+            conformance::get_many_reads_the_ones_that_exist(&s).await;
             conformance::compare_and_set(&s).await;
             conformance::batches_are_atomic(&s).await;
             conformance::queries_filter_and_page_in_creation_order(&s).await;

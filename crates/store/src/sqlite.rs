@@ -573,6 +573,7 @@ mod tests {
     async fn conformance_suite() {
         let (_d, s) = open();
         conformance::insert_get_and_duplicates(&s).await;
+        conformance::get_many_reads_the_ones_that_exist(&s).await;
         conformance::compare_and_set(&s).await;
         conformance::batches_are_atomic(&s).await;
         conformance::queries_filter_and_page_in_creation_order(&s).await;

@@ -4,6 +4,8 @@
 //! URI is the path as sent, percent-encoded once more, as for every non-S3 service), derive the
 //! signing key and compare in constant time. The caller supplies the secret and "now".
 
+use std::sync::Arc;
+
 use aws_lc_rs::{digest, hmac};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -85,12 +87,30 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, SigError> {
     })
 }
 
-/// Parses `yyyymmddTHHMMSSZ` into milliseconds since the epoch.
+/// Parses `yyyymmddTHHMMSSZ` into milliseconds since the epoch (every signed request does,
+/// twice: by hand, as the general parser costs more than the rest of the check).
 pub fn parse_amz_date(s: &str) -> Option<i64> {
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::PrimitiveDateTime::parse(s, &fmt)
-        .ok()
-        .map(|t| t.assume_utc().unix_timestamp() * 1000)
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let month = time::Month::try_from(u8::try_from(num(4..6)?).ok()?).ok()?;
+    let day = u8::try_from(num(6..8)?).ok()?;
+    let (h, m, sec) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    let time = time::Time::from_hms(
+        u8::try_from(h).ok()?,
+        u8::try_from(m).ok()?,
+        u8::try_from(sec).ok()?,
+    )
+    .ok()?;
+    Some(date.with_time(time).assume_utc().unix_timestamp() * 1000)
 }
 
 /// The request's signing time: `X-Amz-Date`, which every AWS SDK sends.
@@ -109,8 +129,50 @@ pub fn request_time(req: &Request, auth: &Authorization) -> Result<(String, i64)
     Ok((raw.to_string(), ms))
 }
 
+/// SHA-256 of no bytes: the payload hash of every GET and DELETE.
+const EMPTY_SHA256_HEX: &[u8; 64] =
+    b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Lowercase hex of a SHA-256 digest, on the stack.
+fn hex32(digest: &[u8]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0x0f)];
+    }
+    out
+}
+
+fn sha256_hex32(data: &[u8]) -> [u8; 64] {
+    if data.is_empty() {
+        return *EMPTY_SHA256_HEX;
+    }
+    hex32(digest::digest(&digest::SHA256, data).as_ref())
+}
+
+#[cfg(test)]
 fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, data).as_ref())
+    String::from_utf8_lossy(&sha256_hex32(data)).into_owned()
+}
+
+/// The 32 bytes of a signature already checked to be 64 hex digits.
+fn unhex32(hex: &str) -> Option<[u8; 32]> {
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let b = hex.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 fn canonical_query(raw: &str) -> String {
@@ -134,9 +196,26 @@ fn canonical_query(raw: &str) -> String {
         .join("&")
 }
 
+#[cfg(test)]
 fn canonical_uri(raw_path: &str) -> String {
+    let mut out = Vec::new();
+    push_canonical_uri(&mut out, raw_path);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn push_canonical_uri(out: &mut Vec<u8>, raw_path: &str) {
     let path = if raw_path.is_empty() { "/" } else { raw_path };
-    utf8_percent_encode(path, UNRESERVED_AND_SLASH).to_string()
+    // Nearly every path needs no encoding at all (ids and names of unreserved characters).
+    if path
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b'/'))
+    {
+        out.extend_from_slice(path.as_bytes());
+        return;
+    }
+    for chunk in utf8_percent_encode(path, UNRESERVED_AND_SLASH) {
+        out.extend_from_slice(chunk.as_bytes());
+    }
 }
 
 fn header_value<'r>(req: &'r Request, name: &str) -> std::borrow::Cow<'r, str> {
@@ -171,26 +250,41 @@ fn header_value<'r>(req: &'r Request, name: &str) -> std::borrow::Cow<'r, str> {
 
 /// The canonical request string of SigV4.
 pub fn canonical_request(req: &Request, auth: &Authorization) -> String {
-    let mut headers = String::new();
-    for name in &auth.signed_headers {
-        headers.push_str(name);
-        headers.push(':');
-        headers.push_str(&header_value(req, name));
-        headers.push('\n');
+    let mut out = Vec::new();
+    push_canonical_request(&mut out, req, auth);
+    // Every part is ASCII or a header value that was valid UTF-8 (or joined lossily).
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes the canonical request into `out`, one buffer for the whole of it: it is hashed once
+/// and never kept.
+fn push_canonical_request(out: &mut Vec<u8>, req: &Request, auth: &Authorization) {
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b'\n');
+    push_canonical_uri(out, &req.raw_path);
+    out.push(b'\n');
+    if !req.raw_query.is_empty() {
+        out.extend_from_slice(canonical_query(&req.raw_query).as_bytes());
     }
+    out.push(b'\n');
+    for name in &auth.signed_headers {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(header_value(req, name).as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    for (i, name) in auth.signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b';');
+        }
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.push(b'\n');
     // The hash of the body received, always: a signed x-amz-content-sha256 header that
     // claims another one makes the signature fail in `verify` rather than vouch for a body
     // the client never signed.
-    let payload = sha256_hex(&req.body);
-    format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method.as_str(),
-        canonical_uri(&req.raw_path),
-        canonical_query(&req.raw_query),
-        headers,
-        auth.signed_headers.join(";"),
-        payload
-    )
+    out.extend_from_slice(&sha256_hex32(&req.body));
 }
 
 fn hmac_sign(key: &[u8], data: &[u8]) -> hmac::Tag {
@@ -232,18 +326,29 @@ pub fn verify_with_key(
             "Signature expired: {amz_date} is outside the 15 minute window around the server time"
         )));
     }
-    let scope = format!(
-        "{}/{}/{}/aws4_request",
-        auth.date, auth.region, auth.service
-    );
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request(req, auth).as_bytes())
-    );
-    let Ok(provided) = hex::decode(&auth.signature) else {
+    let mut buf = Vec::with_capacity(1024);
+    push_canonical_request(&mut buf, req, auth);
+    let hashed = hex32(digest::digest(&digest::SHA256, &buf).as_ref());
+    // The string to sign, in the same buffer.
+    buf.clear();
+    for part in [
+        "AWS4-HMAC-SHA256\n",
+        amz_date.as_str(),
+        "\n",
+        auth.date.as_str(),
+        "/",
+        auth.region.as_str(),
+        "/",
+        auth.service.as_str(),
+        "/aws4_request\n",
+    ] {
+        buf.extend_from_slice(part.as_bytes());
+    }
+    buf.extend_from_slice(&hashed);
+    let Some(provided) = unhex32(&auth.signature) else {
         return Err(SigError::Mismatch);
     };
-    hmac::verify(signing_key, string_to_sign.as_bytes(), &provided).map_err(|_| SigError::Mismatch)
+    hmac::verify(signing_key, &buf, &provided).map_err(|_| SigError::Mismatch)
 }
 
 /// Signing keys derived once per access key, day, region and service, as SDKs themselves cache
@@ -257,14 +362,14 @@ struct DerivedKey {
     /// The secret and scope it was derived from: a different one derives again.
     secret: String,
     scope: (String, String, String),
-    key: hmac::Key,
+    key: Arc<hmac::Key>,
 }
 
 /// Access keys kept at most; past it the map starts over.
 const SIGNING_KEYS: usize = 8192;
 
 impl SigningKeys {
-    pub fn get(&self, access_key_id: &str, secret: &str, auth: &Authorization) -> hmac::Key {
+    pub fn get(&self, access_key_id: &str, secret: &str, auth: &Authorization) -> Arc<hmac::Key> {
         let same = |d: &DerivedKey| {
             d.secret == secret
                 && d.scope.0 == auth.date
@@ -276,10 +381,10 @@ impl SigningKeys {
                 return d.key.clone();
             }
         }
-        let key = hmac::Key::new(
+        let key = Arc::new(hmac::Key::new(
             hmac::HMAC_SHA256,
             &signing_key(secret, &auth.date, &auth.region, &auth.service),
-        );
+        ));
         if let Ok(mut keys) = self.keys.write() {
             if keys.len() >= SIGNING_KEYS {
                 keys.clear();
@@ -341,12 +446,63 @@ mod tests {
     }
 
     #[test]
+    fn amz_dates_parse_exactly_and_only_when_valid() {
+        assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
+        assert_eq!(parse_amz_date("20150830T123600Z"), Some(1_440_938_160_000));
+        assert_eq!(parse_amz_date("20240229T235959Z"), Some(1_709_251_199_000));
+        for bad in [
+            "",
+            "20150830T123600",
+            "20150830 123600Z",
+            "2015083OT123600Z",
+            "20150230T000000Z",
+            "20151301T000000Z",
+            "20150830T240000Z",
+            "20150830T126000Z",
+            "20150830T123660Z",
+            "20230229T000000Z",
+            "+0150830T123600Z",
+            "20150830T1236001Z",
+            "２0150830T123600Z",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hex_both_ways() {
+        let d = digest::digest(&digest::SHA256, b"abc");
+        assert_eq!(
+            hex32(d.as_ref()).as_slice(),
+            hex::encode(d.as_ref()).as_bytes()
+        );
+        assert_eq!(
+            sha256_hex(b""),
+            hex::encode(digest::digest(&digest::SHA256, b"").as_ref())
+        );
+        let sig = hex::encode(d.as_ref());
+        assert_eq!(unhex32(&sig).map(|b| b.to_vec()), Some(d.as_ref().to_vec()));
+        assert_eq!(
+            unhex32(&sig.to_ascii_uppercase()).map(|b| b.to_vec()),
+            Some(d.as_ref().to_vec())
+        );
+        assert_eq!(unhex32(&sig[..62]), None);
+        assert_eq!(unhex32(&format!("{}zz", &sig[..62])), None);
+    }
+
+    #[test]
     fn canonical_uri_encodes_the_sent_path_again() {
         assert_eq!(
             canonical_uri("/attached-policies/arn%3Aaws%3Aiot%3Acert%2Fab"),
             "/attached-policies/arn%253Aaws%253Aiot%253Acert%252Fab"
         );
         assert_eq!(canonical_query("b=2&a=x%2By&a=1"), "a=1&a=x%2By&b=2");
+        assert_eq!(
+            canonical_uri("/certificates/ab-c_d.e~f"),
+            "/certificates/ab-c_d.e~f"
+        );
+        assert_eq!(canonical_uri(""), "/");
+        assert_eq!(canonical_uri("/things/a b+c"), "/things/a%20b%2Bc");
     }
 
     #[test]
