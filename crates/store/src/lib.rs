@@ -8,6 +8,10 @@ mod feed;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+#[cfg(test)]
+mod test_db;
+#[cfg(test)]
+mod audit_cost;
 
 use std::path::Path;
 use std::sync::Arc;

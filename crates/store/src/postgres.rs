@@ -487,64 +487,7 @@ mod tests {
 
     use super::*;
     use crate::conformance;
-
-    /// A fresh database on the test server, dropped when the guard goes. `None` (and a loud
-    /// SKIPPED) when no server answers, unless `CI=true`, where that is a failure.
-    struct TestDb {
-        admin_url: String,
-        name: String,
-        url: String,
-    }
-
-    impl TestDb {
-        async fn create() -> Option<TestDb> {
-            let admin_url = std::env::var("CERTPLANE_TEST_POSTGRES")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let client = match tokio_postgres::connect(&admin_url, NoTls).await {
-                Ok((client, conn)) => {
-                    tokio::spawn(conn);
-                    client
-                }
-                Err(e) => {
-                    if std::env::var("CI").as_deref() == Ok("true") {
-                        panic!("PostgreSQL at {admin_url} is unreachable and CI=true: {e}");
-                    }
-                    eprintln!("SKIPPED: PostgreSQL tests (no server at {admin_url}: {e})");
-                    return None;
-                }
-            };
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let name = format!("certplane_store_{}_{nanos}", std::process::id());
-            client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create database");
-            let url = match admin_url.rsplit_once('/') {
-                Some((base, _)) => format!("{base}/{name}"),
-                None => panic!("CERTPLANE_TEST_POSTGRES must end in /<database>"),
-            };
-            Some(TestDb {
-                admin_url,
-                name,
-                url,
-            })
-        }
-
-        async fn drop_db(self) {
-            if let Ok((client, conn)) = tokio_postgres::connect(&self.admin_url, NoTls).await {
-                tokio::spawn(conn);
-                let _ = client
-                    .batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        self.name
-                    ))
-                    .await;
-            }
-        }
-    }
+    use crate::test_db::TestDb;
 
     /// A change whose caller gave up while a row lock held it is still all-or-nothing; one
     /// held past the statement timeout answers Unavailable and leaves nothing; neither leaves a
