@@ -34,7 +34,11 @@ fn certificate_doc(key: &str, n: u64) -> Doc {
         idx2: None,
         body: format!(
             "{{\"id\":\"{key}\",\"status\":\"{}\",\"n\":{n},\"pem\":\"{}\"}}",
-            if n % 2 == 0 { "ACTIVE" } else { "INACTIVE" },
+            if n.is_multiple_of(2) {
+                "ACTIVE"
+            } else {
+                "INACTIVE"
+            },
             "M".repeat(1800)
         ),
     }
@@ -44,7 +48,8 @@ fn audit_row(key: &str, n: u64) -> AuditEvent {
     let principal = Principal::dev("123456789012", Some("AKIAIOSFODNN7EXAMPLE".into()));
     AuditEvent::for_call(
         &principal,
-        &format!("{key}-{n:016x}-5f0c-4c7e-9d3a-0123456789ab"),
+        // A random request id, as every dialect makes.
+        &certplane_core::ids::new_uuid(),
         "aws-iot",
         "iot:UpdateCertificate",
         &format!("arn:aws:iot:us-east-1:123456789012:cert/{key}"),
@@ -106,11 +111,7 @@ async fn measure(engine: &str, s: Arc<dyn Store>) {
             [true, false]
         };
         for with_audit in order {
-            let figures = if with_audit {
-                &mut audited
-            } else {
-                &mut plain
-            };
+            let figures = if with_audit { &mut audited } else { &mut plain };
             for _ in 0..SEQUENTIAL {
                 n += 1;
                 let t = Instant::now();

@@ -47,6 +47,101 @@ pub async fn insert_get_and_duplicates(s: &dyn Store) {
     assert_eq!(still.doc.body, "{\"v\":1}");
 }
 
+/// The audit trail (a table of its own in both engines) reads and writes like any kind: inserted
+/// once per key, read back by key, listed by account in creation order a page at a time,
+/// counted, and kept by `reset`.
+pub async fn audit_rows_behave_like_documents(s: &dyn Store) {
+    let row = |key: &str, account: &str| Doc {
+        kind: Kind::AuditEvent,
+        key: key.into(),
+        account: account.into(),
+        region: String::new(),
+        idx1: Some("alice".into()),
+        idx2: Some("iot:UpdateCertificate".into()),
+        body: format!("{{\"k\":\"{key}\"}}"),
+    };
+    for (k, a) in [
+        ("0001/a/0", "1"),
+        ("0002/b/0", "2"),
+        ("0003/c/0", "1"),
+        ("0004/d/0", "1"),
+    ] {
+        s.apply(vec![Write::Insert(row(k, a))])
+            .await
+            .expect("insert");
+    }
+    let dup = s.apply(vec![Write::Insert(row("0002/b/0", "2"))]).await;
+    assert!(
+        matches!(dup, Err(DomainError::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+    let got = s
+        .get(Kind::AuditEvent, "0003/c/0")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        (got.doc.kind, got.doc.account.as_str()),
+        (Kind::AuditEvent, "1")
+    );
+    assert!(s.get(Kind::Thing, "0003/c/0").await.expect("get").is_none());
+    let mine = Filter {
+        account: Some("1".into()),
+        ..Filter::default()
+    };
+    let first = s
+        .query(
+            Kind::AuditEvent,
+            &mine,
+            PageQuery {
+                after_seq: None,
+                limit: 2,
+                ascending: true,
+            },
+        )
+        .await
+        .expect("page");
+    let rest = s
+        .query(
+            Kind::AuditEvent,
+            &mine,
+            PageQuery {
+                after_seq: first.last().map(|d| d.seq),
+                limit: 2,
+                ascending: true,
+            },
+        )
+        .await
+        .expect("page");
+    let keys: Vec<_> = first
+        .iter()
+        .chain(&rest)
+        .map(|d| d.doc.key.as_str())
+        .collect();
+    assert_eq!(keys, ["0001/a/0", "0003/c/0", "0004/d/0"]);
+    assert_eq!(
+        s.count(Kind::AuditEvent, &Filter::default())
+            .await
+            .expect("count"),
+        4
+    );
+    let by_action = Filter {
+        idx2: Some("iot:UpdateCertificate".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        s.count(Kind::AuditEvent, &by_action).await.expect("count"),
+        4
+    );
+    s.reset().await.expect("reset");
+    assert_eq!(
+        s.count(Kind::AuditEvent, &Filter::default())
+            .await
+            .expect("count"),
+        4
+    );
+}
+
 /// `get_many` answers the documents that exist, each as `get` does, of that kind only.
 pub async fn get_many_reads_the_ones_that_exist(s: &dyn Store) {
     s.apply(vec![

@@ -1,6 +1,8 @@
 //! Storage engines for certplane: SQLite (the embedded default, one node) and PostgreSQL
 //! (several nodes on one database), both behind core's `Store` trait.
 
+#[cfg(test)]
+mod audit_cost;
 mod change_text;
 #[cfg(test)]
 mod conformance;
@@ -10,8 +12,6 @@ mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod test_db;
-#[cfg(test)]
-mod audit_cost;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,6 +33,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_nonces",
         include_str!("../migrations/sqlite/0002_nonces.sql"),
     ),
+    (
+        3,
+        "0003_audit_events",
+        include_str!("../migrations/sqlite/0003_audit_events.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -44,6 +49,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "0002_nonces",
         include_str!("../migrations/postgres/0002_nonces.sql"),
+    ),
+    (
+        3,
+        "0003_audit_events",
+        include_str!("../migrations/postgres/0003_audit_events.sql"),
     ),
 ];
 

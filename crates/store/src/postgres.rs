@@ -294,7 +294,10 @@ impl Store for PostgresStore {
     async fn version(&self, kind: Kind, key: &str) -> DomainResult<Option<(i64, i64)>> {
         let rows = self
             .read(
-                "SELECT version, seq FROM documents WHERE kind = $1 AND key = $2".to_string(),
+                format!(
+                    "SELECT version, seq FROM {} WHERE kind = $1 AND key = $2",
+                    sql::table(kind)
+                ),
                 vec![
                     Arg::Text(kind.as_str().to_string()),
                     Arg::Text(key.to_string()),
@@ -330,7 +333,10 @@ impl Store for PostgresStore {
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         let rows = self
             .read(
-                format!("SELECT {COLUMNS} FROM documents WHERE kind = $1 AND key = $2"),
+                format!(
+                    "SELECT {COLUMNS} FROM {} WHERE kind = $1 AND key = $2",
+                    sql::table(kind)
+                ),
                 vec![
                     Arg::Text(kind.as_str().to_string()),
                     Arg::Text(key.to_string()),
@@ -348,7 +354,8 @@ impl Store for PostgresStore {
             let client = self.client().await?;
             let stmt = client
                 .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM documents WHERE kind = $1 AND key = ANY($2)"
+                    "SELECT {COLUMNS} FROM {} WHERE kind = $1 AND key = ANY($2)",
+                    sql::table(kind)
                 ))
                 .await
                 .map_err(|e| pg_fault("prepare", e))?;
@@ -392,10 +399,12 @@ impl Store for PostgresStore {
         // The body column is TEXT (plain SQL, see migration 0001), so it is cast per row.
         let rows = self
             .read(
-                "SELECT v, COUNT(*) FROM (SELECT (body::jsonb) ->> $2::text AS v FROM documents \
-                 WHERE kind = $1 AND jsonb_typeof((body::jsonb) -> $2::text) = 'string') AS s \
-                 GROUP BY v"
-                    .to_string(),
+                format!(
+                    "SELECT v, COUNT(*) FROM (SELECT (body::jsonb) ->> $2::text AS v FROM {} \
+                     WHERE kind = $1 AND jsonb_typeof((body::jsonb) -> $2::text) = 'string') \
+                     AS s GROUP BY v",
+                    sql::table(kind)
+                ),
                 vec![
                     Arg::Text(kind.as_str().to_string()),
                     Arg::Text(field.to_string()),
@@ -623,6 +632,7 @@ mod tests {
             conformance::queries_filter_and_page_in_creation_order(&s).await;
             conformance::counts_by_body_field(&s).await;
             conformance::reset_keeps_credentials(&s).await;
+            conformance::audit_rows_behave_like_documents(&s).await;
             conformance::crl_counter_survives_reset(&s).await;
             // The feed is live once LISTEN has taken effect, which it announces.
             let mut first = s.changes();

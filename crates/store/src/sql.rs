@@ -25,6 +25,15 @@ pub(crate) enum Arg {
     Int(i64),
 }
 
+/// The table a kind's rows live in: the audit trail has its own (only added to, in time order;
+/// see migration 0003), every other kind shares `documents`.
+pub(crate) fn table(kind: Kind) -> &'static str {
+    match kind {
+        Kind::AuditEvent => "audit_events",
+        _ => "documents",
+    }
+}
+
 pub(crate) const COLUMNS: &str = "kind, key, account, region, idx1, idx2, version, seq, body";
 
 /// `WHERE` text and its arguments for a filter (and optionally a page) over one kind.
@@ -36,7 +45,11 @@ pub(crate) fn select(
     page: Option<PageQuery>,
 ) -> (String, Vec<Arg>) {
     let mut args = vec![Arg::Text(kind.as_str().to_string())];
-    let mut sql = format!("SELECT {what} FROM documents WHERE kind = {}", style.nth(1));
+    let mut sql = format!(
+        "SELECT {what} FROM {} WHERE kind = {}",
+        table(kind),
+        style.nth(1)
+    );
     let mut push = |sql: &mut String, clause: &str, v: Arg| {
         args.push(v);
         sql.push_str(&clause.replace('#', &style.nth(args.len())));

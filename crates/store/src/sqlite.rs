@@ -114,15 +114,64 @@ fn migrate(conn: &mut Connection) -> Result<(), String> {
     Ok(())
 }
 
+/// The write statements of one table.
+struct WriteSql {
+    insert: &'static str,
+    insert_if_absent: &'static str,
+    update: &'static str,
+    delete: &'static str,
+}
+
+macro_rules! write_sql {
+    ($table:literal, $unique:literal) => {
+        WriteSql {
+            insert: concat!(
+                "INSERT INTO ",
+                $table,
+                " (kind, key, account, region, idx1, idx2, version, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)"
+            ),
+            insert_if_absent: concat!(
+                "INSERT INTO ",
+                $table,
+                " (kind, key, account, region, idx1, idx2, version, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7) ON CONFLICT ",
+                $unique,
+                " DO NOTHING"
+            ),
+            update: concat!(
+                "UPDATE ",
+                $table,
+                " SET account = ?1, region = ?2, idx1 = ?3, idx2 = ?4,
+                 body = ?5, version = version + 1
+                 WHERE kind = ?6 AND key = ?7 AND version = ?8"
+            ),
+            delete: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE kind = ?1 AND key = ?2 AND version = ?3"
+            ),
+        }
+    };
+}
+
+const DOCUMENTS_SQL: WriteSql = write_sql!("documents", "(kind, key)");
+const AUDIT_SQL: WriteSql = write_sql!("audit_events", "(key)");
+
+fn write_sql(kind: Kind) -> &'static WriteSql {
+    match sql::table(kind) {
+        "audit_events" => &AUDIT_SQL,
+        _ => &DOCUMENTS_SQL,
+    }
+}
+
 fn run_write(conn: &Connection, w: &Write) -> DomainResult<()> {
     match w {
         Write::Insert(d) | Write::InsertIfAbsent(d) => {
             let sql = if matches!(w, Write::Insert(_)) {
-                "INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)"
+                write_sql(d.kind).insert
             } else {
-                "INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7) ON CONFLICT (kind, key) DO NOTHING"
+                write_sql(d.kind).insert_if_absent
             };
             let mut stmt = conn.prepare_cached(sql).map_err(|e| fault("insert", e))?;
             match stmt.execute(params![
@@ -149,11 +198,7 @@ fn run_write(conn: &Connection, w: &Write) -> DomainResult<()> {
             expected_version,
         } => {
             let mut stmt = conn
-                .prepare_cached(
-                    "UPDATE documents SET account = ?1, region = ?2, idx1 = ?3, idx2 = ?4,
-                     body = ?5, version = version + 1
-                     WHERE kind = ?6 AND key = ?7 AND version = ?8",
-                )
+                .prepare_cached(write_sql(d.kind).update)
                 .map_err(|e| fault("update", e))?;
             let n = stmt
                 .execute(params![
@@ -179,9 +224,7 @@ fn run_write(conn: &Connection, w: &Write) -> DomainResult<()> {
             expected_version,
         } => {
             let mut stmt = conn
-                .prepare_cached(
-                    "DELETE FROM documents WHERE kind = ?1 AND key = ?2 AND version = ?3",
-                )
+                .prepare_cached(write_sql(*kind).delete)
                 .map_err(|e| fault("delete", e))?;
             let n = stmt
                 .execute(params![kind.as_str(), key, expected_version])
@@ -478,7 +521,8 @@ impl Store for SqliteStore {
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
         self.with_reader(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM documents WHERE kind = ?1 AND key = ?2"
+                "SELECT {COLUMNS} FROM {} WHERE kind = ?1 AND key = ?2",
+                sql::table(kind)
             ))?;
             stmt.query_row(params![kind.as_str(), key], row_to_doc)
                 .optional()?
@@ -514,10 +558,11 @@ impl Store for SqliteStore {
         certplane_core::store::valid_field_name(field)?;
         let path = format!("$.{field}");
         self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT json_extract(body, ?2), COUNT(*) FROM documents \
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT json_extract(body, ?2), COUNT(*) FROM {} \
                  WHERE kind = ?1 AND json_extract(body, ?2) IS NOT NULL GROUP BY 1",
-            )?;
+                sql::table(kind)
+            ))?;
             let rows = stmt.query_map(params![kind.as_str(), path], |r| {
                 let v: rusqlite::types::Value = r.get(0)?;
                 let n: i64 = r.get(1)?;
@@ -579,6 +624,7 @@ mod tests {
         conformance::queries_filter_and_page_in_creation_order(&s).await;
         conformance::counts_by_body_field(&s).await;
         conformance::reset_keeps_credentials(&s).await;
+        conformance::audit_rows_behave_like_documents(&s).await;
         conformance::crl_counter_survives_reset(&s).await;
         conformance::change_feed(&s).await;
         conformance::generations_move_before_apply_returns(&s).await;
@@ -664,6 +710,42 @@ mod tests {
         }
         let s = SqliteStore::open(dir.path()).expect("reopen");
         assert!(s.get(Kind::Policy, "durable").await.expect("get").is_some());
+    }
+
+    /// A data dir from before migration 0003 keeps its audit trail: the rows move to their own
+    /// table, in their order, and read back as before.
+    #[tokio::test]
+    async fn the_audit_trail_moves_to_its_own_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(SqliteStore::open(dir.path()).expect("open"));
+        let conn = Connection::open(dir.path().join("certplane.db")).expect("conn");
+        conn.execute_batch(
+            "DROP TABLE audit_events;
+             DELETE FROM schema_migrations WHERE version = 3;
+             INSERT INTO documents (kind, key, account, region, idx1, idx2, version, body) VALUES
+               ('audit_event', 'r2/0', '1', '', NULL, 'iot:A', 1, '{\"n\":2}'),
+               ('thing', 't', '1', 'r', NULL, NULL, 1, '{}'),
+               ('audit_event', 'r1/0', '1', '', NULL, 'iot:B', 1, '{\"n\":1}');",
+        )
+        .expect("an older schema");
+        drop(conn);
+        let s = SqliteStore::open(dir.path()).expect("migrated");
+        let rows = s
+            .query(Kind::AuditEvent, &Filter::default(), PageQuery::all())
+            .await
+            .expect("query");
+        let keys: Vec<_> = rows.iter().map(|d| d.doc.key.as_str()).collect();
+        assert_eq!(keys, ["r2/0", "r1/0"], "moved in their order");
+        assert!(s.get(Kind::Thing, "t").await.expect("get").is_some());
+        let conn = Connection::open(dir.path().join("certplane.db")).expect("conn");
+        let left: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM documents WHERE kind = 'audit_event'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(left, 0);
     }
 
     #[test]
