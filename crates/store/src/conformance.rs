@@ -180,6 +180,85 @@ pub async fn get_many_reads_the_ones_that_exist(s: &dyn Store) {
         .is_empty());
 }
 
+/// Many point reads at once (an engine may send them to the database together): each is
+/// answered with its own document, version or absence, of its own kind, a key asked by several
+/// at once answered to each, and a read after a write sees it.
+pub async fn concurrent_point_reads_answer_each_their_own(s: Arc<dyn Store>) {
+    const N: usize = 40;
+    let key = |i: usize| format!("point-{i}");
+    let inserts = (0..N)
+        .map(|i| Write::Insert(doc(&key(i), "1", None, &format!("{{\"v\":{i}}}"))))
+        .collect();
+    s.apply(inserts).await.expect("insert");
+    // The same keys under another kind hold other bodies.
+    let policies = (0..N / 2)
+        .map(|i| {
+            let mut d = doc(&key(i), "1", None, &format!("{{\"p\":{i}}}"));
+            d.kind = Kind::Policy;
+            Write::Insert(d)
+        })
+        .collect();
+    s.apply(policies).await.expect("insert policies");
+    let mut tasks = Vec::new();
+    for round in 0..6 {
+        for i in 0..N + 10 {
+            let s = s.clone();
+            let k = key(i);
+            tasks.push(tokio::spawn(async move {
+                let thing = s.get(Kind::Thing, &k).await.expect("get");
+                assert_eq!(
+                    thing.as_ref().map(|d| d.doc.body.clone()),
+                    (i < N).then(|| format!("{{\"v\":{i}}}")),
+                    "{k}"
+                );
+                let policy = s.get(Kind::Policy, &k).await.expect("get policy");
+                assert_eq!(
+                    policy.as_ref().map(|d| (d.doc.kind, d.doc.body.clone())),
+                    (i < N / 2).then(|| (Kind::Policy, format!("{{\"p\":{i}}}"))),
+                    "{k}"
+                );
+                if round % 2 == 0 {
+                    let v = s.version(Kind::Thing, &k).await.expect("version");
+                    assert_eq!(v, thing.map(|d| (d.version, d.seq)), "{k}");
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.expect("reader");
+    }
+    // Read your own write, whoever else is reading.
+    let readers: Vec<_> = (0..32)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.get(Kind::Thing, "point-0").await.expect("get") })
+        })
+        .collect();
+    s.apply(vec![Write::Update {
+        doc: doc("point-0", "1", None, "{\"v\":\"new\"}"),
+        expected_version: 1,
+    }])
+    .await
+    .expect("update");
+    let after = s
+        .get(Kind::Thing, "point-0")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        (after.version, after.doc.body.as_str()),
+        (2, "{\"v\":\"new\"}")
+    );
+    assert_eq!(
+        s.version(Kind::Thing, "point-0").await.expect("version"),
+        Some((2, after.seq))
+    );
+    for r in readers {
+        let d = r.await.expect("reader").expect("present");
+        assert!(d.version == 1 || d.version == 2, "{d:?}");
+    }
+}
+
 pub async fn compare_and_set(s: &dyn Store) {
     s.apply(vec![Write::Insert(doc("cas", "1", None, "0"))])
         .await

@@ -30,6 +30,9 @@ use crate::{CLAIM_NONCE_SQL, NONCE_PURGE_EVERY_MS, POSTGRES_MIGRATIONS, PURGE_NO
 
 mod group_commit;
 mod listen;
+mod point_reads;
+
+use point_reads::{Found, Want};
 
 /// Upper bound on any single database interaction.
 pub const DB_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +49,8 @@ pub struct PostgresStore {
     listening: std::sync::Once,
     /// Where `apply` sends its changes: they commit in groups (see `group_commit`).
     writer: group_commit::GroupCommit,
+    /// Where `get` and `version` send their reads: they go out in flights (see `point_reads`).
+    point_reads: point_reads::PointReads,
 }
 
 fn fault(context: &str, e: impl std::fmt::Display) -> DomainError {
@@ -154,6 +159,7 @@ impl PostgresStore {
             listen_config,
             listening: std::sync::Once::new(),
             writer: group_commit::GroupCommit::start(pool.clone(), feed),
+            point_reads: point_reads::PointReads::start(pool.clone()),
         };
         store.migrate().await?;
         Ok(store)
@@ -292,28 +298,11 @@ impl Store for PostgresStore {
     }
 
     async fn version(&self, kind: Kind, key: &str) -> DomainResult<Option<(i64, i64)>> {
-        let rows = self
-            .read(
-                format!(
-                    "SELECT version, seq FROM {} WHERE kind = $1 AND key = $2",
-                    sql::table(kind)
-                ),
-                vec![
-                    Arg::Text(kind.as_str().to_string()),
-                    Arg::Text(key.to_string()),
-                ],
-            )
-            .await?;
-        rows.first()
-            .map(|r| {
-                Ok((
-                    r.try_get::<_, i64>(0)
-                        .map_err(|e| fault("reading a version", e))?,
-                    r.try_get::<_, i64>(1)
-                        .map_err(|e| fault("reading a seq", e))?,
-                ))
-            })
-            .transpose()
+        match self.point_reads.read(kind, key, Want::Version).await? {
+            Some(Found::Version(version, seq)) => Ok(Some((version, seq))),
+            Some(Found::Doc(_)) => Err(DomainError::internal("a version read answered a document")),
+            None => Ok(None),
+        }
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {
@@ -331,19 +320,13 @@ impl Store for PostgresStore {
     }
 
     async fn get(&self, kind: Kind, key: &str) -> DomainResult<Option<StoredDoc>> {
-        let rows = self
-            .read(
-                format!(
-                    "SELECT {COLUMNS} FROM {} WHERE kind = $1 AND key = $2",
-                    sql::table(kind)
-                ),
-                vec![
-                    Arg::Text(kind.as_str().to_string()),
-                    Arg::Text(key.to_string()),
-                ],
-            )
-            .await?;
-        rows.first().map(row_to_doc).transpose()
+        match self.point_reads.read(kind, key, Want::Doc).await? {
+            Some(Found::Doc(d)) => Ok(Some(d)),
+            Some(Found::Version(..)) => {
+                Err(DomainError::internal("a document read answered a version"))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn get_many(&self, kind: Kind, keys: &[String]) -> DomainResult<Vec<StoredDoc>> {
@@ -642,6 +625,7 @@ mod tests {
             conformance::generations_move_before_apply_returns(&s).await;
             let s = Arc::new(s);
             conformance::concurrent_changes_answer_alone(s.clone()).await;
+            conformance::concurrent_point_reads_answer_each_their_own(s.clone()).await;
             listener_reconnects(&s, &db.url).await;
             conformance::racing_updates_have_one_winner(s.clone()).await;
             conformance::single_use_keys(s).await;

@@ -688,6 +688,7 @@ mod tests {
         let s = Arc::new(s);
         conformance::racing_updates_have_one_winner(s.clone()).await;
         conformance::concurrent_changes_answer_alone(s.clone()).await;
+        conformance::concurrent_point_reads_answer_each_their_own(s.clone()).await;
         conformance::single_use_keys(s).await;
     }
 
