@@ -99,6 +99,24 @@ async fn bounded<T>(
     }
 }
 
+/// The next flight of a queue shared by several workers: the first item to arrive and, up to
+/// `max`, whatever else is waiting then (never waiting for more); `None` once the queue closed.
+async fn next_flight<T>(
+    rx: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<T>>,
+    max: usize,
+) -> Option<Vec<T>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut flight = vec![first];
+    while flight.len() < max {
+        match rx.try_recv() {
+            Ok(item) => flight.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(flight)
+}
+
 fn row_to_doc(r: &tokio_postgres::Row) -> DomainResult<StoredDoc> {
     let kind: String = r.try_get(0).map_err(DomainError::internal)?;
     let get = |i: usize| -> DomainResult<String> { r.try_get(i).map_err(DomainError::internal) };

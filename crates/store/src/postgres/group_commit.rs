@@ -87,22 +87,8 @@ impl GroupCommit {
 }
 
 async fn writer(pool: Pool, feed: Arc<Feed>, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-    loop {
-        let group = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                // The store is gone.
-                return;
-            };
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(c) => group.push(c),
-                    Err(_) => break,
-                }
-            }
-            group
-        };
+    // None: the store is gone.
+    while let Some(group) = super::next_flight(&rx, MAX_GROUP).await {
         commit_group(&pool, &feed, group).await;
     }
 }

@@ -97,22 +97,8 @@ impl PointReads {
 }
 
 async fn reader(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-    loop {
-        let flight = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                // The store is gone.
-                return;
-            };
-            let mut flight = vec![first];
-            while flight.len() < MAX_FLIGHT {
-                match rx.try_recv() {
-                    Ok(p) => flight.push(p),
-                    Err(_) => break,
-                }
-            }
-            flight
-        };
+    // None: the store is gone.
+    while let Some(flight) = super::next_flight(&rx, MAX_FLIGHT).await {
         answer_flight(&pool, flight).await;
     }
 }
